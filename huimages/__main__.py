@@ -1,0 +1,3 @@
+from huimages.cli import main
+
+main()

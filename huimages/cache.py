@@ -1,0 +1,116 @@
+"""The derivative cache on disk: ``<cache>/<size>/<id>.jpeg``.
+
+This layout is the URL path, so lighttpd (or any static server) can use the
+cache folder as its document root and serve every hit without Python.
+Files appear atomically; renders of one derivative are serialised across
+threads and processes by a file lock on one of a fixed set of lock files
+(striped by key), so no lock file is ever deleted and no unlink race exists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import shutil
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from huimages.errors import RenderBusy, StorageError
+from huimages.fsutil import atomic_write, is_within
+from huimages.ids import validate_id
+
+logger = logging.getLogger(__name__)
+
+LOCK_STRIPES = 1024
+_STATE_DIR = ".huimages"  # hidden: never a valid size, denied by the lighttpd config
+
+
+class DerivativeCache:
+    """Paths, atomic writes and render locks for the derivative cache."""
+
+    def __init__(self, root: Path, lock_timeout: float = 60.0) -> None:
+        self.root = Path(root)
+        self.lock_timeout = lock_timeout
+        self._lock_dir = self.root / _STATE_DIR / "locks"
+
+    def path(self, size_token: str, image_id: str) -> Path:
+        """The cache file for a derivative.
+
+        Both parts must be plain names (``[A-Za-z0-9!]`` and a valid ID), so the
+        result can never leave the cache folder, whatever the caller passes.
+        """
+        validate_id(image_id)
+        if not _is_plain_token(size_token):
+            raise ValueError(f"size token {size_token!r} is not a plain folder name")
+        return self.root / size_token / f"{image_id}.jpeg"
+
+    def open(self, size_token: str, image_id: str) -> tuple[int, os.stat_result] | None:
+        """Open a cached derivative for reading: ``(fd, stat)``, or None on a miss."""
+        try:
+            fd = os.open(self.path(size_token, image_id), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageError("cache", f"cannot read {size_token}/{image_id}.jpeg: {exc.strerror}") from exc
+        return fd, os.fstat(fd)
+
+    def exists(self, size_token: str, image_id: str) -> bool:
+        return self.path(size_token, image_id).is_file()
+
+    def write(self, size_token: str, image_id: str, data: bytes) -> Path:
+        path = self.path(size_token, image_id)
+        try:
+            atomic_write(path, data)
+        except OSError as exc:
+            raise StorageError("cache", f"cannot write {path}: {exc.strerror}") from exc
+        return path
+
+    @contextlib.contextmanager
+    def lock(self, size_token: str, image_id: str) -> Iterator[None]:
+        """Hold the render lock for one derivative (shared by every process on this host)."""
+        key = f"{size_token}/{image_id}"
+        stripe = zlib.crc32(key.encode()) % LOCK_STRIPES
+        self._lock_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._lock_dir / f"{stripe:04d}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            self._acquire(fd, key)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def _acquire(self, fd: int, key: str) -> None:
+        start = time.monotonic()
+        delay = 0.002
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+            waited = time.monotonic() - start
+            if waited >= self.lock_timeout:
+                raise RenderBusy(key, waited)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def remove_size(self, size_token: str) -> int:
+        """Delete every cached file of one size; returns how many were removed."""
+        folder = self.root / size_token
+        if not _is_plain_token(size_token) or not folder.is_dir() or not is_within(self.root, folder):
+            return 0
+        count = sum(1 for _ in folder.glob("*.jpeg"))
+        shutil.rmtree(folder, ignore_errors=True)
+        return count
+
+
+def _is_plain_token(token: str) -> bool:
+    return 0 < len(token) <= 20 and all(c.isascii() and (c.isalnum() or c == "!") for c in token)

@@ -1,0 +1,136 @@
+"""The ``huimages`` command."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from huimages.client import Client
+from huimages.config import SETTINGS_SPECS, Settings
+from huimages.errors import HuImagesError
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except HuImagesError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _client() -> Client:
+    return Client(_settings())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log what happens (INFO level) to standard error.")
+def main(verbose: bool) -> None:
+    """huimages: store images once, serve them in any size by URL.
+
+    Settings come from the environment (and the TOML file named by
+    HUIMAGES_CONFIG); `huimages settings` lists them.
+    """
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
+@click.option("--workers", type=click.IntRange(1, 64), help="Worker processes [default: one per core].")
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="Threads per worker.")
+def serve(host: str, port: int, workers: int | None, threads: int) -> None:
+    """Serve images over HTTP (renders misses, sends cache hits)."""
+    from huimages.standalone import default_workers
+    from huimages.standalone import serve as run
+
+    settings = _settings()
+    click.echo(f"huimages: data in {settings.home}, serving http://{host}:{port}/", err=True)
+    run(settings, host, port, workers or default_workers(), threads)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--title", default="", help="Title stored with every file.")
+def upload(files: tuple[Path, ...], title: str) -> None:
+    """Store image FILES; print `ID URL` for each.
+
+    Exit status 1 if any file failed; the others are still stored.
+    """
+    client = _client()
+    failures = 0
+    with click.progressbar(files, label="uploading", file=sys.stderr, hidden=len(files) < 2) as bar:
+        for path in bar:
+            try:
+                image_id = client.save_image(path.read_bytes(), title=title, filename=path.name)
+            except (OSError, HuImagesError) as exc:
+                failures += 1
+                click.echo(f"\n{path}: {exc}", err=True)
+                continue
+            click.echo(f"{image_id} {client.imageurl(image_id)}")
+    if failures:
+        click.echo(f"{failures} of {len(files)} files failed", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("image_id")
+@click.option("--size", default="o", show_default=True, help="o, a size name, WxH or WxH!.")
+def url(image_id: str, size: str) -> None:
+    """Print the URL of IMAGE_ID at SIZE."""
+    client = _client()
+    try:
+        click.echo(client.imageurl(image_id) if size == "o" else client.scaled_imageurl(image_id, size))
+    except HuImagesError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.argument("image_id")
+@click.option("--size", default="square", show_default=True, help="A size name, WxH or WxH!.")
+def tag(image_id: str, size: str) -> None:
+    """Print an <img> tag for IMAGE_ID at SIZE."""
+    client = _client()
+    try:
+        click.echo(client.scaled_tag(image_id, size))
+    except HuImagesError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.argument("image_id")
+def info(image_id: str) -> None:
+    """Print the catalog document of IMAGE_ID as JSON."""
+    client = _client()
+    try:
+        doc = client.get_imagedoc(image_id)
+    except HuImagesError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(doc, indent=2, sort_keys=True))
+
+
+@main.command()
+def check() -> None:
+    """Say whether each configured backend answers; exit 1 if one does not."""
+    client = _client()
+    report = client.service.health()
+    for role, item in report.items():
+        state = "ok" if item["ok"] else f"FAILED: {item['error']}"
+        click.echo(f"{role:10} {item['backend']}: {state}")
+    if not all(item["ok"] for item in report.values()):
+        sys.exit(1)
+
+
+@main.command()
+def settings() -> None:
+    """List every setting with its current value."""
+    current = _settings()
+    for spec in SETTINGS_SPECS:
+        value = getattr(current, spec.field)
+        if isinstance(value, dict):
+            value = ",".join(f"{k}={v}" for k, v in sorted(value.items()))
+        click.echo(f"{spec.name}={value}\n    {spec.help}")

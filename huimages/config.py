@@ -1,0 +1,186 @@
+"""Settings: one frozen object, read once from the environment (and a file).
+
+Every setting has exactly one name, used both as the environment variable and
+as the key in the optional TOML file named by ``HUIMAGES_CONFIG``; the
+environment wins over the file. Nothing here runs at import time: callers build
+``Settings.from_env()`` once and pass the object down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from huimages.errors import ConfigurationError
+
+DEFAULT_SIZES: dict[str, str] = {
+    "mini": "23x40",
+    "thumb": "50x200",
+    "sidebar": "179x600",
+    "small": "240x160",
+    "medium": "480x320",
+    "full": "477x800",
+    "vga": "640x480",
+    "svga": "800x600",
+    "xvga": "1024x768",
+    "square": "75x75!",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything huimages can be told. Paths are absolute after ``from_env``."""
+
+    server_url: str = "http://127.0.0.1:8080/"
+    home: Path = Path("huimages-data")
+    cache_dir: Path | None = None
+    originals_dir: Path | None = None
+    catalog_path: Path | None = None
+    jpeg_quality: int = 85
+    max_side: int = 4096
+    max_pixels: int = 50_000_000
+    max_upload_bytes: int = 64 * 1024 * 1024
+    lock_timeout: float = 60.0
+    sizes: Mapping[str, str] = dataclasses.field(default_factory=lambda: dict(DEFAULT_SIZES))
+
+    def __post_init__(self) -> None:
+        home = Path(self.home).absolute()
+        if not self.server_url.endswith("/"):
+            object.__setattr__(self, "server_url", self.server_url + "/")
+        object.__setattr__(self, "home", home)
+        for name, default in (
+            ("cache_dir", "cache"),
+            ("originals_dir", "originals"),
+            ("catalog_path", "catalog.sqlite3"),
+        ):
+            value = getattr(self, name)
+            object.__setattr__(self, name, Path(value).absolute() if value else home / default)
+        _validate(self)
+
+    @property
+    def cache(self) -> Path:
+        assert self.cache_dir is not None
+        return self.cache_dir
+
+    @property
+    def originals(self) -> Path:
+        assert self.originals_dir is not None
+        return self.originals_dir
+
+    @property
+    def catalog(self) -> Path:
+        assert self.catalog_path is not None
+        return self.catalog_path
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``environ`` (default ``os.environ``) and the config file."""
+        env = dict(os.environ if environ is None else environ)
+        values: dict[str, Any] = {}
+        config_file = env.get("HUIMAGES_CONFIG")
+        if config_file:
+            values.update(_read_file(Path(config_file)))
+        values.update({k: v for k, v in env.items() if k in _BY_NAME})
+        kwargs: dict[str, Any] = {}
+        for name, raw in values.items():
+            spec = _BY_NAME.get(name)
+            if spec is None:
+                raise ConfigurationError(name, f"unknown setting in {config_file}; see README for the list")
+            try:
+                kwargs[spec.field] = spec.cast(raw)
+            except (TypeError, ValueError) as exc:
+                raise ConfigurationError(name, f"cannot use {raw!r}: {exc}") from None
+        return cls(**kwargs)
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Spec:
+    name: str
+    field: str
+    cast: Callable[[Any], Any]
+    help: str
+
+
+def _positive_int(raw: Any) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a positive whole number")
+    return value
+
+
+def _positive_float(raw: Any) -> float:
+    value = float(raw)
+    if value <= 0:
+        raise ValueError("must be a positive number")
+    return value
+
+
+def _sizes(raw: Any) -> dict[str, str]:
+    """``name=WxH[!],...`` (or a TOML table) added to, or replacing, the named sizes."""
+    merged = dict(DEFAULT_SIZES)
+    if isinstance(raw, Mapping):
+        merged.update({str(k): str(v) for k, v in raw.items()})
+        return merged
+    for item in str(raw).split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, sep, spec = item.partition("=")
+        if not sep:
+            raise ValueError(f"{item!r} is not name=WxH")
+        merged[name.strip()] = spec.strip()
+    return merged
+
+
+SETTINGS_SPECS: tuple[_Spec, ...] = (
+    _Spec("IMAGESERVERURL", "server_url", str, "base URL the URL helpers emit"),
+    _Spec("HUIMAGES_HOME", "home", Path, "data folder (cache, originals, catalog)"),
+    _Spec("HUIMAGES_CACHE_DIR", "cache_dir", Path, "derivative cache (lighttpd's document root)"),
+    _Spec("HUIMAGES_ORIGINALS_DIR", "originals_dir", Path, "filesystem originals store"),
+    _Spec("HUIMAGES_CATALOG", "catalog_path", Path, "SQLite catalog file"),
+    _Spec("HUIMAGES_JPEG_QUALITY", "jpeg_quality", int, "JPEG quality of derivatives, 1-95"),
+    _Spec("HUIMAGES_MAX_SIDE", "max_side", _positive_int, "largest width or height a URL may ask for"),
+    _Spec("HUIMAGES_MAX_PIXELS", "max_pixels", _positive_int, "largest original, in pixels"),
+    _Spec("HUIMAGES_MAX_UPLOAD_BYTES", "max_upload_bytes", _positive_int, "largest original, in bytes"),
+    _Spec("HUIMAGES_LOCK_TIMEOUT", "lock_timeout", _positive_float, "seconds to wait for a render in progress"),
+    _Spec("HUIMAGES_SIZES", "sizes", _sizes, "named sizes to add or override: name=WxH[!],..."),
+)
+_BY_NAME = {spec.name: spec for spec in SETTINGS_SPECS}
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigurationError("HUIMAGES_CONFIG", f"no such file: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError("HUIMAGES_CONFIG", f"{path} is not valid TOML: {exc}") from None
+
+
+def _validate(settings: Settings) -> None:
+    url = urlsplit(settings.server_url)
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise ConfigurationError(
+            "IMAGESERVERURL", f"{settings.server_url!r} must be an absolute http(s) URL, e.g. http://127.0.0.1:8080/"
+        )
+    if not 1 <= settings.jpeg_quality <= 95:
+        raise ConfigurationError("HUIMAGES_JPEG_QUALITY", f"{settings.jpeg_quality} is outside 1-95")
+    # Imported here to keep config free of an import cycle (sizes reads Settings types only).
+    from huimages.sizes import parse_spec
+
+    for name, spec in settings.sizes.items():
+        if not name.isascii() or not name.isalpha() or not name.islower() or name == "o":
+            raise ConfigurationError("HUIMAGES_SIZES", f"size name {name!r} must be lower-case ASCII letters, not 'o'")
+        try:
+            parse_spec(spec, settings.max_side)
+        except ValueError as exc:
+            raise ConfigurationError("HUIMAGES_SIZES", f"{name}={spec}: {exc}") from None

@@ -1,0 +1,98 @@
+"""One exception root for everything huimages raises on purpose.
+
+Backends translate their own errors (OSError, sqlite3, boto3, CouchDB) into
+these classes; only ``huimages.web`` turns them into HTTP statuses. Each class
+carries the context a caller needs to act on it, not just a message.
+"""
+
+from __future__ import annotations
+
+
+class HuImagesError(Exception):
+    """Root of all huimages errors."""
+
+
+class ConfigurationError(HuImagesError):
+    """A setting is missing or has a value that cannot work."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"{name}: {message}")
+        self.name = name
+
+
+class InvalidImageId(HuImagesError, ValueError):
+    """A string is not a well-formed image ID."""
+
+    def __init__(self, value: str, reason: str) -> None:
+        super().__init__(f"invalid image ID {value[:80]!r}: {reason}")
+        self.value = value
+        self.reason = reason
+
+
+class InvalidSize(HuImagesError, ValueError):
+    """A size string is not part of the URL grammar, or exceeds the limits."""
+
+    def __init__(self, value: str, reason: str) -> None:
+        super().__init__(f"invalid size {value[:40]!r}: {reason}")
+        self.value = value
+        self.reason = reason
+
+
+class InvalidImage(HuImagesError, ValueError):
+    """Bytes that are not a readable image of an accepted format."""
+
+    def __init__(self, reason: str, image_id: str | None = None) -> None:
+        super().__init__(reason if image_id is None else f"image {image_id}: {reason}")
+        self.reason = reason
+        self.image_id = image_id
+
+
+class ImageTooLarge(InvalidImage):
+    """An image whose declared size exceeds a configured limit."""
+
+    def __init__(self, reason: str, limit: int, actual: int) -> None:
+        super().__init__(reason)
+        self.limit = limit
+        self.actual = actual
+
+
+class ImageNotFound(HuImagesError, LookupError):
+    """No image with this ID is stored (or its original is gone)."""
+
+    def __init__(self, image_id: str, where: str = "catalog") -> None:
+        super().__init__(f"no image {image_id} in the {where}")
+        self.image_id = image_id
+        self.where = where
+
+
+class EmptyStore(HuImagesError, LookupError):
+    """Browsing (random/next/previous) asked of a store that holds no image."""
+
+    def __init__(self) -> None:
+        super().__init__("the catalog holds no images yet: save one with save_image() first")
+
+
+class StorageError(HuImagesError):
+    """A backend failed in a way a retry will not fix by itself (an I/O fault)."""
+
+    def __init__(self, backend: str, reason: str) -> None:
+        super().__init__(f"{backend}: {reason}")
+        self.backend = backend
+        self.reason = reason
+
+
+class BackendUnavailable(StorageError):
+    """A backend did not answer; the same request may succeed after ``retry_after`` s."""
+
+    def __init__(self, backend: str, reason: str, retry_after: int = 5) -> None:
+        super().__init__(backend, f"unavailable: {reason}")
+        self.retry_after = retry_after
+
+
+class RenderBusy(HuImagesError):
+    """Another worker holds the render lock for this derivative for too long."""
+
+    def __init__(self, key: str, waited: float) -> None:
+        super().__init__(f"{key} is being rendered by another worker; gave up after {waited:.0f} s")
+        self.key = key
+        self.retry_after = 2

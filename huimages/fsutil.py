@@ -1,0 +1,39 @@
+"""Filesystem helpers shared by the derivative cache and the filesystem store."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+TEMP_SUFFIX = ".tmp"
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` so that no reader ever sees a partial file.
+
+    The bytes go to a hidden temporary file in the same folder (so the rename
+    stays on one filesystem), are flushed to disk, and only then renamed over
+    ``path``. A writer killed at any point leaves at most a hidden ``*.tmp``
+    file behind, never a short file under the real name.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)  # mkstemp makes 0600; the web server may run as another user
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def is_within(root: Path, candidate: Path) -> bool:
+    """Whether ``candidate`` resolves to a path inside ``root`` (no escape via ``..`` or links)."""
+    root_real = os.path.realpath(root)
+    return os.path.commonpath([root_real, os.path.realpath(candidate)]) == root_real

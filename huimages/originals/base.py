@@ -1,0 +1,68 @@
+"""The abstract originals store.
+
+An implementation provides five primitives (``_read``, ``_write``, ``_size``,
+``_remove``, ``ping``) and translates its own errors into ``huimages.errors``;
+the public methods, which validate IDs and check integrity, live here once.
+"""
+
+from __future__ import annotations
+
+import abc
+
+from huimages.errors import ImageNotFound, StorageError
+from huimages.ids import matches, validate_id
+
+
+class OriginalsStore(abc.ABC):
+    """Original image bytes by ID. Content-addressed: an ID's bytes never change."""
+
+    #: Short name used in health checks and error messages.
+    name: str = "originals"
+
+    # -- primitives -----------------------------------------------------------
+
+    @abc.abstractmethod
+    def _read(self, image_id: str) -> bytes | None:
+        """The stored bytes, or None when there are none."""
+
+    @abc.abstractmethod
+    def _write(self, image_id: str, data: bytes, content_type: str) -> None:
+        """Store ``data`` under ``image_id`` atomically (all or nothing)."""
+
+    @abc.abstractmethod
+    def _size(self, image_id: str) -> int | None:
+        """The stored length in bytes, or None when there are none."""
+
+    @abc.abstractmethod
+    def _remove(self, image_id: str) -> None:
+        """Remove the bytes; removing what is not there is not an error."""
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Raise ``BackendUnavailable`` (or ``StorageError``) unless the store answers."""
+
+    # -- public API -----------------------------------------------------------
+
+    def get(self, image_id: str) -> bytes:
+        data = self._read(validate_id(image_id))
+        if data is None:
+            raise ImageNotFound(image_id, self.name)
+        return data
+
+    def put(self, image_id: str, data: bytes, content_type: str) -> None:
+        """Store an original whose ID must be the content address of ``data``."""
+        if not matches(validate_id(image_id), data):
+            raise StorageError(self.name, f"refusing to store bytes under {image_id}: their sha1 differs")
+        self._write(image_id, data, content_type)
+
+    def exists(self, image_id: str) -> bool:
+        return self._size(validate_id(image_id)) is not None
+
+    def length(self, image_id: str) -> int:
+        size = self._size(validate_id(image_id))
+        if size is None:
+            raise ImageNotFound(image_id, self.name)
+        return size
+
+    def delete(self, image_id: str) -> None:
+        self._remove(validate_id(image_id))

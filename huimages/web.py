@@ -1,0 +1,217 @@
+"""The WSGI app: routing, HTTP semantics, and errors mapped to statuses.
+
+No Pillow and no storage client here: the app parses the request, asks the
+``ImageService``, and turns the answer (a cache file) or the exception into a
+response. ``create_app(settings)`` is the one callable that ``huimages serve``,
+FastCGI and the tests all wrap.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import os
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import unquote
+
+from huimages.config import Settings
+from huimages.errors import (
+    BackendUnavailable,
+    HuImagesError,
+    ImageNotFound,
+    InvalidImage,
+    InvalidImageId,
+    InvalidSize,
+    RenderBusy,
+    StorageError,
+)
+from huimages.ids import validate_id
+from huimages.service import ImageService
+
+logger = logging.getLogger(__name__)
+
+StartResponse = Callable[..., Any]
+Environ = dict[str, Any]
+Headers = list[tuple[str, str]]
+
+CACHE_FOREVER = "public, max-age=31536000, immutable"
+_IMAGE_PATH = re.compile(r"/([^/]*)/([^/]*)\.jpeg")
+_CHUNK = 256 * 1024
+
+# Most specific first: the first matching class decides the status.
+_STATUS: tuple[tuple[type[HuImagesError], str], ...] = (
+    (InvalidSize, "400 Bad Request"),
+    (InvalidImageId, "400 Bad Request"),
+    (ImageNotFound, "404 Not Found"),
+    (InvalidImage, "422 Unprocessable Entity"),
+    (RenderBusy, "503 Service Unavailable"),
+    (BackendUnavailable, "503 Service Unavailable"),
+    (StorageError, "500 Internal Server Error"),
+)
+
+
+class HttpError(Exception):
+    """An error response decided by the web layer itself (bad path, method)."""
+
+    def __init__(self, status: str, message: str, headers: Headers | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or []
+
+
+class ImageApp:
+    """The WSGI callable. Build it with ``create_app``."""
+
+    def __init__(self, service: ImageService) -> None:
+        self.service = service
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            return self._dispatch(environ, start_response)
+        except HttpError as exc:
+            return _text(start_response, exc.status, str(exc), exc.headers)
+        except HuImagesError as exc:
+            return self._error(environ, start_response, exc)
+        except Exception:
+            logger.exception("unhandled error for %s", environ.get("REQUEST_URI") or environ.get("PATH_INFO"))
+            return _text(start_response, "500 Internal Server Error", "internal error; see the server log")
+
+    def _dispatch(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        path = request_path(environ)
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path == "/healthz":
+            return self._health(start_response)
+        match = _IMAGE_PATH.fullmatch(path)
+        if match is None:
+            _refuse_odd_path(path)
+            raise HttpError("404 Not Found", "no such resource; image URLs look like /<size>/<id>.jpeg")
+        if method not in ("GET", "HEAD"):
+            raise HttpError("405 Method Not Allowed", f"{method} is not allowed here", [("Allow", "GET, HEAD")])
+        size = self.service.parse_size(match.group(1))
+        image_id = validate_id(match.group(2))
+        opened = self.service.cache.open(size.token, image_id)
+        if opened is None:
+            self.service.derivative(size, image_id)
+            opened = self.service.cache.open(size.token, image_id)
+            if opened is None:  # removed between render and open (a flush): a retry will render again
+                raise BackendUnavailable("cache", "the derivative was removed while being served", retry_after=1)
+        return _file_response(environ, start_response, *opened, head=method == "HEAD")
+
+    def _health(self, start_response: StartResponse) -> Iterable[bytes]:
+        report = self.service.health()
+        healthy = all(item["ok"] for item in report.values())
+        body = json.dumps({"ok": healthy, "backends": report}, sort_keys=True).encode()
+        status = "200 OK" if healthy else "503 Service Unavailable"
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *_NO_STORE])
+        return [body]
+
+    def _error(self, environ: Environ, start_response: StartResponse, exc: HuImagesError) -> Iterable[bytes]:
+        status = next((s for cls, s in _STATUS if isinstance(exc, cls)), "500 Internal Server Error")
+        headers: Headers = []
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            headers.append(("Retry-After", str(retry_after)))
+        uri = environ.get("REQUEST_URI") or environ.get("PATH_INFO")
+        if status.startswith("5"):
+            logger.error("%s for %s: %s", status, uri, exc)
+        else:
+            logger.info("%s for %s: %s", status, uri, exc)
+        return _text(start_response, status, str(exc), headers)
+
+
+def create_app(settings: Settings | None = None, *, service: ImageService | None = None) -> ImageApp:
+    """The WSGI app for ``settings`` (default: from the environment)."""
+    if service is None:
+        service = ImageService.from_settings(settings or Settings.from_env())
+    return ImageApp(service)
+
+
+def request_path(environ: Environ) -> str:
+    """The decoded request path.
+
+    Behind lighttpd's 404 handler ``PATH_INFO`` is wrong and the original URI
+    is in ``REQUEST_URI``; elsewhere ``PATH_INFO`` is the decoded path. WSGI
+    hands paths over as latin-1; anything outside ASCII is refused.
+    """
+    if environ.get("REDIRECT_STATUS") and environ.get("REQUEST_URI"):
+        raw = environ["REQUEST_URI"].split("?", 1)[0]
+        path = unquote(raw, encoding="latin-1")
+    else:
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    if not path.isascii() or any(ord(c) < 0x20 or c == "\x7f" for c in path):
+        raise HttpError("400 Bad Request", "the path contains control or non-ASCII characters")
+    return path or "/"
+
+
+def _refuse_odd_path(path: str) -> None:
+    """400 for paths that can only be attempts to leave the URL grammar."""
+    segments = path.split("/")
+    if ".." in segments or "\\" in path or "%" in path or "//" in path:
+        raise HttpError("400 Bad Request", "the path contains '..', '\\', '//' or percent-encoding; not allowed")
+    if len(segments) == 3 and segments[2].lower().endswith((".jpg", ".png", ".gif", ".webp")):
+        raise HttpError("400 Bad Request", "image URLs end in .jpeg: /<size>/<id>.jpeg")
+
+
+def _file_response(
+    environ: Environ, start_response: StartResponse, fd: int, stat: os.stat_result, *, head: bool
+) -> Iterable[bytes]:
+    etag = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
+    headers: Headers = [
+        ("ETag", etag),
+        ("Last-Modified", email.utils.formatdate(stat.st_mtime, usegmt=True)),
+        ("Cache-Control", CACHE_FOREVER),
+    ]
+    if _not_modified(environ, etag, int(stat.st_mtime)):
+        os.close(fd)
+        start_response("304 Not Modified", headers)
+        return []
+    headers += [("Content-Type", "image/jpeg"), ("Content-Length", str(stat.st_size))]
+    start_response("200 OK", headers)
+    fh = os.fdopen(fd, "rb")
+    if head:
+        fh.close()
+        return []
+    wrapper = environ.get("wsgi.file_wrapper")
+    if wrapper is not None:
+        return wrapper(fh, _CHUNK)  # type: ignore[no-any-return]
+    return _iter_file(fh)
+
+
+def _iter_file(fh: Any) -> Iterable[bytes]:
+    with fh:
+        while chunk := fh.read(_CHUNK):
+            yield chunk
+
+
+def _not_modified(environ: Environ, etag: str, mtime: int) -> bool:
+    """RFC 9110: If-None-Match wins over If-Modified-Since when both are sent."""
+    if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+    if if_none_match is not None:
+        tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+        return "*" in tags or etag in tags
+    since = environ.get("HTTP_IF_MODIFIED_SINCE")
+    if since:
+        try:
+            parsed = email.utils.parsedate_to_datetime(since)
+        except (TypeError, ValueError):
+            return False
+        return mtime <= int(parsed.timestamp())
+    return False
+
+
+_NO_STORE: Headers = [("Cache-Control", "no-store")]
+
+
+def _text(start_response: StartResponse, status: str, message: str, extra: Headers | None = None) -> Iterable[bytes]:
+    body = (message.splitlines()[0] if message else status).encode("utf-8", "replace") + b"\n"
+    headers: Headers = [
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Content-Length", str(len(body))),
+        *_NO_STORE,
+        *(extra or []),
+    ]
+    start_response(status, headers)
+    return [body]

@@ -1,0 +1,268 @@
+#!/usr/bin/env python3
+"""huimages benchmarks (not tests): cold renders, render memory, warm hits.
+
+    .venv/bin/python scripts/bench.py [PHOTOS_DIR] [--repeat N] [--seconds S] [--skip-http]
+
+Without PHOTOS_DIR it generates photos-like JPEGs with Pillow. Every figure is
+the best of --repeat runs (cold renders) or a --seconds load run (warm hits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFilter
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from huimages.config import DEFAULT_SIZES, Settings
+from huimages.imaging import Limits, render
+from huimages.service import ImageService
+from huimages.sizes import Size, decode_target, parse_size
+
+TARGETS = ("240x160", "150x150!", "1024x768")
+LIMITS = Limits(max_pixels=100_000_000, max_bytes=1 << 30)
+
+
+def best_ms(fn: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times) * 1000
+
+
+def draft_decode(data: bytes, size: Size) -> Image.Image:
+    """What Pillow alone needs: open, draft to the render's decode target, decode."""
+    im = Image.open(io.BytesIO(data))
+    need = decode_target(size, im.width, im.height)
+    if im.format == "JPEG":
+        im.draft(None, need)
+    im.load()
+    return im
+
+
+def generated_photos(folder: Path) -> list[Path]:
+    """Stand-ins for photos: detailed, noisy JPEGs, baseline and progressive."""
+    paths = []
+    for name, (w, h), progressive in (
+        ("gen-2560x1600", (2560, 1600), False),
+        ("gen-4000x3000-prog", (4000, 3000), True),
+    ):
+        im = Image.effect_mandelbrot((w, h), (-2.2, -1.2, 1.0, 1.2), 120).convert("RGB")
+        noise = Image.effect_noise((w, h), 40).convert("RGB")
+        im = Image.blend(im, noise, 0.3).filter(ImageFilter.SMOOTH)
+        ImageDraw.Draw(im).ellipse([w // 4, h // 4, w // 2, h // 2], fill=(200, 60, 40))
+        path = folder / f"{name}.jpg"
+        im.save(path, "JPEG", quality=90, progressive=progressive)
+        paths.append(path)
+    return paths
+
+
+def bench_cold(photos: list[Path], repeat: int) -> None:
+    print("\n## Cold derivatives: render (decode+scale+encode) vs Pillow's bare draft decode, best of", repeat)
+    print(f"{'photo':<22}{'size':>11}{'target':>10}{'decoded at':>12}{'decode ms':>11}{'render ms':>11}{'ratio':>7}")
+    totals: dict[str, list[float]] = {t: [0.0, 0.0] for t in TARGETS}
+    worst: dict[str, float] = dict.fromkeys(TARGETS, 0.0)
+    for path in photos:
+        data = path.read_bytes()
+        with Image.open(io.BytesIO(data)) as im:
+            dims = f"{im.width}x{im.height}"
+        for token in TARGETS:
+            size = parse_size(token, DEFAULT_SIZES, 4096)
+            decode_ms = best_ms(lambda data=data, size=size: draft_decode(data, size), repeat)  # type: ignore[misc]
+            render_ms = best_ms(lambda data=data, size=size: render(data, size, 85, LIMITS), repeat)  # type: ignore[misc]
+            drafted = draft_decode(data, size).size
+            ratio = render_ms / decode_ms
+            totals[token][0] += decode_ms
+            totals[token][1] += render_ms
+            worst[token] = max(worst[token], ratio)
+            print(
+                f"{path.stem[:21]:<22}{dims:>11}{token:>10}{f'{drafted[0]}x{drafted[1]}':>12}"
+                f"{decode_ms:>11.1f}{render_ms:>11.1f}{ratio:>7.2f}"
+            )
+    for token, (dec, ren) in totals.items():
+        ratio = ren / dec
+        print(f"all photos, {token:>9}: {ren:7.1f} ms render / {dec:7.1f} ms decode = {ratio:.2f}x", end="")
+        print(f" (worst photo {worst[token]:.2f}x)")
+
+
+def _proc_status(field: str) -> int:
+    match = re.search(field + r":\s+(\d+) kB", Path("/proc/self/status").read_text())
+    assert match, field
+    return int(match.group(1)) * 1024
+
+
+def peak_child(path: Path, token: str, what: str) -> None:
+    """In a fresh process: the growth of peak RSS during one decode or render."""
+    data = path.read_bytes()
+    size = parse_size(token, DEFAULT_SIZES, 4096)
+
+    def work() -> object:
+        return render(data, size, 85, LIMITS) if what == "render" else draft_decode(data, size)
+
+    work()  # warm up allocators and lazy imports; what follows is the steady state
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak-RSS counter (VmHWM)
+    before = _proc_status("VmRSS")
+    work()
+    print(json.dumps({"peak": _proc_status("VmHWM") - before}))
+
+
+def bench_memory(photos: list[Path]) -> None:
+    print("\n## Peak memory of one render (growth of RSS above the steady state, fresh process)")
+    columns = ("draft image", "output", "decode peak", "render peak")
+    print(f"{'photo':<22}{'target':>10}" + "".join(f"{c:>13}" for c in columns) + f"{'/ bound':>9}")
+    for path in photos:
+        data = path.read_bytes()
+        for token in ("240x160", "1024x768"):
+            size = parse_size(token, DEFAULT_SIZES, 4096)
+            drafted = draft_decode(data, size)
+            out = Image.open(io.BytesIO(render(data, size, 85, LIMITS)))
+            draft_bytes = drafted.width * drafted.height * 4  # Pillow keeps RGB as 4 bytes a pixel
+            out_bytes = out.width * out.height * 4
+            peaks = {}
+            for what in ("decode", "render"):
+                proc = subprocess.run(
+                    [sys.executable, __file__, "--peak-child", str(path), token, what],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                peaks[what] = json.loads(proc.stdout)["peak"]
+            bound = 3 * draft_bytes + out_bytes
+            print(
+                f"{path.stem[:21]:<22}{token:>10}{_mb(draft_bytes):>13}{_mb(out_bytes):>13}"
+                f"{_mb(peaks['decode']):>13}{_mb(peaks['render']):>13}{peaks['render'] / bound:>9.2f}"
+            )
+    print("bound = 3 x draft image + output; '/ bound' under 1.00 meets it")
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def bench_warm(photos: list[Path], seconds: int) -> None:
+    print(f"\n## Warm hits: `huimages serve` (gunicorn, {os.cpu_count()} workers), one cached 240x160, {seconds} s")
+    wrk = shutil.which("wrk")
+    with tempfile.TemporaryDirectory() as home:
+        service = ImageService.from_settings(Settings(home=Path(home)))
+        image_id = service.ingest(photos[0].read_bytes())
+        service.derivative(service.parse_size("240x160"), image_id)
+        port = _free_port()
+        env = {**os.environ, "HUIMAGES_HOME": home}
+        server = subprocess.Popen(
+            [sys.executable, "-m", "huimages", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            _wait_port(port)
+            url = f"http://127.0.0.1:{port}/240x160/{image_id}.jpeg"
+            rps = _load(url, seconds, wrk)
+            print(f"huimages serve: {rps:,.0f} requests/s ({'wrk -t2 -c32' if wrk else 'python client'})")
+        finally:
+            os.killpg(server.pid, 15)
+            server.wait(20)
+
+
+def _load(url: str, seconds: int, wrk: str | None) -> float:
+    if wrk:
+        out = subprocess.run(
+            [wrk, "-t2", "-c32", f"-d{seconds}s", url], capture_output=True, text=True, check=True
+        ).stdout
+        errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        if errors:
+            raise RuntimeError(f"{errors.group(1)} failed requests during the load run:\n{out}")
+        match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+        assert match, out
+        return float(match.group(1))
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port)
+    count, end = 0, time.monotonic() + seconds
+    while time.monotonic() < end:
+        conn.request("GET", parts.path)
+        conn.getresponse().read()
+        count += 1
+    return count / seconds
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_port(port: int, timeout: float = 30) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import PIL
+
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, Pillow {PIL.__version__}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("photos", nargs="?", type=Path, help="folder of JPEG photos (default: generated)")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per cold measurement (best is kept)")
+    parser.add_argument("--seconds", type=int, default=10, help="length of each load run")
+    parser.add_argument("--skip-http", action="store_true", help="skip the server load runs")
+    parser.add_argument("--peak-child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.peak_child:
+        peak_child(Path(args.peak_child[0]), args.peak_child[1], args.peak_child[2])
+        return
+    print(f"# huimages benchmark on {machine()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.photos:
+            photos = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))
+            print(f"photos: {len(photos)} from {args.photos}")
+        else:
+            photos = generated_photos(Path(tmp))
+            print("photos: generated with Pillow")
+        bench_cold(photos, args.repeat)
+        bench_memory(photos)
+        if not args.skip_http:
+            bench_warm(photos, args.seconds)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+# Sourced by scripts/serve and scripts/test: make .venv and install the project.
+# Usage: . scripts/bootstrap.sh [EXTRA]   (EXTRA: an extras_require name, e.g. test)
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV="$ROOT/.venv"
+extra=${1:-}
+
+pick_python() {
+    for candidate in python3.13 python3.12 python3.11 python3; do
+        if command -v "$candidate" >/dev/null 2>&1 &&
+            "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+            echo "$candidate"
+            return
+        fi
+    done
+    echo "huimages needs Python 3.11 or newer; install it (e.g. apt-get install python3) and retry" >&2
+    exit 1
+}
+
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "creating $VENV" >&2
+    "$(pick_python)" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+fi
+
+stamp="$VENV/.installed${extra:+-$extra}"
+if [ ! -f "$stamp" ] || [ "$ROOT/setup.cfg" -nt "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
+    echo "installing huimages${extra:+[$extra]} into $VENV" >&2
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT${extra:+[$extra]}"
+    touch "$stamp"
+fi
+export PATH="$VENV/bin:$PATH"

@@ -1,0 +1,1 @@
+"""FastCGI entry for lighttpd's ``bin-path`` (completed by the FastCGI front)."""

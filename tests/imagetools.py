@@ -1,0 +1,82 @@
+"""Test images made in code, and comparisons on decoded pixels (never on bytes)."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image, ImageChops, ImageDraw, ImageStat
+
+
+def pattern(width: int, height: int, mode: str = "RGB") -> Image.Image:
+    """A picture with structure (gradient, quadrants, a disc) that survives scaling."""
+    im = Image.new("RGB", (width, height))
+    draw = ImageDraw.Draw(im)
+    for x in range(0, width, max(1, width // 64)):
+        shade = int(255 * x / max(1, width - 1))
+        draw.rectangle([x, 0, x + max(1, width // 64), height], fill=(shade, 80, 255 - shade))
+    draw.rectangle([0, 0, width // 2, height // 2], fill=(220, 30, 30))
+    draw.ellipse([width // 3, height // 3, 2 * width // 3, 2 * height // 3], fill=(20, 200, 40))
+    if mode == "RGB":
+        return im
+    if mode == "RGBA":
+        rgba = im.convert("RGBA")
+        rgba.putalpha(Image.linear_gradient("L").resize((width, height)))
+        return rgba
+    if mode == "LA":
+        la = im.convert("LA")
+        la.putalpha(128)
+        return la
+    if mode == "P":
+        return im.convert("P", palette=Image.Palette.ADAPTIVE)
+    if mode == "I;16":
+        return im.convert("L").point(lambda v: v).convert("I").point(lambda v: v * 256).convert("I;16")
+    return im.convert(mode)
+
+
+def encode(im: Image.Image, fmt: str = "JPEG", **options: object) -> bytes:
+    out = io.BytesIO()
+    im.save(out, fmt, **options)
+    return out.getvalue()
+
+
+def jpeg(width: int = 400, height: int = 300, **options: object) -> bytes:
+    return encode(pattern(width, height), "JPEG", quality=90, **options)
+
+
+def with_orientation(im: Image.Image, orientation: int) -> bytes:
+    """A JPEG whose pixels are stored as a camera would for ``orientation``.
+
+    ``im`` is how the picture should look; the stored pixels are transformed
+    by the inverse, and the EXIF tag tells a viewer how to undo that.
+    """
+    inverse = {
+        2: Image.Transpose.FLIP_LEFT_RIGHT,
+        3: Image.Transpose.ROTATE_180,
+        4: Image.Transpose.FLIP_TOP_BOTTOM,
+        5: Image.Transpose.TRANSPOSE,
+        6: Image.Transpose.ROTATE_90,
+        7: Image.Transpose.TRANSVERSE,
+        8: Image.Transpose.ROTATE_270,
+    }
+    stored = im.transpose(inverse[orientation]) if orientation in inverse else im
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return encode(stored, "JPEG", quality=92, exif=exif.tobytes())
+
+
+def decode(data: bytes) -> Image.Image:
+    im = Image.open(io.BytesIO(data))
+    im.load()
+    return im
+
+
+def difference(a: Image.Image, b: Image.Image) -> float:
+    """Mean absolute difference per channel (0-255) after bringing ``b`` to ``a``'s size."""
+    a_rgb = a.convert("RGB")
+    b_rgb = b.convert("RGB").resize(a_rgb.size, Image.Resampling.BILINEAR)
+    return sum(ImageStat.Stat(ImageChops.difference(a_rgb, b_rgb)).mean) / 3
+
+
+def assert_similar(a: Image.Image, b: Image.Image, tolerance: float = 12.0) -> None:
+    diff = difference(a, b)
+    assert diff <= tolerance, f"images differ by {diff:.1f} on average (tolerance {tolerance})"

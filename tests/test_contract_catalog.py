@@ -1,0 +1,102 @@
+"""One contract for every catalog; each implementation is a fixture param."""
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from huimages.catalog.base import Catalog
+from huimages.catalog.sqlite import SQLiteCatalog
+from huimages.errors import EmptyStore, ImageNotFound
+from huimages.ids import compute_id
+
+
+@pytest.fixture(params=["sqlite"])
+def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
+    if request.param == "sqlite":
+        yield SQLiteCatalog(tmp_path / "catalog.sqlite3")
+
+
+def fields(**extra: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "width": 40,
+        "height": 30,
+        "content_type": "image/jpeg",
+        "length": 123,
+        "timestamp": "20260101T000000.000000",
+    }
+    return base | extra
+
+
+def test_record_and_get(catalog: Catalog) -> None:
+    image_id = compute_id(b"1")
+    catalog.record_image(image_id, **fields(title="first", references={"sku": "A1"}, typ="product_image"))
+    doc = catalog.get(image_id)
+    assert doc["_id"] == image_id
+    assert doc["title"] == ["first"]
+    assert doc["references"] == {"sku": ["A1"]}
+    assert doc["types"] == ["product_image"]
+    assert (doc["width"], doc["height"]) == (40, 30)
+    assert doc["ctime"] == doc["mtime"] == "20260101T000000.000000"
+
+
+def test_merge_as_huimages_did(catalog: Catalog) -> None:
+    image_id = compute_id(b"2")
+    catalog.record_image(image_id, **fields(title="a", references={"sku": "A1"}, typ="t1"))
+    catalog.record_image(
+        image_id,
+        **fields(title="b", references={"sku": "A2", "order": 7}, typ="t1", timestamp="20270101T000000.000000"),
+    )
+    catalog.record_image(image_id, **fields(title="a", references={"sku": "A1"}, timestamp="20280101T000000.000000"))
+    doc = catalog.get(image_id)
+    assert doc["title"] == ["a", "b"]
+    assert doc["references"] == {"sku": ["A1", "A2"], "order": [7]}
+    assert doc["types"] == ["t1"]
+    assert doc["ctime"] == "20260101T000000.000000"
+    assert doc["mtime"] == "20280101T000000.000000"
+
+
+def test_set_title(catalog: Catalog) -> None:
+    image_id = compute_id(b"3")
+    catalog.record_image(image_id, **fields())
+    catalog.set_title(image_id, "new")
+    catalog.set_title(image_id, "new")
+    assert catalog.get(image_id)["title"] == ["new"]
+    with pytest.raises(ImageNotFound):
+        catalog.set_title(compute_id(b"absent"), "x")
+
+
+def test_browsing_wraps_and_skips_deleted(catalog: Catalog) -> None:
+    with pytest.raises(EmptyStore):
+        catalog.random_id()
+    ids = sorted(compute_id(bytes([i])) for i in range(5))
+    for image_id in ids:
+        catalog.record_image(image_id, **fields())
+    assert [catalog.next_id(i) for i in ids] == ids[1:] + ids[:1]
+    assert [catalog.previous_id(i) for i in ids] == ids[-1:] + ids[:-1]
+    assert {catalog.random_id() for _ in range(60)} <= set(ids)
+    catalog._modify(ids[2], lambda doc: {**(doc or {}), "deleted": True})
+    assert catalog.next_id(ids[1]) == ids[3]
+    assert catalog.count() == 4
+    with pytest.raises(ImageNotFound, match="deleted"):
+        catalog.get_live(ids[2])
+
+
+def test_concurrent_merges_lose_nothing(catalog: Catalog) -> None:
+    image_id = compute_id(b"busy")
+
+    def save(n: int) -> None:
+        catalog.record_image(image_id, **fields(title=f"t{n}"))
+
+    threads = [threading.Thread(target=save, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(catalog.get(image_id)["title"]) == sorted(f"t{n}" for n in range(16))
+
+
+def test_ping(catalog: Catalog) -> None:
+    catalog.ping()
