@@ -41,16 +41,75 @@ def main(verbose: bool) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
-@click.option("--workers", type=click.IntRange(1, 64), help="Worker processes [default: one per core].")
+@click.option("--workers", type=click.IntRange(1, 64), help="Worker or FastCGI processes [default: one per core].")
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="Threads per worker.")
-def serve(host: str, port: int, workers: int | None, threads: int) -> None:
-    """Serve images over HTTP (renders misses, sends cache hits)."""
+@click.option("--lighttpd", "use_lighttpd", is_flag=True, help="Run lighttpd in front, with FastCGI backends.")
+def serve(host: str, port: int, workers: int | None, threads: int, use_lighttpd: bool) -> None:
+    """Serve images over HTTP (renders misses, sends cache hits).
+
+    With --lighttpd, lighttpd serves the cache hits and spawns FastCGI backends
+    for the misses; Ctrl-C stops it and every backend.
+    """
     from huimages.standalone import default_workers
     from huimages.standalone import serve as run
 
     settings = _settings()
     click.echo(f"huimages: data in {settings.home}, serving http://{host}:{port}/", err=True)
-    run(settings, host, port, workers or default_workers(), threads)
+    if not use_lighttpd:
+        run(settings, host, port, workers or default_workers(), threads)
+        return
+    from huimages.lighttpd import FrontConfig, run_front
+
+    cfg = FrontConfig.from_settings(settings, host=host, port=port, processes=workers or default_workers())
+    try:
+        sys.exit(run_front(cfg))
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.option("--socket", "socket_path", type=click.Path(dir_okay=False, path_type=Path), help="Unix socket to use.")
+@click.option("--bind", help="HOST:PORT to listen on instead of a socket.")
+def fcgi(socket_path: Path | None, bind: str | None) -> None:
+    """Serve the app over FastCGI for a separately configured lighttpd."""
+    from huimages.fastcgi import run
+
+    if (socket_path is None) == (bind is None):
+        raise click.UsageError("give exactly one of --socket PATH or --bind HOST:PORT")
+    address: str | tuple[str, int]
+    if bind is not None:
+        host, _, port = bind.rpartition(":")
+        if not host or not port.isdigit():
+            raise click.UsageError(f"--bind {bind!r} is not HOST:PORT")
+        address = (host, int(port))
+    else:
+        assert socket_path is not None
+        socket_path.parent.mkdir(parents=True, exist_ok=True)
+        socket_path.unlink(missing_ok=True)
+        address = str(socket_path)
+    logging.getLogger().setLevel(logging.INFO)
+    run(_settings(), address)
+
+
+@main.command("lighttpd-config")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address lighttpd listens on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535), help="Port lighttpd uses.")
+@click.option("--processes", type=click.IntRange(1, 64), help="FastCGI backends [default: one per core].")
+@click.option(
+    "--socket",
+    "socket_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Use a backend started with `huimages fcgi --socket PATH` instead of spawning them.",
+)
+def lighttpd_config(host: str, port: int, processes: int | None, socket_path: Path | None) -> None:
+    """Print a lighttpd config for the current settings."""
+    from huimages.lighttpd import FrontConfig, render_config
+    from huimages.standalone import default_workers
+
+    cfg = FrontConfig.from_settings(
+        _settings(), host=host, port=port, processes=processes or default_workers(), external_socket=socket_path
+    )
+    click.echo(render_config(cfg), nl=False)
 
 
 @main.command()

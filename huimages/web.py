@@ -132,12 +132,16 @@ def create_app(settings: Settings | None = None, *, service: ImageService | None
 def request_path(environ: Environ) -> str:
     """The decoded request path.
 
-    Behind lighttpd's 404 handler ``PATH_INFO`` is wrong and the original URI
-    is in ``REQUEST_URI``; elsewhere ``PATH_INFO`` is the decoded path. WSGI
-    hands paths over as latin-1; anything outside ASCII is refused.
+    Servers that pass the URI as the client sent it (lighttpd's ``REQUEST_URI``,
+    gunicorn's ``RAW_URI``) are trusted over ``PATH_INFO``, which lighttpd's
+    rewrite and 404-handler modes change. WSGI hands paths over as latin-1;
+    anything outside printable ASCII is refused.
     """
-    if environ.get("REDIRECT_STATUS") and environ.get("REQUEST_URI"):
-        raw = environ["REQUEST_URI"].split("?", 1)[0]
+    raw = environ.get("REQUEST_URI") or environ.get("RAW_URI")
+    if raw:
+        raw = raw.split("?", 1)[0]
+        if raw.startswith(("http://", "https://")):  # absolute-form request target
+            raw = "/" + raw.split("://", 1)[1].partition("/")[2]
         path = unquote(raw, encoding="latin-1")
     else:
         path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")

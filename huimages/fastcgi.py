@@ -1,0 +1,33 @@
+"""The app under flup's threaded FastCGI server, for lighttpd.
+
+Two ways to run it: spawned by lighttpd (``bin-path``: ``server.py``, which
+reads settings from ``bin-environment`` and talks FastCGI on fd 0), or started
+separately with ``huimages fcgi --socket PATH`` / ``--bind HOST:PORT``. Use
+several processes for several cores (lighttpd's ``max-procs``); each one runs
+flup's threaded server, since its forking server is broken on Python 3.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from huimages.config import Settings
+from huimages.web import create_app
+
+BindAddress = str | tuple[str, int] | None
+
+
+def run(settings: Settings, bind: BindAddress = None) -> None:
+    """Serve FastCGI on ``bind`` (a socket path or host and port), or on fd 0 when None."""
+    from flup.server.fcgi import WSGIServer
+
+    app = create_app(settings)
+    server = WSGIServer(app, bindAddress=bind, multithreaded=True, multiplexed=False, debug=False, umask=0o002)
+    server.run()
+
+
+def main() -> None:
+    """Entry for lighttpd's ``bin-path``: settings from the environment, logs to stderr."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="huimages[%(process)d] %(levelname)s %(message)s")
+    run(Settings.from_env())

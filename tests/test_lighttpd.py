@@ -1,0 +1,247 @@
+"""The production front: real lighttpd, FastCGI backends spawned from server.py."""
+
+import concurrent.futures
+import os
+import random
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from huimages.client import Client
+from huimages.config import Settings
+from huimages.lighttpd import FrontConfig, find_lighttpd, missing_parts, write_config
+from huimages.service import ImageService
+from huimages.web import create_app
+from tests.imagetools import decode, encode, jpeg
+from tests.servers import free_port, get, running
+from tests.wsgi import call
+
+pytestmark = pytest.mark.integration
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Front:
+    port: int
+    client: Client
+    log: Path
+    pid: int
+
+    def backends(self) -> list[int]:
+        """PIDs of the FastCGI backends lighttpd spawned."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                    cmdline = (entry / "cmdline").read_bytes()
+                except OSError:
+                    continue
+                if int(stat.rsplit(")", 1)[1].split()[1]) == self.pid and b"server.py" in cmdline:
+                    pids.append(int(entry.name))
+        return pids
+
+    def renders(self, key: str) -> int:
+        return sum(f"rendered {key}" in line for line in self.log.read_text(errors="replace").splitlines())
+
+    def get(self, path: str, **kw: object) -> tuple[int, dict[str, str], bytes]:
+        return get(self.port, path, **kw)  # type: ignore[arg-type]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+@pytest.fixture(scope="module")
+def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
+    problems = missing_parts()
+    if problems:  # never a skip: ./scripts/test installs lighttpd
+        pytest.fail("; ".join(problems))
+    home = tmp_path_factory.mktemp("front")
+    port = free_port()
+    settings = Settings(home=home, server_url=f"http://127.0.0.1:{port}/")
+    cfg = FrontConfig.from_settings(settings, environ={}, port=port, processes=2)
+    conf = write_config(cfg)
+    log = home / "lighttpd.log"
+    lighttpd = find_lighttpd()
+    assert lighttpd
+    with running([lighttpd, "-D", "-f", str(conf)], port, log) as proc:
+        yield Front(port, Client(settings), log, proc.pid)
+
+
+def test_hit_is_served_without_python(front: Front) -> None:
+    image_id = front.client.save_image(jpeg(900, 600))
+    path = f"/240x160/{image_id}.jpeg"
+    status, _headers, body = front.get(path)
+    assert status == 200 and decode(body).size == (240, 160)
+    assert front.renders(f"240x160/{image_id}") == 1
+    backends = front.backends()
+    assert len(backends) == 2
+    for pid in backends:
+        os.kill(pid, signal.SIGSTOP)  # Python cannot answer anything now
+    try:
+        status, hit_headers, hit_body = front.get(path, timeout=5)
+        head = front.get(path, method="HEAD", timeout=5)
+        not_modified = front.get(path, headers={"If-None-Match": hit_headers["etag"]}, timeout=5)
+    finally:
+        for pid in backends:
+            os.kill(pid, signal.SIGCONT)
+    assert (status, hit_body) == (200, body)
+    assert hit_headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert hit_headers["content-type"] == "image/jpeg"
+    assert "last-modified" in hit_headers and "etag" in hit_headers
+    assert head[0] == 200 and head[2] == b"" and head[1]["content-length"] == str(len(body))
+    assert not_modified[0] == 304
+    assert front.renders(f"240x160/{image_id}") == 1
+
+
+def test_same_answers_as_the_python_server(front: Front) -> None:
+    image_id = front.client.save_image(jpeg(640, 480))
+    unknown = "A" * 32 + "01"
+    app = create_app(service=ImageService.from_settings(front.client.settings))
+    cases = [
+        ("GET", f"/small/{image_id}.jpeg", f"/small/{image_id}.jpeg"),
+        ("HEAD", f"/medium/{image_id}.jpeg", f"/medium/{image_id}.jpeg"),
+        ("HEAD", f"/300x300!/{image_id}.jpeg", f"/300x300!/{image_id}.jpeg"),
+        ("GET", f"/0x0/{image_id}.jpeg", f"/0x0/{image_id}.jpeg"),
+        ("GET", f"/small/{image_id[:-1]}.jpeg", f"/small/{image_id[:-1]}.jpeg"),
+        ("GET", f"/5000x5000/{image_id}.jpeg", f"/5000x5000/{image_id}.jpeg"),
+        ("GET", "/small/../../etc/passwd", "/small/../../etc/passwd"),
+        ("GET", "/small%2F..%2F..%2Fetc/passwd.jpeg", "/small/../../etc/passwd.jpeg"),
+        ("GET", f"/small/{unknown}.jpeg", f"/small/{unknown}.jpeg"),
+        ("GET", "/favicon.ico", "/favicon.ico"),
+        ("GET", "/.huimages/locks/0001", "/.huimages/locks/0001"),
+    ]
+    for method, raw, decoded in cases:
+        status, headers, body = front.get(raw, method=method)
+        expected = call(app, decoded, method=method)
+        assert status == expected.status, (raw, status, body)
+        assert headers["cache-control"] == expected.headers["Cache-Control"], raw
+        if status == 200:
+            assert headers["content-type"] == "image/jpeg"
+            assert headers["content-length"] == expected.headers["Content-Length"]
+        else:
+            assert body == expected.body, raw
+    # conditional requests: each server with its own validators
+    path = f"/small/{image_id}.jpeg"
+    _, headers, _ = front.get(path)
+    assert front.get(path, headers={"If-None-Match": headers["etag"]})[0] == 304
+    assert front.get(path, headers={"If-Modified-Since": headers["last-modified"]})[0] == 304
+    assert front.get(path, headers={"If-None-Match": '"stale"'})[0] == 200
+
+
+def test_concurrent_cold_requests(front: Front) -> None:
+    image_id = front.client.save_image(jpeg(2000, 1500))
+    one = f"/700x500/{image_id}.jpeg"
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda _: front.get(one), range(16)))
+    assert {status for status, _, _ in results} == {200}
+    assert len({body for _, _, body in results}) == 1
+    assert front.renders(f"700x500/{image_id}") == 1
+
+    ids = [front.client.save_image(jpeg(300 + n, 200)) for n in range(12)]
+    paths = [f"/{size}/{i}.jpeg" for i in ids for size in ("120x120", "50x50!")]
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(front.get, paths))
+    for path, (status, _, body) in zip(paths, results, strict=True):
+        assert status == 200, path
+        assert decode(body).size == (50, 50) if "50x50!" in path else decode(body).size[0] == 120
+
+
+def test_backend_killed_mid_request(front: Front, tmp_path: Path) -> None:
+    big = Image.effect_noise((7000, 5000), 60).convert("RGB")
+    image_id = front.client.save_image(encode(big, "JPEG", quality=95, progressive=True))
+    path = f"/3500x2500/{image_id}.jpeg"
+    cache_file = front.client.service.cache.path("3500x2500", image_id)
+    before = {pid: cpu_seconds(pid) for pid in front.backends()}
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(front.get, path)
+        deadline = time.monotonic() + 20
+        while max(cpu_seconds(pid) - used for pid, used in before.items()) < 0.2:  # a backend is rendering
+            assert time.monotonic() < deadline and not pending.done(), "the render never started"
+            time.sleep(0.01)
+        for pid in before:
+            os.kill(pid, signal.SIGKILL)
+        status, _, _ = pending.result(60)
+    assert 500 <= status <= 599
+    assert not cache_file.exists()  # nothing partial was left under the real name
+    status, _, body = front.get(path)  # lighttpd respawns the backends
+    assert status == 200
+    assert decode(body).size == (3500, 2500)
+    assert decode(cache_file.read_bytes()).size == (3500, 2500)
+
+
+SOAK_SECONDS = float(os.environ.get("HUIMAGES_SOAK_SECONDS", "60"))
+MEMORY_BOUND = 64 * 1024 * 1024  # growth allowed per backend over the soak
+
+
+def test_mixed_load_soak(front: Front) -> None:
+    """Mostly hits, some misses, for a minute: no failed request, backend memory flat."""
+    ids = [front.client.save_image(jpeg(640 + n, 480)) for n in range(8)]
+    hits = [f"/{size}/{i}.jpeg" for i in ids for size in ("small", "square", "medium")]
+    for path in hits:
+        assert front.get(path)[0] == 200
+    # warm every backend's allocator before measuring
+    warm = [front.get(f"/{w}x{w}/{i}.jpeg")[0] for w in range(100, 140) for i in ids[:2]]
+    assert set(warm) == {200}
+    start_rss = {pid: rss_bytes(pid) for pid in front.backends()}
+    rng = random.Random(1)
+    end = time.monotonic() + SOAK_SECONDS
+
+    def worker(seed: int) -> tuple[int, list[str]]:
+        local = random.Random(seed)
+        done, failures = 0, []
+        while time.monotonic() < end:
+            if local.random() < 0.1:
+                path = f"/{local.randint(150, 900)}x{local.randint(150, 900)}/{local.choice(ids)}.jpeg"
+            else:
+                path = local.choice(hits)
+            status, _, body = front.get(path, timeout=30)
+            if status != 200 or not body:
+                failures.append(f"{status} {path}")
+            done += 1
+        return done, failures
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(worker, [rng.randint(0, 10**6) for _ in range(8)]))
+    total = sum(done for done, _ in outcomes)
+    failures = [f for _, fs in outcomes for f in fs]
+    assert total > 100
+    assert failures == []
+    for pid, rss in start_rss.items():
+        assert rss_bytes(pid) - rss < MEMORY_BOUND, f"backend {pid} grew from {rss} to {rss_bytes(pid)} bytes"
+
+
+def test_example_config_is_the_generated_one() -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "lighttpd.conf"
+    assert example.read_text() == example_config()
+
+
+def example_config() -> str:
+    from huimages.lighttpd import render_config
+
+    settings = Settings(home=Path("/var/lib/huimages"), server_url="https://images.example.com/")
+    cfg = FrontConfig.from_settings(
+        settings,
+        environ={},
+        host="0.0.0.0",
+        port=80,
+        processes=4,
+        python="/opt/huimages/.venv/bin/python",
+        server_py=Path("/opt/huimages/server.py"),
+        lua_script=Path("/opt/huimages/huimages/cache_headers.lua"),
+    )
+    return render_config(cfg)
