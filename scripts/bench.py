@@ -162,22 +162,116 @@ def bench_warm(photos: list[Path], seconds: int) -> None:
         image_id = service.ingest(photos[0].read_bytes())
         service.derivative(service.parse_size("240x160"), image_id)
         port = _free_port()
-        env = {**os.environ, "HUIMAGES_HOME": home}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "huimages", "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
+        os.environ["HUIMAGES_HOME"] = home
+        with _server([sys.executable, "-m", "huimages", "serve", "--port", str(port)], port):
+            rps = _load(f"http://127.0.0.1:{port}/240x160/{image_id}.jpeg", seconds, wrk)
+        del os.environ["HUIMAGES_HOME"]
+        print(f"huimages serve: {rps:,.0f} requests/s ({'wrk -t2 -c32' if wrk else 'python client'})")
+
+
+def bench_lighttpd(photos: list[Path], seconds: int) -> None:
+    from huimages.lighttpd import FrontConfig, find_lighttpd, missing_parts, write_config
+
+    problems = missing_parts()
+    if problems:
+        print(f"\n## lighttpd front: skipped ({'; '.join(problems)})")
+        return
+    lighttpd = find_lighttpd()
+    assert lighttpd
+    wrk = shutil.which("wrk")
+    print(
+        f"\n## Warm hits through lighttpd, one cached 240x160, {seconds} s each ({'wrk -t2 -c32' if wrk else 'python'})"
+    )
+    with tempfile.TemporaryDirectory() as home_dir:
+        home = Path(home_dir)
+        service = ImageService.from_settings(Settings(home=home))
+        image_id = service.ingest(photos[0].read_bytes())
+        service.derivative(service.parse_size("240x160"), image_id)
+        plain = home / "plain.conf"
+        port = _free_port()
+        plain.write_text(
+            f'server.document-root = "{service.cache.root}"\nserver.bind = "127.0.0.1"\n'
+            f'server.port = {port}\nmimetype.assign = ( ".jpeg" => "image/jpeg" )\n'
         )
+        with _server([lighttpd, "-D", "-f", str(plain)], port):
+            static = _load(f"http://127.0.0.1:{port}/240x160/{image_id}.jpeg", seconds, wrk)
+        port = _free_port()
+        conf = write_config(FrontConfig.from_settings(service.settings, environ={}, port=port, processes=2))
+        with _server([lighttpd, "-D", "-f", str(conf)], port):
+            front = _load(f"http://127.0.0.1:{port}/240x160/{image_id}.jpeg", seconds, wrk)
+    print(f"lighttpd, plain static file: {static:,.0f} requests/s")
+    print(f"lighttpd, huimages front:    {front:,.0f} requests/s ({front / static:.2f}x of static)")
+
+    print("\n## Cold renders through lighttpd + FastCGI: distinct misses, 8 concurrent clients")
+    rates = {}
+    for procs in (1, 2):
+        rates[procs], cores = _cold_throughput(photos, lighttpd, procs)
+        label = f"{procs} backend process{'es' if procs > 1 else ''}"
+        print(f"{label}: {rates[procs]:.1f} renders/s, backends busy on {cores:.2f} cores on average")
+    print(f"2 backends / 1 backend: {rates[2] / rates[1]:.2f}x")
+
+
+def _backend_cpu(parent: int) -> float:
+    """CPU seconds used so far by the FastCGI backends lighttpd ``parent`` spawned."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
         try:
-            _wait_port(port)
-            url = f"http://127.0.0.1:{port}/240x160/{image_id}.jpeg"
-            rps = _load(url, seconds, wrk)
-            print(f"huimages serve: {rps:,.0f} requests/s ({'wrk -t2 -c32' if wrk else 'python client'})")
-        finally:
-            os.killpg(server.pid, 15)
-            server.wait(20)
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if entry.name.isdigit() and int(fields[1]) == parent:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _cold_throughput(photos: list[Path], lighttpd: str, procs: int) -> tuple[float, float]:
+    import concurrent.futures
+    import http.client
+
+    from huimages.lighttpd import FrontConfig, write_config
+
+    with tempfile.TemporaryDirectory() as home_dir:
+        service = ImageService.from_settings(Settings(home=Path(home_dir)))
+        ids = [service.ingest(p.read_bytes()) for p in photos]
+        paths = [f"/{w}x{w * 2 // 3}/{i}.jpeg" for i in ids for w in range(200, 1000, 50)]
+        port = _free_port()
+        conf = write_config(FrontConfig.from_settings(service.settings, environ={}, port=port, processes=procs))
+
+        def fetch(path: str) -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            conn.request("GET", path)
+            response = conn.getresponse()
+            response.read()
+            if response.status != 200:
+                raise RuntimeError(f"{response.status} for {path}")
+            conn.close()
+
+        with _server([lighttpd, "-D", "-f", str(conf)], port) as front:
+            for i in range(procs * 2):
+                fetch(f"/{100 + i}x100/{ids[0]}.jpeg")  # backends up and imported
+            cpu_before, start = _backend_cpu(front.pid), time.perf_counter()
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                list(pool.map(fetch, paths))
+            wall = time.perf_counter() - start
+            return len(paths) / wall, (_backend_cpu(front.pid) - cpu_before) / wall
+
+
+class _server:
+    """Run a server process for the duration of a with-block, stopped by PID."""
+
+    def __init__(self, argv: list[str], port: int) -> None:
+        self.argv, self.port = argv, port
+
+    def __enter__(self) -> subprocess.Popen[bytes]:
+        self.proc = subprocess.Popen(
+            self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        _wait_port(self.port)
+        return self.proc
+
+    def __exit__(self, *exc: object) -> None:
+        os.killpg(self.proc.pid, 15)
+        self.proc.wait(20)
 
 
 def _load(url: str, seconds: int, wrk: str | None) -> float:
@@ -262,6 +356,7 @@ def main() -> None:
         bench_memory(photos)
         if not args.skip_http:
             bench_warm(photos, args.seconds)
+            bench_lighttpd(photos, args.seconds)
 
 
 if __name__ == "__main__":
