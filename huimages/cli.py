@@ -185,11 +185,54 @@ def check() -> None:
 
 
 @main.command()
+@click.option("--batch", default=100, show_default=True, type=click.IntRange(1, 10000), help="IDs fetched per query.")
+@click.option("--workers", default=8, show_default=True, type=click.IntRange(1, 64), help="Concurrent transfers.")
+@click.option("--delete-attachments", is_flag=True, help="Delete each attachment once its copy is verified.")
+def migrate(batch: int, workers: int, delete_attachments: bool) -> None:
+    """Copy legacy CouchDB attachments into the originals store (S3).
+
+    Can be interrupted and rerun: nothing is copied twice, and an attachment is
+    deleted only after its copy was read back and its sha1 checked.
+    """
+    from huimages.couch import CouchConnection
+    from huimages.migrate import count_pending, migrate_attachments
+    from huimages.originals import open_primary
+    from huimages.originals.couchdb import CouchAttachmentStore
+
+    settings = _settings()
+    if not settings.couch_server:
+        raise click.ClickException("migrate copies legacy CouchDB attachments: set COUCHSERVER")
+    try:
+        legacy = CouchAttachmentStore(
+            CouchConnection(settings.couch_server, settings.couch_db, settings.backend_timeout)
+        )
+        target = open_primary(settings)
+        total = count_pending(legacy)
+        with click.progressbar(length=total, label=f"migrating to the {target.name}", file=sys.stderr) as bar:
+            report = migrate_attachments(
+                legacy, target, batch=batch, workers=workers, delete_attachments=delete_attachments, progress=bar.update
+            )
+    except HuImagesError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"copied: {report.copied}")
+    click.echo(f"already in the {target.name}: {report.already}")
+    if delete_attachments:
+        click.echo(f"attachments deleted: {report.deleted}")
+    click.echo(f"failed: {len(report.failed)}")
+    for image_id, reason in sorted(report.failed.items()):
+        click.echo(f"  {image_id}: {reason}")
+    if report.failed:
+        sys.exit(1)
+
+
+@main.command()
 def settings() -> None:
     """List every setting with its current value."""
     current = _settings()
     for spec in SETTINGS_SPECS:
         value = getattr(current, spec.field)
-        if isinstance(value, dict):
+        if spec.secret and value:
+            value = "(set, hidden)"
+        elif isinstance(value, dict):
             value = ",".join(f"{k}={v}" for k, v in sorted(value.items()))
         click.echo(f"{spec.name}={value}\n    {spec.help}")

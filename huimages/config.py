@@ -47,6 +47,16 @@ class Settings:
     max_upload_bytes: int = 64 * 1024 * 1024
     lock_timeout: float = 60.0
     sizes: Mapping[str, str] = dataclasses.field(default_factory=lambda: dict(DEFAULT_SIZES))
+    # Production backends: S3 originals when s3_bucket is set, CouchDB when couch_server is.
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    aws_access_key_id: str | None = dataclasses.field(default=None, repr=False)
+    aws_secret_access_key: str | None = dataclasses.field(default=None, repr=False)
+    originals_cache_dir: Path | None = None
+    couch_server: str | None = dataclasses.field(default=None, repr=False)  # may carry a password
+    couch_db: str = "huimages"
+    backend_timeout: float = 10.0
 
     def __post_init__(self) -> None:
         home = Path(self.home).absolute()
@@ -57,6 +67,7 @@ class Settings:
             ("cache_dir", "cache"),
             ("originals_dir", "originals"),
             ("catalog_path", "catalog.sqlite3"),
+            ("originals_cache_dir", "originals-cache"),
         ):
             value = getattr(self, name)
             object.__setattr__(self, name, Path(value).absolute() if value else home / default)
@@ -77,6 +88,11 @@ class Settings:
         assert self.catalog_path is not None
         return self.catalog_path
 
+    @property
+    def originals_cache(self) -> Path:
+        assert self.originals_cache_dir is not None
+        return self.originals_cache_dir
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from ``environ`` (default ``os.environ``) and the config file."""
@@ -85,16 +101,21 @@ class Settings:
         config_file = env.get("HUIMAGES_CONFIG")
         if config_file:
             values.update(_read_file(Path(config_file)))
+            unknown = sorted(set(values) - set(_BY_NAME))
+            if unknown:
+                raise ConfigurationError(unknown[0], f"unknown setting in {config_file}; see README for the list")
         values.update({k: v for k, v in env.items() if k in _BY_NAME})
         kwargs: dict[str, Any] = {}
-        for name, raw in values.items():
-            spec = _BY_NAME.get(name)
-            if spec is None:
-                raise ConfigurationError(name, f"unknown setting in {config_file}; see README for the list")
+        # In table order, so a later name (S3BUCKET's old alias HUIMAGES3BUCKET) wins over an earlier one.
+        for spec in SETTINGS_SPECS:
+            if spec.name not in values or values[spec.name] == "":
+                continue
+            raw = values[spec.name]
             try:
                 kwargs[spec.field] = spec.cast(raw)
             except (TypeError, ValueError) as exc:
-                raise ConfigurationError(name, f"cannot use {raw!r}: {exc}") from None
+                shown = "(hidden)" if spec.secret else repr(raw)
+                raise ConfigurationError(spec.name, f"cannot use {shown}: {exc}") from None
         return cls(**kwargs)
 
     def with_overrides(self, **changes: Any) -> Settings:
@@ -107,6 +128,7 @@ class _Spec:
     field: str
     cast: Callable[[Any], Any]
     help: str
+    secret: bool = False  # never printed, never written into generated files
 
 
 def _positive_int(raw: Any) -> int:
@@ -152,6 +174,19 @@ SETTINGS_SPECS: tuple[_Spec, ...] = (
     _Spec("HUIMAGES_MAX_UPLOAD_BYTES", "max_upload_bytes", _positive_int, "largest original, in bytes"),
     _Spec("HUIMAGES_LOCK_TIMEOUT", "lock_timeout", _positive_float, "seconds to wait for a render in progress"),
     _Spec("HUIMAGES_SIZES", "sizes", _sizes, "named sizes to add or override: name=WxH[!],..."),
+    _Spec("S3BUCKET", "s3_bucket", str, "S3 bucket of the originals (private); unset: filesystem store"),
+    _Spec("HUIMAGES3BUCKET", "s3_bucket", str, "old huImages name of S3BUCKET (wins over it)"),
+    _Spec("AWS_ENDPOINT_URL", "s3_endpoint_url", str, "S3-compatible endpoint (standard AWS name)"),
+    _Spec("AWS_ENDPOINT_URL_S3", "s3_endpoint_url", str, "S3 endpoint only (wins over AWS_ENDPOINT_URL)"),
+    _Spec("AWS_DEFAULT_REGION", "s3_region", str, "S3 region"),
+    _Spec("AWS_REGION", "s3_region", str, "S3 region (wins over AWS_DEFAULT_REGION)"),
+    _Spec("AWS_ACCESS_KEY_ID", "aws_access_key_id", str, "S3 access key; unset: boto3's credential chain", True),
+    _Spec("AWS_SECRET_ACCESS_KEY", "aws_secret_access_key", str, "S3 secret key", True),
+    _Spec("HUIMAGES_ORIGINALS_CACHE_DIR", "originals_cache_dir", Path, "local copies of S3 originals"),
+    _Spec("COUCHSERVER", "couch_server", str, "CouchDB URL of the catalog; unset: SQLite", True),
+    _Spec("HUIMAGESCOUCHSERVER", "couch_server", str, "old huImages name of COUCHSERVER (wins over it)", True),
+    _Spec("HUIMAGES_COUCHDB_NAME", "couch_db", str, "CouchDB database name"),
+    _Spec("HUIMAGES_BACKEND_TIMEOUT", "backend_timeout", _positive_float, "seconds to wait for S3 or CouchDB"),
 )
 _BY_NAME = {spec.name: spec for spec in SETTINGS_SPECS}
 

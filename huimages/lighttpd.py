@@ -24,6 +24,7 @@ from huimages.config import SETTINGS_SPECS, Settings
 PACKAGE_DIR = Path(__file__).resolve().parent
 MODULES_DIR = Path("/usr/lib/lighttpd")
 INSTALL_HINT = "install it with: apt-get install lighttpd lighttpd-modules-lua"
+SECRET_NAMES = (*(spec.name for spec in SETTINGS_SPECS if spec.secret), "AWS_SESSION_TOKEN", "AWS_PROFILE")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +69,7 @@ def backend_environment(settings: Settings, environ: Mapping[str, str]) -> dict[
         "IMAGESERVERURL": settings.server_url,
     }
     for spec in SETTINGS_SPECS:
-        if spec.name in environ and spec.name not in env:
+        if spec.name in environ and spec.name not in env and not spec.secret:
             env[spec.name] = environ[spec.name]
     if "HUIMAGES_CONFIG" in environ:
         env["HUIMAGES_CONFIG"] = environ["HUIMAGES_CONFIG"]
@@ -92,7 +93,9 @@ def render_config(cfg: FrontConfig) -> str:
         "max-procs" => {cfg.processes},
         "bin-environment" => (
 {env_lines}
-        ),"""
+        ),
+        # Secrets are never written here: lighttpd passes them on from its own environment.
+        "bin-copy-environment" => ( {", ".join(_quote(n) for n in SECRET_NAMES)} ),"""
     else:
         backend = f"""        # A backend started separately: huimages fcgi --socket {cfg.external_socket}
         "socket" => {_quote(cfg.external_socket)},"""

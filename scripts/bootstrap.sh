@@ -26,7 +26,12 @@ fi
 stamp="$VENV/.installed${extra:+-$extra}"
 if [ ! -f "$stamp" ] || [ "$ROOT/setup.cfg" -nt "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
     echo "installing huimages${extra:+[$extra]} into $VENV" >&2
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT${extra:+[$extra]}"
+    log="$VENV/pip-install.log"
+    if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -e "$ROOT${extra:+[$extra]}" >"$log" 2>&1; then
+        tail -n 40 "$log" >&2
+        echo "pip install failed; the whole log is in $log" >&2
+        exit 1
+    fi
     touch "$stamp"
 fi
 export PATH="$VENV/bin:$PATH"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ from huimages.client import Client
 from huimages.config import Settings
 from huimages.service import ImageService
 from huimages.web import ImageApp, create_app
+from tests.servers import PouchCouch, SeaweedS3
 
 
 @pytest.fixture
@@ -28,3 +30,34 @@ def client(service: ImageService) -> Client:
 @pytest.fixture
 def app(service: ImageService) -> ImageApp:
     return create_app(service=service)
+
+
+# -- real backend servers (session-wide; tests use their own bucket or database) --
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    server = SeaweedS3(tmp_path_factory.mktemp("seaweed"))
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture(scope="session")
+def pouch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PouchCouch]:
+    server = PouchCouch(tmp_path_factory.mktemp("pouch"))
+    server.start()
+    yield server
+    server.kill()
+
+
+def backend_settings(
+    home: Path, s3: SeaweedS3 | None = None, couch: PouchCouch | None = None, **extra: object
+) -> Settings:
+    """Settings for real backends, built the way production builds them: from the environment."""
+    env: dict[str, str] = {"HUIMAGES_HOME": str(home), "IMAGESERVERURL": "http://img.test/"}
+    if s3 is not None:
+        env |= s3.settings_env(s3.new_bucket())
+    if couch is not None:
+        env |= {"COUCHSERVER": couch.url, "HUIMAGES_COUCHDB_NAME": couch.new_database()}
+    return Settings.from_env(env).with_overrides(**extra)

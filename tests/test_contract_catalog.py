@@ -7,16 +7,20 @@ from typing import Any
 
 import pytest
 
+from huimages.catalog import open_catalog
 from huimages.catalog.base import Catalog
 from huimages.catalog.sqlite import SQLiteCatalog
 from huimages.errors import EmptyStore, ImageNotFound
 from huimages.ids import compute_id
+from tests.conftest import backend_settings
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "couchdb"])
 def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
     if request.param == "sqlite":
         yield SQLiteCatalog(tmp_path / "catalog.sqlite3")
+    else:
+        yield open_catalog(backend_settings(tmp_path, couch=request.getfixturevalue("pouch")))
 
 
 def fields(**extra: Any) -> dict[str, Any]:

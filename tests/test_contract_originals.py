@@ -7,14 +7,20 @@ import pytest
 
 from huimages.errors import ImageNotFound, InvalidImageId, StorageError
 from huimages.ids import compute_id
+from huimages.originals import open_primary
 from huimages.originals.base import OriginalsStore
 from huimages.originals.filesystem import FilesystemStore
+from tests.conftest import backend_settings
+from tests.servers import SeaweedS3
 
 
-@pytest.fixture(params=["filesystem"])
+@pytest.fixture(params=["filesystem", "s3"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OriginalsStore]:
     if request.param == "filesystem":
         yield FilesystemStore(tmp_path / "originals")
+    else:
+        seaweed = request.getfixturevalue("seaweed")
+        yield open_primary(backend_settings(tmp_path, s3=seaweed))
 
 
 def test_put_get_roundtrip(store: OriginalsStore) -> None:
@@ -59,3 +65,37 @@ def test_delete(store: OriginalsStore) -> None:
 
 def test_ping(store: OriginalsStore) -> None:
     store.ping()
+
+
+def test_s3_objects_are_private_and_typed(tmp_path: Path, seaweed: SeaweedS3) -> None:
+    from huimages.originals.s3 import S3Store
+
+    store = open_primary(backend_settings(tmp_path, s3=seaweed))
+    assert isinstance(store, S3Store)
+    data = b"png bytes, content-addressed"
+    image_id = compute_id(data)
+    store.put(image_id, data, "image/png")
+    head = store.client.head_object(Bucket=store.bucket, Key=image_id)
+    assert head["ContentType"] == "image/png"
+    grants = store.client.get_object_acl(Bucket=store.bucket, Key=image_id)["Grants"]
+    assert all(
+        "AllUsers" not in str(g.get("Grantee")) and "AuthenticatedUsers" not in str(g.get("Grantee")) for g in grants
+    )
+    # a second size needs no download: the original is kept locally
+    store.client.delete_object(Bucket=store.bucket, Key=image_id)
+    assert store.get(image_id) == data
+    store.drop_local(image_id)
+    with pytest.raises(ImageNotFound):
+        store.get(image_id)
+
+
+def test_s3_wrong_credentials_and_missing_bucket_are_clear(tmp_path: Path, seaweed: SeaweedS3) -> None:
+    settings = backend_settings(tmp_path, s3=seaweed)
+    wrong = open_primary(settings.with_overrides(aws_secret_access_key="wrong"))
+    with pytest.raises(StorageError, match="refused the credentials"):
+        wrong.get(compute_id(b"x"))
+    with pytest.raises(StorageError, match="refused the credentials"):
+        wrong.ping()
+    missing = open_primary(settings.with_overrides(s3_bucket="no-such-bucket-here"))
+    with pytest.raises(StorageError, match="does not exist"):
+        missing.ping()

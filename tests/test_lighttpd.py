@@ -245,3 +245,19 @@ def example_config() -> str:
         lua_script=Path("/opt/huimages/huimages/cache_headers.lua"),
     )
     return render_config(cfg)
+
+
+def test_secrets_never_enter_the_config(tmp_path: Path) -> None:
+    from huimages.lighttpd import render_config
+
+    environ = {
+        "S3BUCKET": "originals",
+        "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "very-secret-key",
+        "COUCHSERVER": "http://admin:couch-password@127.0.0.1:5984/",
+    }
+    settings = Settings.from_env({**environ, "HUIMAGES_HOME": str(tmp_path)})
+    text = render_config(FrontConfig.from_settings(settings, environ=environ))
+    assert "very-secret-key" not in text and "couch-password" not in text and "AKIDEXAMPLE" not in text
+    assert '"S3BUCKET" => "originals"' in text
+    assert '"AWS_SECRET_ACCESS_KEY"' in text  # copied from lighttpd's own environment instead

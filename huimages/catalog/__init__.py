@@ -7,7 +7,12 @@ from huimages.config import Settings
 
 
 def open_catalog(settings: Settings) -> Catalog:
-    """The catalog the settings name (SQLite by default)."""
+    """CouchDB when ``COUCHSERVER`` is set, else the SQLite file."""
+    if settings.couch_server:
+        from huimages.catalog.couchdb import CouchDBCatalog
+        from huimages.couch import CouchConnection
+
+        return CouchDBCatalog(CouchConnection(settings.couch_server, settings.couch_db, settings.backend_timeout))
     from huimages.catalog.sqlite import SQLiteCatalog
 
     return SQLiteCatalog(settings.catalog)

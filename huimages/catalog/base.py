@@ -23,8 +23,6 @@ from huimages.errors import EmptyStore, ImageNotFound
 from huimages.ids import validate_id
 
 Doc = dict[str, Any]
-#: A key above every ID (IDs use only A-Z and 2-7), for "the last one".
-_AFTER_ALL_IDS = "~"
 
 
 def format_timestamp(value: datetime.datetime | str | None) -> str:
@@ -93,8 +91,12 @@ class Catalog(abc.ABC):
         """Atomically replace the document with ``change(current)``; returns it."""
 
     @abc.abstractmethod
-    def _neighbour(self, key: str, after: bool) -> str | None:
-        """The nearest ID of a non-deleted image strictly after (or before) ``key``."""
+    def _neighbour(self, key: str | None, after: bool) -> str | None:
+        """The nearest ID of a non-deleted image strictly after (or before) ``key``.
+
+        ``key=None`` means from the very start (``after``) or end (not ``after``):
+        backends collate differently, so no sentinel string is portable.
+        """
 
     @abc.abstractmethod
     def count(self) -> int:
@@ -140,14 +142,14 @@ class Catalog(abc.ABC):
 
     def next_id(self, image_id: str) -> str:
         """The following ID in ID order, wrapping to the first after the last."""
-        found = self._neighbour(validate_id(image_id), after=True) or self._neighbour("", after=True)
+        found = self._neighbour(validate_id(image_id), after=True) or self._neighbour(None, after=True)
         if found is None:
             raise EmptyStore()
         return found
 
     def previous_id(self, image_id: str) -> str:
         """The preceding ID in ID order, wrapping to the last before the first."""
-        found = self._neighbour(validate_id(image_id), after=False) or self._neighbour(_AFTER_ALL_IDS, after=False)
+        found = self._neighbour(validate_id(image_id), after=False) or self._neighbour(None, after=False)
         if found is None:
             raise EmptyStore()
         return found
@@ -159,7 +161,7 @@ class Catalog(abc.ABC):
         follow large gaps; IDs are hashes, so gaps are nearly even.
         """
         key = base64.b32encode(os.urandom(20)).decode("ascii")
-        found = self._neighbour(key, after=True) or self._neighbour("", after=True)
+        found = self._neighbour(key, after=True) or self._neighbour(None, after=True)
         if found is None:
             raise EmptyStore()
         return found

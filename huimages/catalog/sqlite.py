@@ -81,14 +81,11 @@ class SQLiteCatalog(Catalog):
                 raise
         return doc
 
-    def _neighbour(self, key: str, after: bool) -> str | None:
-        query = (
-            "SELECT id FROM images WHERE id > ? AND deleted = 0 ORDER BY id LIMIT 1"
-            if after
-            else "SELECT id FROM images WHERE id < ? AND deleted = 0 ORDER BY id DESC LIMIT 1"
-        )
+    def _neighbour(self, key: str | None, after: bool) -> str | None:
+        where = "deleted = 0" if key is None else ("id > ? AND deleted = 0" if after else "id < ? AND deleted = 0")
+        query = f"SELECT id FROM images WHERE {where} ORDER BY id {'' if after else 'DESC'} LIMIT 1"
         with self._errors() as conn:
-            row = conn.execute(query, (key,)).fetchone()
+            row = conn.execute(query, () if key is None else (key,)).fetchone()
         return None if row is None else str(row[0])
 
     def count(self) -> int:

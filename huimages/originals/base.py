@@ -66,3 +66,12 @@ class OriginalsStore(abc.ABC):
 
     def delete(self, image_id: str) -> None:
         self._remove(validate_id(image_id))
+
+    def read_back(self, image_id: str) -> bytes | None:
+        """The bytes as the store itself holds them, bypassing any local copy (verification)."""
+        return self._read(validate_id(image_id))
+
+    def verified(self, image_id: str) -> bool:
+        """Whether the store holds exactly the bytes of ``image_id``."""
+        data = self.read_back(image_id)
+        return data is not None and matches(image_id, data)

@@ -1,0 +1,64 @@
+"""The production catalog: image documents in CouchDB, as huImages stored them.
+
+Several image servers share one (clusterable) CouchDB. Every change is a
+read-modify-write retried on 409, so concurrent merges from any number of
+hosts lose nothing.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+
+import couchdb.http
+
+from huimages.catalog.base import Catalog, Doc
+from huimages.couch import CouchConnection
+from huimages.errors import BackendUnavailable
+
+_CONFLICT_RETRIES = 20
+
+
+class CouchDBCatalog(Catalog):
+    name = "couchdb catalog"
+
+    def __init__(self, connection: CouchConnection) -> None:
+        self.couch = connection
+
+    def _load(self, image_id: str) -> Doc | None:
+        with self.couch.errors(self.name, f"read {image_id}"):
+            doc = self.couch.db(self.name).get(image_id)
+        return None if doc is None else dict(doc)
+
+    def _modify(self, image_id: str, change: Callable[[Doc | None], Doc]) -> Doc:
+        db = self.couch.db(self.name)
+        for attempt in range(_CONFLICT_RETRIES):
+            with self.couch.errors(self.name, f"update {image_id}"):
+                current = db.get(image_id)
+                doc = change(None if current is None else dict(current))
+                doc["_id"] = image_id
+                if current is not None:
+                    doc["_rev"] = current["_rev"]
+                try:
+                    db.save(doc)
+                    return doc
+                except couchdb.http.ResourceConflict:
+                    time.sleep(random.uniform(0, 0.005 * (attempt + 1)))  # another writer won; merge again
+        raise BackendUnavailable(self.name, f"{image_id} kept changing under {_CONFLICT_RETRIES} attempts to update it")
+
+    def _neighbour(self, key: str | None, after: bool) -> str | None:
+        options = {} if key is None else {"startkey": key}
+        rows = self.couch.view(self.name, "live", limit=2, reduce=False, descending=not after, **options)
+        for row in rows:
+            if row.id != key:
+                return str(row.id)
+        return None
+
+    def count(self) -> int:
+        rows = self.couch.view(self.name, "live", reduce=True)
+        return int(rows[0].value) if rows else 0
+
+    def ping(self) -> None:
+        with self.couch.errors(self.name, "reach the server"):
+            self.couch.db(self.name).info()

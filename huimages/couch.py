@@ -1,0 +1,107 @@
+"""One CouchDB database, shared by the CouchDB catalog and the legacy originals.
+
+Uses the ``CouchDB`` package (couchdb-python). The database and the design
+document are created on first use; every error is translated into
+``huimages.errors`` with the server named by host and port only, never with
+the credentials ``COUCHSERVER`` may carry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import threading
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import couchdb
+import couchdb.http
+
+from huimages.errors import BackendUnavailable, HuImagesError, StorageError
+
+DESIGN_ID = "_design/huimages"
+DESIGN_VIEWS: dict[str, dict[str, str]] = {
+    # Image IDs of images that may be served, in ID order (browsing, random, count).
+    "live": {
+        "map": "function (doc) { if (doc._id.charAt(0) !== '_' && !doc.deleted) { emit(doc._id, null); } }",
+        "reduce": "_count",
+    },
+    # Images whose original is (still) a CouchDB attachment: what `huimages migrate` copies.
+    "attachments": {
+        "map": "function (doc) { if (doc._id.charAt(0) !== '_' && doc._attachments) { emit(doc._id, null); } }",
+        "reduce": "_count",
+    },
+}
+
+
+class CouchConnection:
+    def __init__(self, url: str, dbname: str, timeout: float = 10.0) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            from huimages.errors import ConfigurationError
+
+            raise ConfigurationError("COUCHSERVER", "must be an http(s) URL such as http://127.0.0.1:5984/")
+        self.url = url
+        self.dbname = dbname
+        self.where = f"database {dbname} at {parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+        # One immediate retry: a pooled keep-alive connection the server closed fails once
+        # with ECONNRESET. (An empty list trips a bug in couchdb-python 1.2's retry loop.)
+        session = couchdb.http.Session(timeout=timeout, retry_delays=[0.0])
+        self._server = couchdb.Server(url, session=session)
+        self._db: couchdb.Database | None = None
+        self._lock = threading.Lock()
+
+    def db(self, backend: str) -> couchdb.Database:
+        """The database, created with its design document on first use."""
+        if self._db is not None:
+            return self._db
+        with self._lock, self.errors(backend, "open the database"):
+            if self._db is None:
+                try:
+                    db = self._server[self.dbname]
+                except couchdb.http.ResourceNotFound:
+                    try:
+                        db = self._server.create(self.dbname)
+                    except couchdb.http.PreconditionFailed:  # another host created it first
+                        db = self._server[self.dbname]
+                _ensure_design(db)
+                self._db = db
+        return self._db
+
+    def view(self, backend: str, name: str, **options: Any) -> list[Any]:
+        with self.errors(backend, f"query {name}"):
+            return list(self.db(backend).view(f"huimages/{name}", **options))
+
+    @contextlib.contextmanager
+    def errors(self, backend: str, action: str) -> Iterator[None]:
+        try:
+            yield
+        except HuImagesError:
+            raise
+        except couchdb.http.Unauthorized:
+            raise StorageError(
+                backend, f"cannot {action}: {self.where} refused the credentials in COUCHSERVER"
+            ) from None
+        except couchdb.http.ServerError as exc:
+            status = exc.args[0][0] if exc.args and isinstance(exc.args[0], tuple) else "?"
+            if status == 403:
+                raise StorageError(backend, f"cannot {action}: {self.where} forbids it") from None
+            raise BackendUnavailable(backend, f"cannot {action}: {self.where} answered {status}") from exc
+        except (OSError, http.client.HTTPException) as exc:
+            raise BackendUnavailable(backend, f"cannot {action}: no answer from {self.where}") from exc
+
+
+def _ensure_design(db: couchdb.Database) -> None:
+    for _ in range(5):
+        current = db.get(DESIGN_ID)
+        if current is not None and current.get("views") == DESIGN_VIEWS:
+            return
+        doc = dict(current or {"_id": DESIGN_ID})
+        doc["views"] = DESIGN_VIEWS
+        doc["language"] = "javascript"
+        try:
+            db.save(doc)
+            return
+        except couchdb.http.ResourceConflict:
+            continue  # another host wrote it at the same time; check again

@@ -1,0 +1,107 @@
+"""``huimages migrate``: copy legacy CouchDB attachments into the originals store.
+
+Safe to interrupt and rerun: an original already in the store is not copied
+again (its key is its content address, so it can never be there twice), and an
+attachment is deleted only after the copy was read back from the store and its
+SHA-1 checked against the ID.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import logging
+from collections.abc import Callable, Iterator
+
+from huimages.errors import HuImagesError
+from huimages.ids import matches
+from huimages.originals.base import OriginalsStore
+from huimages.originals.couchdb import CouchAttachmentStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class MigrationReport:
+    copied: int = 0
+    already: int = 0
+    deleted: int = 0
+    failed: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def done(self) -> int:
+        return self.copied + self.already + len(self.failed)
+
+
+def pending(legacy: CouchAttachmentStore, batch: int) -> Iterator[list[str]]:
+    """IDs of images that still have an attachment, ``batch`` at a time, in ID order."""
+    last: str | None = None
+    while True:
+        options: dict[str, object] = {"reduce": False, "limit": batch + 1}
+        if last is not None:
+            options["startkey"] = last
+        ids = [str(row.id) for row in legacy.couch.view(legacy.name, "attachments", **options) if row.id != last]
+        ids = ids[:batch]
+        if not ids:
+            return
+        yield ids
+        last = ids[-1]
+
+
+def count_pending(legacy: CouchAttachmentStore) -> int:
+    rows = legacy.couch.view(legacy.name, "attachments", reduce=True)
+    return int(rows[0].value) if rows else 0
+
+
+def migrate_one(image_id: str, legacy: CouchAttachmentStore, target: OriginalsStore, delete: bool) -> str:
+    """Copy one original; returns ``copied`` or ``already``; raises with the reason otherwise."""
+    outcome = "already"
+    if not target.exists(image_id):
+        data = legacy.read_back(image_id)
+        if data is None:
+            raise HuImagesError("the attachment disappeared while migrating")
+        if not matches(image_id, data):
+            raise HuImagesError("the attachment's sha1 does not match the image ID; left in place")
+        target.put(image_id, data, legacy.content_type(image_id))
+        outcome = "copied"
+    if delete:
+        if not target.verified(image_id):
+            raise HuImagesError(f"the copy in the {target.name} did not verify; the attachment is kept")
+        legacy.delete(image_id)
+    return outcome
+
+
+def migrate_attachments(
+    legacy: CouchAttachmentStore,
+    target: OriginalsStore,
+    *,
+    batch: int = 100,
+    workers: int = 8,
+    delete_attachments: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> MigrationReport:
+    report = MigrationReport()
+    seen: set[str] = set()
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        for ids in pending(legacy, batch):
+            ids = [i for i in ids if i not in seen]  # failures stay in the view; do not retry them in one run
+            if not ids:
+                break
+            seen.update(ids)
+            futures = {pool.submit(migrate_one, i, legacy, target, delete_attachments): i for i in ids}
+            for future in concurrent.futures.as_completed(futures):
+                image_id = futures[future]
+                try:
+                    outcome = future.result()
+                except HuImagesError as exc:
+                    report.failed[image_id] = str(exc)
+                    logger.warning("could not migrate %s: %s", image_id, exc)
+                else:
+                    if outcome == "copied":
+                        report.copied += 1
+                    else:
+                        report.already += 1
+                    report.deleted += delete_attachments
+                if progress is not None:
+                    progress(1)
+    return report

@@ -1,0 +1,113 @@
+"""Legacy originals: the first attachment of an image's CouchDB document.
+
+huImages first stored originals as attachments. ``LegacyFallback`` serves them
+on demand: read from CouchDB, verified against the ID (the SHA-1 must match),
+copied to the primary store (S3, private), then used; ``huimages migrate``
+copies all of them ahead of time.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import couchdb.http
+
+from huimages.couch import CouchConnection
+from huimages.errors import ImageNotFound, StorageError
+from huimages.ids import matches
+from huimages.originals.base import OriginalsStore
+
+logger = logging.getLogger(__name__)
+
+
+class CouchAttachmentStore(OriginalsStore):
+    """Read-only view of the legacy attachments (and their removal after migration)."""
+
+    name = "couchdb attachments"
+
+    def __init__(self, connection: CouchConnection) -> None:
+        self.couch = connection
+
+    def _attachment(self, image_id: str) -> tuple[dict[str, object], str, dict[str, object]] | None:
+        with self.couch.errors(self.name, f"read {image_id}"):
+            doc = self.couch.db(self.name).get(image_id)
+        attachments = (doc or {}).get("_attachments") or {}
+        if not attachments:
+            return None
+        name = next(iter(attachments))
+        return dict(doc), name, attachments[name]
+
+    def _read(self, image_id: str) -> bytes | None:
+        found = self._attachment(image_id)
+        if found is None:
+            return None
+        doc, name, _ = found
+        with self.couch.errors(self.name, f"read the attachment of {image_id}"):
+            stream = self.couch.db(self.name).get_attachment(doc, name)
+            return None if stream is None else bytes(stream.read())
+
+    def _write(self, image_id: str, data: bytes, content_type: str) -> None:
+        raise StorageError(self.name, "legacy attachments are read-only; new originals go to the primary store")
+
+    def _size(self, image_id: str) -> int | None:
+        found = self._attachment(image_id)
+        return None if found is None else int(found[2].get("length", 0))  # type: ignore[call-overload]
+
+    def content_type(self, image_id: str) -> str:
+        found = self._attachment(image_id)
+        return "application/octet-stream" if found is None else str(found[2].get("content_type") or "image/jpeg")
+
+    def _remove(self, image_id: str) -> None:
+        for _ in range(10):
+            found = self._attachment(image_id)
+            if found is None:
+                return
+            doc, name, _meta = found
+            with self.couch.errors(self.name, f"delete the attachment of {image_id}"):
+                try:
+                    self.couch.db(self.name).delete_attachment(doc, name)
+                    return
+                except couchdb.http.ResourceConflict:
+                    continue  # the document changed meanwhile; read it again
+        raise StorageError(self.name, f"{image_id} kept changing; its attachment was not deleted")
+
+    def ping(self) -> None:
+        with self.couch.errors(self.name, "reach the server"):
+            self.couch.db(self.name).info()
+
+
+class LegacyFallback(OriginalsStore):
+    """The primary store, falling back to legacy attachments, which are migrated when read."""
+
+    def __init__(self, primary: OriginalsStore, legacy: CouchAttachmentStore) -> None:
+        self.primary = primary
+        self.legacy = legacy
+        self.name = primary.name
+
+    def _read(self, image_id: str) -> bytes | None:
+        try:
+            return self.primary.get(image_id)
+        except ImageNotFound:
+            pass
+        data = self.legacy._read(image_id)
+        if data is None:
+            return None
+        if not matches(image_id, data):
+            raise StorageError(self.legacy.name, f"the attachment of {image_id} does not match its ID (sha1 differs)")
+        self.primary.put(image_id, data, self.legacy.content_type(image_id))
+        logger.info("migrated legacy original %s to the %s on first use", image_id, self.primary.name)
+        return data
+
+    def _write(self, image_id: str, data: bytes, content_type: str) -> None:
+        self.primary.put(image_id, data, content_type)
+
+    def _size(self, image_id: str) -> int | None:
+        size = self.primary._size(image_id)
+        return size if size is not None else self.legacy._size(image_id)
+
+    def _remove(self, image_id: str) -> None:
+        self.primary.delete(image_id)
+
+    def ping(self) -> None:
+        self.primary.ping()
+        self.legacy.ping()

@@ -1,0 +1,213 @@
+"""Production backends together: S3 originals, CouchDB catalog, legacy attachments, faults."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import couchdb
+import pytest
+from click.testing import CliRunner
+
+from huimages.catalog.base import format_timestamp
+from huimages.cli import main
+from huimages.config import Settings
+from huimages.ids import compute_id, matches
+from huimages.originals.couchdb import LegacyFallback
+from huimages.originals.s3 import S3Store
+from huimages.service import ImageService
+from huimages.web import create_app
+from tests.conftest import backend_settings
+from tests.imagetools import decode, jpeg
+from tests.servers import PouchCouch, SeaweedS3
+from tests.wsgi import call
+
+pytestmark = pytest.mark.integration
+
+
+def settings_env(settings: Settings, s3: SeaweedS3) -> dict[str, str]:
+    assert settings.s3_bucket and settings.couch_server
+    return {
+        **s3.settings_env(settings.s3_bucket),
+        "COUCHSERVER": settings.couch_server,
+        "HUIMAGES_COUCHDB_NAME": settings.couch_db,
+        "HUIMAGES_HOME": str(settings.home),
+    }
+
+
+def recovers(app: object, path: str, seconds: float = 60) -> None:
+    """Retry ``path`` as a client would on 503 until it answers 200; anything else fails."""
+    deadline = time.monotonic() + seconds
+    while True:
+        response = call(app, path)
+        if response.status == 200:
+            return
+        assert response.status == 503 and "Retry-After" in response.headers, response.text
+        assert time.monotonic() < deadline, f"still 503 after {seconds} s: {response.text}"
+        time.sleep(0.5)
+
+
+def legacy_image(settings: Settings, data: bytes, name: str = "image.jpeg") -> str:
+    """Store an image the way old huImages did: a CouchDB document with the original attached."""
+    image_id = compute_id(data)
+    assert settings.couch_server
+    server = couchdb.Server(settings.couch_server)
+    db = server[settings.couch_db] if settings.couch_db in server else server.create(settings.couch_db)
+    doc: dict[str, object] = {
+        "_id": image_id,
+        "ctime": format_timestamp(None),
+        "mtime": format_timestamp(None),
+        "title": ["legacy"],
+    }
+    doc["width"], doc["height"] = decode(data).size
+    db.save(doc)
+    db.put_attachment(doc, data, name, "image/jpeg")
+    return image_id
+
+
+@pytest.fixture
+def prod(tmp_path: Path, seaweed: SeaweedS3, pouch: PouchCouch) -> Settings:
+    return backend_settings(tmp_path / "a", s3=seaweed, couch=pouch)
+
+
+def test_backends_chosen_by_settings(prod: Settings) -> None:
+    service = ImageService.from_settings(prod)
+    assert isinstance(service.originals, LegacyFallback)
+    assert isinstance(service.originals.primary, S3Store)
+    assert service.catalog.name == "couchdb catalog"
+    assert all(item["ok"] for item in service.health().values())
+
+
+def test_legacy_original_is_served_and_copied_to_s3(prod: Settings) -> None:
+    data = jpeg(500, 400)
+    image_id = legacy_image(prod, data)
+    service = ImageService.from_settings(prod)
+    response = call(create_app(service=service), f"/small/{image_id}.jpeg")
+    assert response.status == 200 and decode(response.body).size == (200, 160)
+    s3 = service.originals.primary  # type: ignore[attr-defined]
+    assert s3.read_back(image_id) == data  # copied, private, verified
+    assert service.catalog.get(image_id)["_attachments"]  # the attachment stays until `migrate --delete-attachments`
+
+
+def test_legacy_attachment_with_wrong_bytes_is_refused(prod: Settings) -> None:
+    image_id = legacy_image(prod, jpeg(100, 100))
+    db = couchdb.Server(prod.couch_server)[prod.couch_db]
+    doc = db[image_id]
+    db.put_attachment(doc, jpeg(101, 100), "image.jpeg", "image/jpeg")  # replaced by other bytes
+    service = ImageService.from_settings(prod)
+    response = call(create_app(service=service), f"/small/{image_id}.jpeg")
+    assert response.status == 500 and "does not match its ID" in response.text
+    assert not service.originals.primary.exists(image_id)  # type: ignore[attr-defined]
+    assert not service.catalog.get(image_id).get("deleted")
+
+
+def test_two_servers_share_bucket_and_catalog(prod: Settings, tmp_path: Path) -> None:
+    first = ImageService.from_settings(prod)
+    second = ImageService.from_settings(
+        prod.with_overrides(home=tmp_path / "b", cache_dir=None, originals_cache_dir=None)
+    )
+    assert first.cache.root != second.cache.root
+    image_id = first.ingest(jpeg(640, 480), title="from the first")
+    response = call(create_app(service=second), f"/square/{image_id}.jpeg")
+    assert response.status == 200 and decode(response.body).size == (75, 75)
+    assert second.catalog.get(image_id)["title"] == ["from the first"]
+
+
+def test_migrate_copies_verifies_and_resumes(prod: Settings, seaweed: SeaweedS3) -> None:
+    ids = [legacy_image(prod, jpeg(200 + n, 150)) for n in range(12)]
+    broken = legacy_image(prod, jpeg(90, 90))
+    db = couchdb.Server(prod.couch_server)[prod.couch_db]
+    db.put_attachment(db[broken], b"not the bytes of this ID", "image.jpeg", "image/jpeg")
+    runner = CliRunner(env=settings_env(prod, seaweed))
+    result = runner.invoke(main, ["migrate", "--batch", "5"])
+    assert result.exit_code == 1, result.output
+    assert "copied: 12" in result.stdout and "failed: 1" in result.stdout and "sha1" in result.stdout
+    s3 = S3Store.from_settings(prod)
+    assert all(s3.verified(i) for i in ids)
+    assert all(db[i].get("_attachments") for i in ids)  # nothing deleted without the flag
+
+    result = runner.invoke(main, ["migrate", "--delete-attachments"])
+    assert "copied: 0" in result.stdout and "already in the s3 originals: 12" in result.stdout
+    assert "attachments deleted: 12" in result.stdout
+    assert not any(db[i].get("_attachments") for i in ids)
+    assert db[broken].get("_attachments")  # a failed one keeps its attachment
+
+
+def test_migration_killed_midway_then_rerun(prod: Settings, seaweed: SeaweedS3) -> None:
+    ids = {legacy_image(prod, jpeg(300 + n, 200)) for n in range(60)}
+    env = {**os.environ, **settings_env(prod, seaweed)}
+    argv = [sys.executable, "-m", "huimages", "migrate", "--delete-attachments", "--batch", "10", "--workers", "2"]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    client = seaweed.client()
+    deadline = time.monotonic() + 60
+    while client.list_objects_v2(Bucket=prod.s3_bucket).get("KeyCount", 0) < 10:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    db = couchdb.Server(prod.couch_server)[prod.couch_db]
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket=prod.s3_bucket).get("Contents", [])}
+    assert 0 < len(keys) < len(ids)
+    s3 = S3Store.from_settings(prod)
+    for image_id in ids:  # an attachment is gone only where its copy verifies
+        if not db[image_id].get("_attachments"):
+            assert s3.verified(image_id)
+
+    rerun = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    listing = client.list_objects_v2(Bucket=prod.s3_bucket)["Contents"]
+    assert sorted(o["Key"] for o in listing) == sorted(ids)  # every original exactly once
+    assert all(matches(i, s3.read_back(i) or b"") for i in ids)
+    assert not any(db[i].get("_attachments") for i in ids)
+
+
+def test_s3_down_then_back(prod: Settings, seaweed: SeaweedS3) -> None:
+    service = ImageService.from_settings(prod)
+    app = create_app(service=service)
+    image_id = service.ingest(jpeg(400, 300))
+    assert call(app, f"/small/{image_id}.jpeg").status == 200
+    service.originals.primary.drop_local(image_id)  # type: ignore[attr-defined]
+    seaweed.kill()
+    try:
+        miss = call(app, f"/medium/{image_id}.jpeg")
+        assert miss.status == 503 and "Retry-After" in miss.headers
+        assert "no answer from bucket" in miss.text
+        assert call(app, f"/small/{image_id}.jpeg").status == 200  # hits need no backend
+        assert not service.catalog.get(image_id).get("deleted")
+        result = CliRunner(env=settings_env(prod, seaweed)).invoke(main, ["check"])
+        assert result.exit_code == 1 and "no answer from bucket" in result.stdout
+    finally:
+        seaweed.start()
+    recovers(app, f"/medium/{image_id}.jpeg")  # the same app, not restarted
+
+
+def test_couchdb_down_then_back(prod: Settings, pouch: PouchCouch) -> None:
+    service = ImageService.from_settings(prod)
+    app = create_app(service=service)
+    image_id = service.ingest(jpeg(400, 300))
+    assert call(app, f"/small/{image_id}.jpeg").status == 200
+    pouch.kill()
+    try:
+        miss = call(app, f"/medium/{image_id}.jpeg")
+        assert miss.status == 503 and "Retry-After" in miss.headers
+        assert "no answer from database" in miss.text
+        assert call(app, f"/small/{image_id}.jpeg").status == 200
+        assert call(app, "/healthz").status == 503
+    finally:
+        pouch.start()
+    recovers(app, f"/medium/{image_id}.jpeg")
+    assert not service.catalog.get(image_id).get("deleted")
+
+
+def test_wrong_credentials_are_a_clear_error(prod: Settings, seaweed: SeaweedS3) -> None:
+    env = settings_env(prod, seaweed) | {"AWS_SECRET_ACCESS_KEY": "wrong"}
+    result = CliRunner(env=env).invoke(main, ["check"])
+    assert result.exit_code == 1
+    assert "refused the credentials" in result.stdout and "Traceback" not in result.output
+    assert "wrong" not in result.output  # the secret is never echoed
+    service = ImageService.from_settings(Settings.from_env(env))
+    with pytest.raises(Exception, match="refused the credentials"):
+        service.ingest(jpeg(50, 50))
+    assert service.catalog.count() == 0  # nothing recorded for an original that was not stored
