@@ -274,6 +274,55 @@ class _server:
         self.proc.wait(20)
 
 
+def bench_migrate(count: int = 200) -> None:
+    """`huimages migrate` from pouchdb-server to SeaweedFS, as the test fixtures start them."""
+    import couchdb
+
+    from huimages.couch import CouchConnection
+    from huimages.ids import compute_id
+    from huimages.migrate import migrate_attachments
+    from huimages.originals.couchdb import CouchAttachmentStore
+    from huimages.originals.s3 import S3Store
+    from tests.servers import PouchCouch, SeaweedS3
+
+    print(f"\n## huimages migrate: {count} legacy originals of about 200 KB, pouchdb-server -> SeaweedFS")
+    originals = []
+    for n in range(count):
+        noise = Image.effect_noise((600 + n % 7, 420), 64).convert("RGB")
+        originals.append(_jpeg_bytes(noise, 92))
+    size = sum(len(o) for o in originals) / count
+    with tempfile.TemporaryDirectory() as tmp:
+        s3, couch = SeaweedS3(Path(tmp) / "s3"), PouchCouch(Path(tmp) / "couch")
+        s3.start()
+        couch.start()
+        try:
+            for workers in (1, 8):
+                dbname = couch.new_database()
+                db = couchdb.Server(couch.url).create(dbname)
+                for data in originals:
+                    doc = {"_id": compute_id(data), "title": ["bench"]}
+                    db.save(doc)
+                    db.put_attachment(doc, data, "image.jpeg", "image/jpeg")
+                bucket = s3.new_bucket()
+                settings = Settings.from_env({**s3.settings_env(bucket), "HUIMAGES_HOME": str(Path(tmp) / dbname)})
+                legacy = CouchAttachmentStore(CouchConnection(couch.url, dbname))
+                start = time.perf_counter()
+                report = migrate_attachments(legacy, S3Store.from_settings(settings), workers=workers)
+                seconds = time.perf_counter() - start
+                assert report.copied == count and not report.failed, report
+                print(f"{workers} transfer{'s' if workers > 1 else ''} at once: {count / seconds:.1f} originals/s")
+        finally:
+            s3.kill()
+            couch.kill()
+    print(f"(average original {size / 1000:.0f} KB)")
+
+
+def _jpeg_bytes(im: Image.Image, quality: int) -> bytes:
+    out = io.BytesIO()
+    im.save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
 def _load(url: str, seconds: int, wrk: str | None) -> float:
     if wrk:
         out = subprocess.run(
@@ -339,6 +388,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="runs per cold measurement (best is kept)")
     parser.add_argument("--seconds", type=int, default=10, help="length of each load run")
     parser.add_argument("--skip-http", action="store_true", help="skip the server load runs")
+    parser.add_argument("--only", choices=["cold", "memory", "http", "migrate"], help="run one section only")
     parser.add_argument("--peak-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.peak_child:
@@ -352,11 +402,18 @@ def main() -> None:
         else:
             photos = generated_photos(Path(tmp))
             print("photos: generated with Pillow")
-        bench_cold(photos, args.repeat)
-        bench_memory(photos)
-        if not args.skip_http:
+        sections = {args.only} if args.only else {"cold", "memory", "http", "migrate"}
+        if args.skip_http:
+            sections.discard("http")
+        if "cold" in sections:
+            bench_cold(photos, args.repeat)
+        if "memory" in sections:
+            bench_memory(photos)
+        if "http" in sections:
             bench_warm(photos, args.seconds)
             bench_lighttpd(photos, args.seconds)
+        if "migrate" in sections:
+            bench_migrate()
 
 
 if __name__ == "__main__":
