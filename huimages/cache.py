@@ -26,6 +26,8 @@ from huimages.ids import validate_id
 
 logger = logging.getLogger(__name__)
 
+#: Cache-Control of every derivative: IDs are content addresses, so a derivative never changes.
+CACHE_FOREVER = "public, max-age=31536000, immutable"
 LOCK_STRIPES = 1024
 _STATE_DIR = ".huimages"  # hidden: never a valid size, denied by the lighttpd config
 

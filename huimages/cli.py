@@ -225,6 +225,78 @@ def migrate(batch: int, workers: int, delete_attachments: bool) -> None:
         sys.exit(1)
 
 
+@main.command("process-queue")
+def process_queue() -> None:
+    """Upload queued derivatives to the CDN bucket (what cron's /processqueue does)."""
+    client = _client()
+    if client.cdn is None:
+        raise click.ClickException("no CDN is configured: set CDN_BUCKET and CDN_URL")
+    try:
+        report = client.cdn.run()
+    except HuImagesError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(report.as_dict(), sort_keys=True))
+
+
+@main.command()
+@click.argument("size")
+@click.option("--cache-only", is_flag=True, help="Only remove this host's cached files (the others of a cluster).")
+def flush(size: str, cache_only: bool) -> None:
+    """Render SIZE anew: new version, cached files removed, URLs back on the image server.
+
+    A named size is flushed together with its numeric form (small and 240x160).
+    New derivatives are queued and reach the CDN at the next queue run.
+    """
+    client = _client()
+    try:
+        parsed = client.service.parse_size(size)
+        if parsed.is_original:
+            raise click.ClickException("o is the original itself; there is nothing to flush")
+        for token in dict.fromkeys((parsed.token, parsed.spec)):
+            if cache_only:
+                removed = client.service.cache.remove_size(token)
+                click.echo(f"{token}: {removed} cached files removed")
+            elif client.cdn is not None:
+                report = client.cdn.flush(token)
+                note = f", CloudFront invalidation {report.invalidation}" if report.invalidation else ""
+                click.echo(f"{token}: version {report.version}, {report.removed} cached files removed{note}")
+            else:
+                version, removed = client.service.flush(token)
+                click.echo(f"{token}: version {version}, {removed} cached files removed")
+    except HuImagesError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+def queue(ctx: click.Context) -> None:
+    """Show the CDN queue: derivatives per state, and the age of the oldest queued one."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import time
+
+    try:
+        stats = _client().service.catalog.queue_stats()
+    except HuImagesError as exc:
+        raise click.ClickException(str(exc)) from None
+    for state, count in stats.counts.items():
+        click.echo(f"{state:9} {count}")
+    if stats.oldest_queued_at is not None:
+        click.echo(f"oldest queued {time.time() - stats.oldest_queued_at:.0f} s ago")
+
+
+@queue.command("retry")
+def queue_retry() -> None:
+    """Queue every parked derivative again, with its attempts reset."""
+    import time
+
+    try:
+        count = _client().service.catalog.requeue_parked(time.time())
+    except HuImagesError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{count} parked derivatives queued again")
+
+
 @main.command()
 def settings() -> None:
     """List every setting with its current value."""

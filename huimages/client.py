@@ -23,10 +23,13 @@ class Client:
     """huimages for one site: built from ``Settings`` (default: the environment)."""
 
     def __init__(self, settings: Settings | None = None, *, service: ImageService | None = None) -> None:
+        from huimages.cdn import publisher_for
+
         if service is None:
             service = ImageService.from_settings(settings or Settings.from_env())
         self.service = service
         self.settings = service.settings
+        self.cdn = publisher_for(service)
 
     def save_image(
         self,
@@ -61,9 +64,18 @@ class Client:
         return self._url(parsed.token, validate_id(imageid))
 
     def scaled_imageurl(self, imageid: str, size: str = "square") -> str:
-        """The URL of a scaled version; named sizes are emitted in numeric form, as huImages did."""
-        parsed = self.service.parse_size(size)
-        return self._url(parsed.spec, validate_id(imageid))
+        """The URL of a scaled version: on the CDN once uploaded there, else on the image server.
+
+        Named sizes are emitted in numeric form, as huImages did.
+        """
+        return self.scaled_imageurls([imageid], size)[imageid]
+
+    def scaled_imageurls(self, imageids: list[str], size: str = "square") -> dict[str, str]:
+        """``scaled_imageurl`` for many images at once, with one catalog query for all of them."""
+        token = self.service.parse_size(size).spec
+        ids = [validate_id(i) for i in imageids]
+        on_cdn = self.cdn.urls(token, ids) if self.cdn is not None else {}
+        return {i: on_cdn.get(i) or self._url(token, i) for i in ids}
 
     def scaled_dimensions(self, imageid: str, size: str = "square") -> tuple[int, int]:
         """(width, height) of the image served for ``scaled_imageurl(imageid, size)``."""

@@ -57,11 +57,25 @@ class Settings:
     couch_server: str | None = dataclasses.field(default=None, repr=False)  # may carry a password
     couch_db: str = "huimages"
     backend_timeout: float = 10.0
+    # CDN offload: derivatives uploaded to cdn_bucket, served from cdn_url once uploaded.
+    cdn_bucket: str | None = None
+    cdn_url: str | None = None
+    cdn_sizes: tuple[str, ...] | None = None  # None: every size but o
+    cdn_concurrency: int = 8
+    cdn_max_attempts: int = 8
+    cdn_retry_base: float = 30.0
+    cdn_batch: int = 200
+    cdn_lease_seconds: float = 300.0
+    cdn_lookup_ttl: float = 10.0
+    cloudfront_distribution_id: str | None = None
+    admin_token: str | None = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         home = Path(self.home).absolute()
         if not self.server_url.endswith("/"):
             object.__setattr__(self, "server_url", self.server_url + "/")
+        if self.cdn_url:
+            object.__setattr__(self, "cdn_url", self.cdn_url.rstrip("/"))
         object.__setattr__(self, "home", home)
         for name, default in (
             ("cache_dir", "cache"),
@@ -145,6 +159,18 @@ def _positive_float(raw: Any) -> float:
     return value
 
 
+def _non_negative_float(raw: Any) -> float:
+    value = float(raw)
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _size_list(raw: Any) -> tuple[str, ...]:
+    items = raw if isinstance(raw, list) else str(raw).split(",")
+    return tuple(str(item).strip() for item in items if str(item).strip())
+
+
 def _sizes(raw: Any) -> dict[str, str]:
     """``name=WxH[!],...`` (or a TOML table) added to, or replacing, the named sizes."""
     merged = dict(DEFAULT_SIZES)
@@ -187,6 +213,17 @@ SETTINGS_SPECS: tuple[_Spec, ...] = (
     _Spec("HUIMAGESCOUCHSERVER", "couch_server", str, "old huImages name of COUCHSERVER (wins over it)", True),
     _Spec("HUIMAGES_COUCHDB_NAME", "couch_db", str, "CouchDB database name"),
     _Spec("HUIMAGES_BACKEND_TIMEOUT", "backend_timeout", _positive_float, "seconds to wait for S3 or CouchDB"),
+    _Spec("CDN_BUCKET", "cdn_bucket", str, "S3 bucket behind the CDN distribution; unset: no CDN"),
+    _Spec("CDN_URL", "cdn_url", str, "the distribution's base URL, e.g. https://images.example.com"),
+    _Spec("CDN_SIZES", "cdn_sizes", _size_list, "sizes (URL tokens) that go to the CDN; default: all but o"),
+    _Spec("CDN_CONCURRENCY", "cdn_concurrency", _positive_int, "uploads at once in a queue run"),
+    _Spec("CDN_MAX_ATTEMPTS", "cdn_max_attempts", _positive_int, "failed uploads before a derivative is parked"),
+    _Spec("CDN_RETRY_BASE", "cdn_retry_base", _non_negative_float, "seconds before the first retry; doubles"),
+    _Spec("CDN_BATCH", "cdn_batch", _positive_int, "derivatives claimed per batch"),
+    _Spec("CDN_LEASE_SECONDS", "cdn_lease_seconds", _positive_float, "how long a queue run's lease lasts"),
+    _Spec("CDN_LOOKUP_TTL", "cdn_lookup_ttl", _non_negative_float, "seconds a process caches 'is it uploaded'"),
+    _Spec("CLOUDFRONT_DISTRIBUTION_ID", "cloudfront_distribution_id", str, "invalidate flushed sizes (optional)"),
+    _Spec("HUIMAGES_ADMIN_TOKEN", "admin_token", str, "bearer token for admin URLs from other hosts", True),
 )
 _BY_NAME = {spec.name: spec for spec in SETTINGS_SPECS}
 
@@ -207,6 +244,14 @@ def _validate(settings: Settings) -> None:
         raise ConfigurationError(
             "IMAGESERVERURL", f"{settings.server_url!r} must be an absolute http(s) URL, e.g. http://127.0.0.1:8080/"
         )
+    if bool(settings.cdn_bucket) != bool(settings.cdn_url):
+        raise ConfigurationError("CDN_URL", "CDN_BUCKET and CDN_URL go together: set both, or neither")
+    if settings.cdn_url:
+        cdn = urlsplit(settings.cdn_url)
+        if cdn.scheme not in ("http", "https") or not cdn.netloc:
+            raise ConfigurationError(
+                "CDN_URL", f"{settings.cdn_url!r} must be a fully qualified URL, e.g. https://images.example.com"
+            )
     if not 1 <= settings.jpeg_quality <= 95:
         raise ConfigurationError("HUIMAGES_JPEG_QUALITY", f"{settings.jpeg_quality} is outside 1-95")
     # Imported here to keep config free of an import cycle (sizes reads Settings types only).

@@ -21,15 +21,25 @@ import couchdb.http
 from huimages.errors import BackendUnavailable, HuImagesError, StorageError
 
 DESIGN_ID = "_design/huimages"
+_IMAGE = "doc._id.charAt(0) !== '_' && !doc.huimages"  # image documents have no `huimages` kind field
+_DERIVATIVE = "doc.huimages === 'derivative'"
 DESIGN_VIEWS: dict[str, dict[str, str]] = {
     # Image IDs of images that may be served, in ID order (browsing, random, count).
     "live": {
-        "map": "function (doc) { if (doc._id.charAt(0) !== '_' && !doc.deleted) { emit(doc._id, null); } }",
+        "map": f"function (doc) {{ if ({_IMAGE} && !doc.deleted) {{ emit(doc._id, null); }} }}",
         "reduce": "_count",
     },
     # Images whose original is (still) a CouchDB attachment: what `huimages migrate` copies.
     "attachments": {
-        "map": "function (doc) { if (doc._id.charAt(0) !== '_' && doc._attachments) { emit(doc._id, null); } }",
+        "map": f"function (doc) {{ if ({_IMAGE} && doc._attachments) {{ emit(doc._id, null); }} }}",
+        "reduce": "_count",
+    },
+    # The CDN queue: queued derivatives by their next attempt; all derivatives by state.
+    "due": {
+        "map": f"function (doc) {{ if ({_DERIVATIVE} && doc.state === 'queued') {{ emit(doc.next_attempt, null); }} }}",
+    },
+    "states": {
+        "map": f"function (doc) {{ if ({_DERIVATIVE}) {{ emit([doc.state, doc.queued_at], null); }} }}",
         "reduce": "_count",
     },
 }

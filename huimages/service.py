@@ -108,6 +108,11 @@ class ImageService:
             original = self.originals.get(image_id)
             started = time.perf_counter()
             jpeg = render(original, size, self.settings.jpeg_quality, self.limits)
+            if self.goes_to_cdn(size.token):
+                # Queued before the file is written: if the write fails, the queue
+                # run renders it again; a cached file is never left unqueued.
+                version = self.catalog.size_version(size.token)
+                self.catalog.enqueue(size.token, image_id, version, time.time())
             self.cache.write(size.token, image_id, jpeg)
             logger.info(
                 "rendered %s/%s.jpeg (%d bytes) in %.1f ms",
@@ -117,6 +122,22 @@ class ImageService:
                 (time.perf_counter() - started) * 1000,
             )
         return path
+
+    def flush(self, size_token: str) -> tuple[int, int]:
+        """Raise a size's version and remove its cached files; returns (version, files removed).
+
+        The version lives in the catalog, so every host's URLs change at once;
+        the files are this host's (run ``huimages flush --cache-only`` on the others).
+        """
+        version = self.catalog.bump_size_version(size_token)
+        return version, self.cache.remove_size(size_token)
+
+    def goes_to_cdn(self, size_token: str) -> bool:
+        """Whether derivatives of this URL size are offloaded to the CDN."""
+        if not self.settings.cdn_bucket or size_token == "o":
+            return False
+        sizes = self.settings.cdn_sizes
+        return sizes is None or size_token in sizes
 
     def health(self) -> dict[str, dict[str, Any]]:
         """Each backend's name and whether it answers (``/healthz``, ``huimages check``)."""

@@ -8,15 +8,19 @@ FastCGI and the tests all wrap.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
+import hmac
+import ipaddress
 import json
 import logging
 import os
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from huimages.cache import CACHE_FOREVER
 from huimages.config import Settings
 from huimages.errors import (
     BackendUnavailable,
@@ -31,13 +35,15 @@ from huimages.errors import (
 from huimages.ids import validate_id
 from huimages.service import ImageService
 
+if TYPE_CHECKING:
+    from huimages.cdn import CdnPublisher
+
 logger = logging.getLogger(__name__)
 
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
 Headers = list[tuple[str, str]]
 
-CACHE_FOREVER = "public, max-age=31536000, immutable"
 _IMAGE_PATH = re.compile(r"/([^/]*)/([^/]*)\.jpeg")
 _CHUNK = 256 * 1024
 
@@ -65,8 +71,9 @@ class HttpError(Exception):
 class ImageApp:
     """The WSGI callable. Build it with ``create_app``."""
 
-    def __init__(self, service: ImageService) -> None:
+    def __init__(self, service: ImageService, cdn: CdnPublisher | None = None) -> None:
         self.service = service
+        self.cdn = cdn
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         try:
@@ -84,6 +91,8 @@ class ImageApp:
         method = environ.get("REQUEST_METHOD", "GET")
         if path == "/healthz":
             return self._health(start_response)
+        if path == "/processqueue":
+            return self._process_queue(environ, start_response, method)
         match = _IMAGE_PATH.fullmatch(path)
         if match is None:
             _refuse_odd_path(path)
@@ -103,10 +112,20 @@ class ImageApp:
     def _health(self, start_response: StartResponse) -> Iterable[bytes]:
         report = self.service.health()
         healthy = all(item["ok"] for item in report.values())
-        body = json.dumps({"ok": healthy, "backends": report}, sort_keys=True).encode()
         status = "200 OK" if healthy else "503 Service Unavailable"
-        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *_NO_STORE])
-        return [body]
+        return _json(start_response, status, {"ok": healthy, "backends": report})
+
+    def _process_queue(self, environ: Environ, start_response: StartResponse, method: str) -> Iterable[bytes]:
+        if method not in ("GET", "POST"):
+            raise HttpError("405 Method Not Allowed", f"{method} is not allowed here", [("Allow", "GET, POST")])
+        if not is_admin(environ, self.service.settings.admin_token):
+            raise HttpError(
+                "403 Forbidden",
+                "/processqueue answers requests from this host, or with Authorization: Bearer <HUIMAGES_ADMIN_TOKEN>",
+            )
+        if self.cdn is None:
+            raise HttpError("404 Not Found", "no CDN is configured: set CDN_BUCKET and CDN_URL")
+        return _json(start_response, "200 OK", self.cdn.run().as_dict())
 
     def _error(self, environ: Environ, start_response: StartResponse, exc: HuImagesError) -> Iterable[bytes]:
         status = next((s for cls, s in _STATUS if isinstance(exc, cls)), "500 Internal Server Error")
@@ -124,9 +143,22 @@ class ImageApp:
 
 def create_app(settings: Settings | None = None, *, service: ImageService | None = None) -> ImageApp:
     """The WSGI app for ``settings`` (default: from the environment)."""
+    from huimages.cdn import publisher_for
+
     if service is None:
         service = ImageService.from_settings(settings or Settings.from_env())
-    return ImageApp(service)
+    return ImageApp(service, publisher_for(service))
+
+
+def is_admin(environ: Environ, token: str | None) -> bool:
+    """Admin URLs: from this host, or with the admin token (compared in constant time)."""
+    with contextlib.suppress(ValueError):
+        if ipaddress.ip_address(environ.get("REMOTE_ADDR", "")).is_loopback:
+            return True
+    if not token:
+        return False
+    scheme, _, given = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
 def request_path(environ: Environ) -> str:
@@ -207,6 +239,12 @@ def _not_modified(environ: Environ, etag: str, mtime: int) -> bool:
 
 
 _NO_STORE: Headers = [("Cache-Control", "no-store")]
+
+
+def _json(start_response: StartResponse, status: str, payload: dict[str, Any]) -> Iterable[bytes]:
+    body = json.dumps(payload, sort_keys=True).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *_NO_STORE])
+    return [body]
 
 
 def _text(start_response: StartResponse, status: str, message: str, extra: Headers | None = None) -> Iterable[bytes]:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from huimages.catalog.base import Catalog, Doc
+from huimages.catalog.records import STATES, Derivative, QueueStats
 from huimages.errors import BackendUnavailable, StorageError
 
 _SCHEMA = """
@@ -24,7 +25,22 @@ CREATE TABLE IF NOT EXISTS images (
     doc TEXT NOT NULL,
     deleted INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS derivatives (
+    size TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT NOT NULL DEFAULT '',
+    next_attempt REAL NOT NULL DEFAULT 0,
+    queued_at REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (size, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS derivatives_due ON derivatives (state, next_attempt);
+CREATE TABLE IF NOT EXISTS size_versions (size TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL) WITHOUT ROWID;
 """
+_DERIVATIVE_COLUMNS = "size, id, version, state, attempts, last_error, next_attempt, queued_at"
 
 
 class SQLiteCatalog(Catalog):
@@ -65,20 +81,14 @@ class SQLiteCatalog(Catalog):
         return None if row is None else json.loads(row[0])
 
     def _modify(self, image_id: str, change: Callable[[Doc | None], Doc]) -> Doc:
-        with self._errors() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = conn.execute("SELECT doc FROM images WHERE id = ?", (image_id,)).fetchone()
-                doc = change(None if row is None else json.loads(row[0]))
-                doc["_id"] = image_id
-                conn.execute(
-                    "INSERT OR REPLACE INTO images (id, doc, deleted) VALUES (?, ?, ?)",
-                    (image_id, json.dumps(doc, sort_keys=True), 1 if doc.get("deleted") else 0),
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._transaction() as conn:
+            row = conn.execute("SELECT doc FROM images WHERE id = ?", (image_id,)).fetchone()
+            doc = change(None if row is None else json.loads(row[0]))
+            doc["_id"] = image_id
+            conn.execute(
+                "INSERT OR REPLACE INTO images (id, doc, deleted) VALUES (?, ?, ?)",
+                (image_id, json.dumps(doc, sort_keys=True), 1 if doc.get("deleted") else 0),
+            )
         return doc
 
     def _neighbour(self, key: str | None, after: bool) -> str | None:
@@ -95,3 +105,93 @@ class SQLiteCatalog(Catalog):
     def ping(self) -> None:
         with self._errors() as conn:
             conn.execute("SELECT 1 FROM images LIMIT 1").fetchall()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._errors() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def size_version(self, size: str) -> int:
+        with self._errors() as conn:
+            row = conn.execute("SELECT version FROM size_versions WHERE size = ?", (size,)).fetchone()
+        return 1 if row is None else int(row[0])
+
+    def bump_size_version(self, size: str) -> int:
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO size_versions (size, version) VALUES (?, 2)"
+                " ON CONFLICT (size) DO UPDATE SET version = version + 1",
+                (size,),
+            )
+            return int(conn.execute("SELECT version FROM size_versions WHERE size = ?", (size,)).fetchone()[0])
+
+    def enqueue(self, size: str, image_id: str, version: int, now: float) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                f"INSERT INTO derivatives ({_DERIVATIVE_COLUMNS}) VALUES (?, ?, ?, 'queued', 0, '', ?, ?)"
+                " ON CONFLICT (size, id) DO UPDATE SET version = excluded.version, state = 'queued', attempts = 0,"
+                " last_error = '', next_attempt = excluded.next_attempt, queued_at = excluded.queued_at"
+                " WHERE derivatives.version < excluded.version",
+                (size, image_id, version, now, now),
+            )
+
+    def due(self, now: float, limit: int) -> list[Derivative]:
+        with self._errors() as conn:
+            rows = conn.execute(
+                f"SELECT {_DERIVATIVE_COLUMNS} FROM derivatives WHERE state = 'queued' AND next_attempt <= ?"
+                " ORDER BY next_attempt LIMIT ?",
+                (now, limit),
+            ).fetchall()
+        return [Derivative(*row) for row in rows]
+
+    def settle(self, results: list[Derivative]) -> None:
+        with self._transaction() as conn:
+            conn.executemany(
+                "UPDATE derivatives SET state = ?, attempts = ?, last_error = ?, next_attempt = ?"
+                " WHERE size = ? AND id = ? AND version = ?",
+                [(d.state, d.attempts, d.last_error, d.next_attempt, d.size, d.image_id, d.version) for d in results],
+            )
+
+    def uploaded(self, size: str, image_ids: list[str], version: int) -> set[str]:
+        found: set[str] = set()
+        with self._errors() as conn:
+            for start in range(0, len(image_ids), 500):  # SQLite's limit on bound parameters
+                chunk = image_ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                query = "SELECT id FROM derivatives WHERE size = ? AND version = ? AND state = 'uploaded'"
+                rows = conn.execute(f"{query} AND id IN ({marks})", (size, version, *chunk)).fetchall()
+                found.update(str(row[0]) for row in rows)
+        return found
+
+    def queue_stats(self) -> QueueStats:
+        with self._errors() as conn:
+            counts = dict(conn.execute("SELECT state, count(*) FROM derivatives GROUP BY state").fetchall())
+            oldest = conn.execute("SELECT min(queued_at) FROM derivatives WHERE state = 'queued'").fetchone()[0]
+        return QueueStats({state: int(counts.get(state, 0)) for state in STATES}, oldest)
+
+    def requeue_parked(self, now: float) -> int:
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE derivatives SET state = 'queued', attempts = 0, next_attempt = ? WHERE state = 'parked'", (now,)
+            )
+            return int(cursor.rowcount)
+
+    def acquire_lease(self, name: str, owner: str, ttl: float, now: float) -> bool:
+        with self._transaction() as conn:
+            row = conn.execute("SELECT owner, expires FROM leases WHERE name = ?", (name,)).fetchone()
+            if row is not None and row[0] != owner and row[1] > now:
+                return False
+            conn.execute(
+                "INSERT OR REPLACE INTO leases (name, owner, expires) VALUES (?, ?, ?)", (name, owner, now + ttl)
+            )
+            return True
+
+    def release_lease(self, name: str, owner: str) -> None:
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))

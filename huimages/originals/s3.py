@@ -72,8 +72,7 @@ class S3Store(OriginalsStore):
         self.bucket = bucket
         self.client = client
         self.local_cache = local_cache
-        endpoint = urlsplit(client.meta.endpoint_url)
-        self.where = f"bucket {bucket} at {endpoint.hostname}:{endpoint.port or 443}"
+        self.where = describe_endpoint(client, bucket)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> S3Store:
@@ -165,34 +164,42 @@ class S3Store(OriginalsStore):
                 return b""  # present but corrupt: not verified
             raise
 
-    @contextlib.contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
-        """boto3 errors in plain words: unreachable/overloaded (retry) or a fault to fix."""
-        try:
-            yield
-        except HuImagesError:
-            raise
-        except _UNREACHABLE as exc:
-            raise BackendUnavailable(self.name, f"cannot {action}: no answer from {self.where}") from exc
-        except botocore.exceptions.NoCredentialsError:
+    def _errors(self, action: str) -> contextlib.AbstractContextManager[None]:
+        return s3_errors(self.name, self.where, action)
+
+
+@contextlib.contextmanager
+def s3_errors(backend: str, where: str, action: str) -> Iterator[None]:
+    """boto3 errors in plain words: unreachable or overloaded (retry later) or a fault to fix."""
+    try:
+        yield
+    except HuImagesError:
+        raise
+    except _UNREACHABLE as exc:
+        raise BackendUnavailable(backend, f"cannot {action}: no answer from {where}") from exc
+    except botocore.exceptions.NoCredentialsError:
+        raise StorageError(backend, "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") from None
+    except botocore.exceptions.ClientError as exc:
+        code = _code(exc)
+        if code == "NoSuchBucket":
+            raise StorageError(backend, f"{where} does not exist: create it, or fix the bucket setting") from None
+        if code in _CREDENTIALS:
             raise StorageError(
-                self.name, "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                backend,
+                f"cannot {action}: {where} refused the credentials "
+                "(check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and the bucket policy)",
             ) from None
-        except botocore.exceptions.ClientError as exc:
-            code = _code(exc)
-            if code == "NoSuchBucket":
-                raise StorageError(self.name, f"{self.where} does not exist: create it, or fix S3BUCKET") from None
-            if code in _CREDENTIALS:
-                raise StorageError(
-                    self.name,
-                    f"cannot {action}: {self.where} refused the credentials "
-                    "(check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and the bucket policy)",
-                ) from None
-            if code in _TRANSIENT:
-                raise BackendUnavailable(self.name, f"cannot {action}: {self.where} answered {code}") from exc
-            raise StorageError(self.name, f"cannot {action}: {self.where} answered {code}") from exc
-        except botocore.exceptions.BotoCoreError as exc:
-            raise BackendUnavailable(self.name, f"cannot {action}: {exc}") from exc
+        if code in _TRANSIENT:
+            raise BackendUnavailable(backend, f"cannot {action}: {where} answered {code}") from exc
+        raise StorageError(backend, f"cannot {action}: {where} answered {code}") from exc
+    except botocore.exceptions.BotoCoreError as exc:
+        raise BackendUnavailable(backend, f"cannot {action}: {exc}") from exc
+
+
+def describe_endpoint(client: Any, bucket: str) -> str:
+    """``bucket NAME at HOST:PORT``, for messages (never credentials)."""
+    endpoint = urlsplit(client.meta.endpoint_url)
+    return f"bucket {bucket} at {endpoint.hostname}:{endpoint.port or 443}"
 
 
 def _code(exc: botocore.exceptions.ClientError) -> str:

@@ -1,0 +1,218 @@
+"""CDN offload against a real S3 API server, with both catalogs."""
+
+import concurrent.futures
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from huimages.cli import main
+from huimages.client import Client
+from huimages.config import Settings
+from huimages.ids import compute_id
+from huimages.web import ImageApp, create_app
+from tests.imagetools import decode, jpeg
+from tests.servers import PouchCouch, SeaweedS3
+from tests.wsgi import call
+
+pytestmark = pytest.mark.integration
+CDN = "https://cdn.example.com"
+ADMIN_TOKEN = "s3cr3t-admin-token"
+
+
+class Site:
+    """One image server with a CDN bucket, built from the environment like production."""
+
+    def __init__(self, env: dict[str, str], seaweed: SeaweedS3) -> None:
+        self.env = env
+        self.seaweed = seaweed
+        self.settings = Settings.from_env(env)
+        self.client = Client(self.settings)
+        self.app: ImageApp = create_app(service=self.client.service)
+        self.bucket = env["CDN_BUCKET"]
+
+    def process(self, **environ: str) -> dict[str, object]:
+        response = call(self.app, "/processqueue", REMOTE_ADDR="127.0.0.1", **environ)
+        assert response.status == 200, response.text
+        return dict(json.loads(response.body))
+
+    def render(self, image_id: str, size: str = "240x160") -> bytes:
+        response = call(self.app, f"/{size}/{image_id}.jpeg")
+        assert response.status == 200, response.text
+        return response.body
+
+    def keys(self) -> list[str]:
+        listing = self.seaweed.client().list_objects_v2(Bucket=self.bucket)
+        return sorted(o["Key"] for o in listing.get("Contents", []))
+
+
+@pytest.fixture(params=["sqlite", "couchdb"])
+def site(request: pytest.FixtureRequest, tmp_path: Path, seaweed: SeaweedS3) -> Iterator[Site]:
+    env = {
+        "HUIMAGES_HOME": str(tmp_path / "home"),
+        "IMAGESERVERURL": "http://img.test/",
+        "CDN_BUCKET": seaweed.new_bucket(),
+        "CDN_URL": CDN,
+        "AWS_ENDPOINT_URL_S3": seaweed.endpoint,
+        "AWS_ACCESS_KEY_ID": seaweed.ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": seaweed.SECRET_KEY,
+        "CDN_RETRY_BASE": "0",
+        "CDN_LOOKUP_TTL": "0",
+        "CDN_MAX_ATTEMPTS": "3",
+        "HUIMAGES_ADMIN_TOKEN": ADMIN_TOKEN,
+    }
+    if request.param == "couchdb":
+        pouch: PouchCouch = request.getfixturevalue("pouch")
+        env |= {"COUCHSERVER": pouch.url, "HUIMAGES_COUCHDB_NAME": pouch.new_database()}
+    yield Site(env, seaweed)
+
+
+def test_end_to_end(site: Site) -> None:
+    image_id = site.client.save_image(jpeg(800, 600))
+    local = site.client.scaled_imageurl(image_id, "small")
+    assert local == f"http://img.test/240x160/{image_id}.jpeg"
+    body = site.render(image_id)
+    site.render(image_id, "o")  # the original is never offloaded
+    assert site.client.service.catalog.queue_stats().counts["queued"] == 1
+
+    report = site.process()
+    assert (report["uploaded"], report["failed"], report["parked"], report["queued"]) == (1, 0, 0, 0)
+    assert set(report) >= {"uploaded", "failed", "parked", "queued", "seconds"}
+    key = f"240x160/1/{image_id}.jpeg"
+    assert site.keys() == [key]
+    obj = site.seaweed.client().get_object(Bucket=site.bucket, Key=key)
+    assert obj["ContentType"] == "image/jpeg"
+    assert obj["CacheControl"] == "public, max-age=31536000, immutable"
+    assert obj["Body"].read() == body
+
+    cdn_url = f"{CDN}/240x160/1/{image_id}.jpeg"
+    assert site.client.scaled_imageurl(image_id, "small") == cdn_url
+    assert f'src="{cdn_url}"' in site.client.scaled_tag(image_id, "small")
+    assert site.client.imageurl(image_id, "240x160") == local  # the server URL stays available
+    other = site.client.save_image(jpeg(100, 80))
+    assert site.client.scaled_imageurls([image_id, other], "small") == {
+        image_id: cdn_url,
+        other: f"http://img.test/240x160/{other}.jpeg",
+    }
+    result = CliRunner(env=site.env).invoke(main, ["url", image_id, "--size", "small"])
+    assert result.stdout.strip() == cdn_url
+
+
+def test_processqueue_access(site: Site) -> None:
+    far = {"REMOTE_ADDR": "203.0.113.9"}
+    denied = call(site.app, "/processqueue", **far)
+    assert denied.status == 403 and "HUIMAGES_ADMIN_TOKEN" in denied.text
+    wrong = call(site.app, "/processqueue", HTTP_AUTHORIZATION="Bearer nope", **far)
+    assert wrong.status == 403 and ADMIN_TOKEN not in wrong.text
+    allowed = call(site.app, "/processqueue", method="POST", HTTP_AUTHORIZATION=f"Bearer {ADMIN_TOKEN}", **far)
+    assert allowed.status == 200
+    assert call(site.app, "/processqueue", method="PUT", REMOTE_ADDR="127.0.0.1").status == 405
+
+
+def test_concurrent_hits_make_one_run(site: Site) -> None:
+    ids = [site.client.save_image(jpeg(200 + n, 150)) for n in range(40)]
+    for image_id in ids:
+        site.render(image_id, "100x100")
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        reports = list(pool.map(lambda _: site.process(), range(20)))
+    assert sum(int(r["uploaded"]) for r in reports) == len(ids)  # nothing uploaded twice
+    assert any(r["busy"] for r in reports)
+    assert all(r["uploaded"] == 0 for r in reports if r["busy"])
+    assert len(site.keys()) == len(ids)
+
+
+def test_run_killed_mid_batch(site: Site) -> None:
+    ids = [site.client.save_image(jpeg(300 + n, 200)) for n in range(80)]
+    for image_id in ids:
+        site.render(image_id, "150x150!")
+    env = {**os.environ, **site.env, "CDN_LEASE_SECONDS": "3", "CDN_CONCURRENCY": "1", "CDN_BATCH": "5"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "huimages", "process-queue"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + 60
+    while len(site.keys()) < 5:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    assert 0 < len(site.keys()) < len(ids)
+    again = subprocess.run([sys.executable, "-m", "huimages", "process-queue"], env=env, capture_output=True, text=True)
+    assert json.loads(again.stdout)["busy"] is True  # the dead run's lease still holds
+    time.sleep(3.2)  # ... until it expires
+    final = subprocess.run([sys.executable, "-m", "huimages", "process-queue"], env=env, capture_output=True, text=True)
+    report = json.loads(final.stdout)
+    assert report["busy"] is False and report["queued"] == 0 and report["failed"] == 0
+    assert site.keys() == sorted(f"150x150!/1/{i}.jpeg" for i in ids)
+
+
+def test_s3_down_during_a_run(site: Site) -> None:
+    ids = [site.client.save_image(jpeg(120 + n, 90)) for n in range(3)]
+    for image_id in ids:
+        site.render(image_id)
+    site.seaweed.kill()
+    try:
+        report = site.process()
+        assert (report["uploaded"], report["failed"], report["queued"]) == (0, 3, 3)
+        waiting = site.client.service.catalog.due(time.time() + 60, 10)
+        assert [d.attempts for d in waiting] == [1, 1, 1]
+        assert all("no answer from bucket" in d.last_error for d in waiting)
+    finally:
+        site.seaweed.start()
+    deadline = time.monotonic() + 60
+    uploaded = 0
+    while uploaded < 3:
+        assert time.monotonic() < deadline, "the queue never drained after S3 came back"
+        time.sleep(1.1)  # retries are at least a second apart
+        uploaded += int(site.process()["uploaded"])
+    assert len(site.keys()) == 3
+
+
+def test_poison_item_parks_without_blocking_others(site: Site) -> None:
+    good = site.client.save_image(jpeg(200, 100))
+    site.render(good)
+    poison = compute_id(b"an image nobody stored")
+    site.client.service.catalog.enqueue("240x160", poison, 1, time.time())
+    first = site.process()
+    assert (first["uploaded"], first["failed"]) == (1, 1)
+    for _ in range(2):
+        time.sleep(1.1)
+        site.process()
+    stats = site.client.service.catalog.queue_stats().counts
+    assert stats == {"queued": 0, "uploaded": 1, "parked": 1}
+    result = CliRunner(env=site.env).invoke(main, ["queue"])
+    assert "parked    1" in result.stdout
+    result = CliRunner(env=site.env).invoke(main, ["queue", "retry"])
+    assert "1 parked derivatives queued again" in result.stdout
+    [again] = site.client.service.catalog.due(time.time(), 10)
+    assert (again.image_id, again.attempts) == (poison, 0)
+
+
+def test_missing_cache_file_is_rendered_again(site: Site) -> None:
+    image_id = site.client.save_image(jpeg(640, 480))
+    site.render(image_id)
+    site.client.service.cache.path("240x160", image_id).unlink()
+    assert site.process()["uploaded"] == 1
+    data = site.seaweed.client().get_object(Bucket=site.bucket, Key=f"240x160/1/{image_id}.jpeg")["Body"].read()
+    assert decode(data).size == (213, 160)
+
+
+def test_flush(site: Site) -> None:
+    image_id = site.client.save_image(jpeg(800, 600))
+    site.render(image_id)
+    site.process()
+    assert site.client.scaled_imageurl(image_id, "small").startswith(CDN)
+    result = CliRunner(env=site.env).invoke(main, ["flush", "small"])
+    assert result.exit_code == 0, result.output
+    assert "240x160: version 2, 1 cached files removed" in result.stdout
+    assert site.client.scaled_imageurl(image_id, "small") == f"http://img.test/240x160/{image_id}.jpeg"
+    site.render(image_id)  # rendered anew and queued at version 2
+    assert site.process()["uploaded"] == 1
+    assert site.keys() == [f"240x160/1/{image_id}.jpeg", f"240x160/2/{image_id}.jpeg"]  # old one left
+    assert site.client.scaled_imageurl(image_id, "small") == f"{CDN}/240x160/2/{image_id}.jpeg"
