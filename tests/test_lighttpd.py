@@ -225,9 +225,11 @@ def test_mixed_load_soak(front: Front) -> None:
         assert rss_bytes(pid) - rss < MEMORY_BOUND, f"backend {pid} grew from {rss} to {rss_bytes(pid)} bytes"
 
 
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "lighttpd.conf"
+
+
 def test_example_config_is_the_generated_one() -> None:
-    example = Path(__file__).resolve().parent.parent / "examples" / "lighttpd.conf"
-    assert example.read_text() == example_config()
+    assert EXAMPLE.read_text() == example_config(), "regenerate it: .venv/bin/python -m tests.test_lighttpd"
 
 
 def example_config() -> str:
@@ -261,3 +263,7 @@ def test_secrets_never_enter_the_config(tmp_path: Path) -> None:
     assert "very-secret-key" not in text and "couch-password" not in text and "AKIDEXAMPLE" not in text
     assert '"S3BUCKET" => "originals"' in text
     assert '"AWS_SECRET_ACCESS_KEY"' in text  # copied from lighttpd's own environment instead
+
+
+if __name__ == "__main__":
+    EXAMPLE.write_text(example_config())

@@ -22,7 +22,7 @@ class Response:
 
 
 def call(
-    app: Any, path: str, method: str = "GET", headers: Mapping[str, str] | None = None, **environ: Any
+    app: Any, path: str, *, method: str = "GET", headers: Mapping[str, str] | None = None, **environ: Any
 ) -> Response:
     env: dict[str, Any] = {
         "REQUEST_METHOD": method,
