@@ -317,6 +317,47 @@ def bench_migrate(count: int = 200) -> None:
     print(f"(average original {size / 1000:.0f} KB)")
 
 
+def bench_cdn(count: int = 1000) -> None:
+    """One process-queue run against uploading the same derivatives one by one."""
+    from huimages.cdn import CdnPublisher
+    from huimages.ids import compute_id
+    from tests.servers import SeaweedS3
+
+    print(f"\n## CDN queue: {count} queued small derivatives to SeaweedFS (SQLite catalog)")
+    small = [_jpeg_bytes(Image.effect_noise((80 + n % 20, 60), 40).convert("RGB"), 80) for n in range(count)]
+    with tempfile.TemporaryDirectory() as tmp:
+        s3 = SeaweedS3(Path(tmp) / "s3")
+        s3.start()
+        try:
+            rates = {}
+            for label, concurrency, batch in (("one by one", 1, 1), ("one run (defaults)", 8, 200)):
+                env = {
+                    "HUIMAGES_HOME": str(Path(tmp) / label.replace(" ", "-")),
+                    "CDN_BUCKET": s3.new_bucket(),
+                    "CDN_URL": "https://cdn.example.com",
+                    "AWS_ENDPOINT_URL_S3": s3.endpoint,
+                    "AWS_ACCESS_KEY_ID": s3.ACCESS_KEY,
+                    "AWS_SECRET_ACCESS_KEY": s3.SECRET_KEY,
+                    "CDN_CONCURRENCY": str(concurrency),
+                    "CDN_BATCH": str(batch),
+                }
+                service = ImageService.from_settings(Settings.from_env(env))
+                now = time.time()
+                for data in small:
+                    image_id = compute_id(data)
+                    service.cache.write("80x60", image_id, data)
+                    service.catalog.enqueue("80x60", image_id, 1, now)
+                start = time.perf_counter()
+                report = CdnPublisher(service).run()
+                seconds = time.perf_counter() - start
+                assert report.uploaded == count and report.queued == 0, report
+                rates[label] = count / seconds
+                print(f"{label:20}: {seconds:6.2f} s, {count / seconds:6.1f} derivatives/s")
+            print(f"one run / one by one: {rates['one run (defaults)'] / rates['one by one']:.1f}x")
+        finally:
+            s3.kill()
+
+
 def _jpeg_bytes(im: Image.Image, quality: int) -> bytes:
     out = io.BytesIO()
     im.save(out, "JPEG", quality=quality)
@@ -388,7 +429,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="runs per cold measurement (best is kept)")
     parser.add_argument("--seconds", type=int, default=10, help="length of each load run")
     parser.add_argument("--skip-http", action="store_true", help="skip the server load runs")
-    parser.add_argument("--only", choices=["cold", "memory", "http", "migrate"], help="run one section only")
+    parser.add_argument("--only", choices=["cold", "memory", "http", "migrate", "cdn"], help="run one section only")
     parser.add_argument("--peak-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.peak_child:
@@ -402,7 +443,7 @@ def main() -> None:
         else:
             photos = generated_photos(Path(tmp))
             print("photos: generated with Pillow")
-        sections = {args.only} if args.only else {"cold", "memory", "http", "migrate"}
+        sections = {args.only} if args.only else {"cold", "memory", "http", "migrate", "cdn"}
         if args.skip_http:
             sections.discard("http")
         if "cold" in sections:
@@ -414,6 +455,8 @@ def main() -> None:
             bench_lighttpd(photos, args.seconds)
         if "migrate" in sections:
             bench_migrate()
+        if "cdn" in sections:
+            bench_cdn()
 
 
 if __name__ == "__main__":
