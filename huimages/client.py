@@ -11,12 +11,14 @@ import datetime
 import html
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
 
 from huimages.catalog.base import Doc
 from huimages.config import Settings
 from huimages.ids import validate_id
 from huimages.service import ImageService
+from huimages.signing import SizePolicy
+from huimages.sizes import Size
+from huimages.urls import SIGNATURE_PARAM, image_path
 
 
 class Client:
@@ -30,6 +32,7 @@ class Client:
         self.service = service
         self.settings = service.settings
         self.cdn = publisher_for(service)
+        self.policy = SizePolicy(self.settings)
 
     def save_image(
         self,
@@ -61,7 +64,7 @@ class Client:
     def imageurl(self, imageid: str, size: str = "o") -> str:
         """The image server URL for ``size`` exactly as given (``o`` by default)."""
         parsed = self.service.parse_size(size)
-        return self._url(parsed.token, validate_id(imageid))
+        return self._url(parsed, parsed.token, validate_id(imageid))
 
     def scaled_imageurl(self, imageid: str, size: str = "square") -> str:
         """The URL of a scaled version: on the CDN once uploaded there, else on the image server.
@@ -72,10 +75,10 @@ class Client:
 
     def scaled_imageurls(self, imageids: list[str], size: str = "square") -> dict[str, str]:
         """``scaled_imageurl`` for many images at once, with one catalog query for all of them."""
-        token = self.service.parse_size(size).spec
+        parsed = self.service.parse_size(size)
         ids = [validate_id(i) for i in imageids]
-        on_cdn = self.cdn.urls(token, ids) if self.cdn is not None else {}
-        return {i: on_cdn.get(i) or self._url(token, i) for i in ids}
+        on_cdn = self.cdn.urls(parsed.spec, ids) if self.cdn is not None else {}
+        return {i: on_cdn.get(i) or self._url(parsed, parsed.spec, i) for i in ids}
 
     def scaled_dimensions(self, imageid: str, size: str = "square") -> tuple[int, int]:
         """(width, height) of the image served for ``scaled_imageurl(imageid, size)``."""
@@ -110,6 +113,9 @@ class Client:
     def set_title(self, imageid: str, title: str) -> None:
         self.service.catalog.set_title(imageid, title)
 
-    def _url(self, size_token: str, image_id: str) -> str:
-        # "!" is legal in a path segment; keep it readable and identical to the cache folder name.
-        return f"{self.settings.server_url}{quote(size_token, safe='!')}/{image_id}.jpeg"
+    def _url(self, size: Size, token: str, image_id: str) -> str:
+        """The image server URL, signed when the size policy needs it."""
+        path = image_path(token, image_id)
+        signature = self.policy.signature_for(size, path)
+        query = f"?{SIGNATURE_PARAM}={signature}" if signature else ""
+        return f"{self.settings.server_url}{path[1:]}{query}"

@@ -69,6 +69,11 @@ class Settings:
     cdn_lookup_ttl: float = 10.0
     cloudfront_distribution_id: str | None = None
     admin_token: str | None = dataclasses.field(default=None, repr=False)
+    # Abuse resistance: which sizes render, and how long a render may take.
+    size_policy: str = "open"
+    allowed_sizes: tuple[str, ...] = ()
+    url_keys: tuple[str, ...] = dataclasses.field(default=(), repr=False)
+    render_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         home = Path(self.home).absolute()
@@ -224,6 +229,10 @@ SETTINGS_SPECS: tuple[_Spec, ...] = (
     _Spec("CDN_LOOKUP_TTL", "cdn_lookup_ttl", _non_negative_float, "seconds a process caches 'is it uploaded'"),
     _Spec("CLOUDFRONT_DISTRIBUTION_ID", "cloudfront_distribution_id", str, "invalidate flushed sizes (optional)"),
     _Spec("HUIMAGES_ADMIN_TOKEN", "admin_token", str, "bearer token for admin URLs from other hosts", True),
+    _Spec("HUIMAGES_SIZE_POLICY", "size_policy", str, "open (any size) or named (named and allowed sizes only)"),
+    _Spec("HUIMAGES_ALLOWED_SIZES", "allowed_sizes", _size_list, "sizes allowed without a signature: WxH[!],..."),
+    _Spec("HUIMAGES_URL_KEYS", "url_keys", _size_list, "URL signing keys, newest first (comma-separated)", True),
+    _Spec("HUIMAGES_RENDER_TIMEOUT", "render_timeout", _positive_float, "seconds a render may take (503 after)"),
 )
 _BY_NAME = {spec.name: spec for spec in SETTINGS_SPECS}
 
@@ -239,6 +248,8 @@ def _read_file(path: Path) -> dict[str, Any]:
 
 
 def _validate(settings: Settings) -> None:
+    from huimages.sizes import parse_spec  # here, not at the top: sizes must not depend on config
+
     url = urlsplit(settings.server_url)
     if url.scheme not in ("http", "https") or not url.netloc:
         raise ConfigurationError(
@@ -252,11 +263,18 @@ def _validate(settings: Settings) -> None:
             raise ConfigurationError(
                 "CDN_URL", f"{settings.cdn_url!r} must be a fully qualified URL, e.g. https://images.example.com"
             )
+    if settings.size_policy not in ("open", "named"):
+        raise ConfigurationError("HUIMAGES_SIZE_POLICY", f"{settings.size_policy!r} is neither 'open' nor 'named'")
+    for key in settings.url_keys:
+        if len(key) < 16:
+            raise ConfigurationError("HUIMAGES_URL_KEYS", "every key needs at least 16 characters (use random bytes)")
+    for token in settings.allowed_sizes:
+        try:
+            parse_spec(token, settings.max_side)
+        except ValueError as exc:
+            raise ConfigurationError("HUIMAGES_ALLOWED_SIZES", f"{token}: {exc}") from None
     if not 1 <= settings.jpeg_quality <= 95:
         raise ConfigurationError("HUIMAGES_JPEG_QUALITY", f"{settings.jpeg_quality} is outside 1-95")
-    # Imported here to keep config free of an import cycle (sizes reads Settings types only).
-    from huimages.sizes import parse_spec
-
     for name, spec in settings.sizes.items():
         if not name.isascii() or not name.isalpha() or not name.islower() or name == "o":
             raise ConfigurationError("HUIMAGES_SIZES", f"size name {name!r} must be lower-case ASCII letters, not 'o'")

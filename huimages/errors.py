@@ -96,3 +96,29 @@ class RenderBusy(HuImagesError):
         super().__init__(f"{key} is being rendered by another worker; gave up after {waited:.0f} s")
         self.key = key
         self.retry_after = 2
+
+
+class InvalidPath(HuImagesError, ValueError):
+    """A request path that tries to leave the URL grammar (traversal, encoding tricks)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class SizeNotAllowed(HuImagesError, PermissionError):
+    """The size policy refuses this size (unsigned, or signed for another path)."""
+
+    def __init__(self, token: str, reason: str) -> None:
+        super().__init__(f"size {token[:40]!r} refused: {reason}")
+        self.token = token
+        self.reason = reason
+
+
+class RenderTimeout(HuImagesError):
+    """A render ran over the configured wall time; nothing was cached."""
+
+    def __init__(self, key: str, seconds: float, limit: float) -> None:
+        super().__init__(f"rendering {key} took {seconds:.1f} s, over the limit of {limit:g} s; nothing was cached")
+        self.key = key
+        self.retry_after = 30

@@ -11,16 +11,18 @@ pixel count is checked from the header before any pixel is decoded.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import logging
 import struct
+import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Iterator
 
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from huimages.errors import ImageTooLarge, InvalidImage
+from huimages.errors import HuImagesError, ImageTooLarge, InvalidImage, RenderTimeout
 from huimages.sizes import Size, crop_box, decode_target, output_dimensions
 
 logger = logging.getLogger(__name__)
@@ -84,8 +86,6 @@ def probe(data: bytes, limits: Limits) -> ImageInfo:
     smallest JPEG scale) so a truncated or corrupt file is refused at upload
     rather than at its first render.
     """
-    if not data:
-        raise InvalidImage("the file is empty")
     if len(data) > limits.max_bytes:
         raise ImageTooLarge(
             f"the file has {len(data)} bytes, more than the limit of {limits.max_bytes}",
@@ -103,32 +103,40 @@ def probe(data: bytes, limits: Limits) -> ImageInfo:
             orientation=orientation,
             frames=getattr(im, "n_frames", 1),
         )
-        if im.format in ("JPEG", "MPO"):
-            im.draft(None, (1, 1))
-        _decode(im.load)
+        with _pillow_errors():
+            if im.format in ("JPEG", "MPO"):
+                im.draft(None, (1, 1))
+            im.load()
     return info
 
 
-def render(data: bytes, size: Size, quality: int, limits: Limits) -> bytes:
+def render(data: bytes, size: Size, quality: int, limits: Limits, deadline: Deadline | None = None) -> bytes:
     """Render ``size`` of the original ``data`` as JPEG bytes.
 
     ``o`` returns the original bytes unchanged when they already are an
     upright RGB JPEG (as huImages served them); anything else is rendered at
-    full size, so every ``.jpeg`` URL serves a JPEG.
+    full size, so every ``.jpeg`` URL serves a JPEG. ``deadline`` is checked
+    between the steps (a single Pillow call is not interrupted).
     """
+    deadline = deadline or Deadline.none()
     with _open(data, limits) as im:
         orientation = _orientation(im)
         if size.is_original and im.format in ("JPEG", "MPO") and im.mode == "RGB" and orientation == 1:
+            with _pillow_errors():  # served as stored, but only once it decodes completely
+                im.draft(None, (1, 1))
+                im.load()
             return data
         swap = orientation in _SWAPS_AXES
         src_w, src_h = (im.height, im.width) if swap else (im.width, im.height)
         out_w, out_h = output_dimensions(size, src_w, src_h)
         need_w, need_h = decode_target(size, src_w, src_h)
-        if im.format in ("JPEG", "MPO"):
-            im.draft(None, (need_h, need_w) if swap else (need_w, need_h))
-        icc = im.info.get("icc_profile")
-        _decode(im.load)
-        rgb, icc = _to_rgb(im, icc)
+        with _pillow_errors():
+            if im.format in ("JPEG", "MPO"):
+                im.draft(None, (need_h, need_w) if swap else (need_w, need_h))
+            icc = im.info.get("icc_profile")
+            im.load()
+            rgb, icc = _to_rgb(im, icc)
+        deadline.check("decoding")
         # Work in the stored (unrotated) frame; rotate the small result last.
         raw_out = (out_h, out_w) if swap else (out_w, out_h)
         box = None
@@ -138,15 +146,18 @@ def render(data: bytes, size: Size, quality: int, limits: Limits) -> bytes:
             rgb = rgb.resize(raw_out, _RESAMPLE, box=box, reducing_gap=_REDUCING_GAP)
         if orientation in _TRANSPOSE:
             rgb = rgb.transpose(_TRANSPOSE[orientation])
+        deadline.check("scaling")
         return _encode(rgb, quality, icc)
 
 
 def _open(data: bytes, limits: Limits) -> Image.Image:
     """Open with the accepted decoders only and check the declared pixel count."""
+    if not data:
+        raise InvalidImage("the file is empty")
     try:
         with warnings.catch_warnings():
-            # We enforce our own, stricter pixel limit just below.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Pillow warns about bombs and corrupt metadata; we check and report those ourselves.
+            warnings.simplefilter("ignore")
             im = Image.open(io.BytesIO(data), formats=_ACCEPTED)
     except Image.DecompressionBombError as exc:
         raise ImageTooLarge(f"the image declares too many pixels: {exc}", limits.max_pixels, 0) from None
@@ -154,32 +165,79 @@ def _open(data: bytes, limits: Limits) -> Image.Image:
         raise InvalidImage(f"not an image in an accepted format ({_ACCEPTED_NAMES})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidImage(f"the image header is corrupt: {exc}") from None
-    pixels = im.width * im.height
+    try:
+        _check_pixels(im, limits)
+    except HuImagesError:
+        im.close()
+        raise
+    return im
+
+
+def _check_pixels(im: Image.Image, limits: Limits) -> None:
+    """The declared pixels, over all frames (an animation's), against the limit; no pixel decoded."""
     if im.width <= 0 or im.height <= 0:
-        im.close()
         raise InvalidImage(f"the image declares an empty size {im.width}x{im.height}")
+    pixels = im.width * im.height
     if pixels > limits.max_pixels:
-        im.close()
         raise ImageTooLarge(
             f"the image is {im.width}x{im.height} = {pixels} pixels, more than the limit of {limits.max_pixels}",
             limits.max_pixels,
             pixels,
         )
-    return im
+    with _pillow_errors():
+        frames = int(getattr(im, "n_frames", 1))  # GIF: reads every frame header, decodes nothing
+        im.seek(0)
+    if pixels * frames > limits.max_pixels:
+        raise ImageTooLarge(
+            f"the image has {frames} frames of {im.width}x{im.height} = {pixels * frames} pixels, "
+            f"more than the limit of {limits.max_pixels}",
+            limits.max_pixels,
+            pixels * frames,
+        )
 
 
-def _decode(load: Callable[[], object]) -> None:
-    """Run a Pillow decode, turning its many failure types into ``InvalidImage``."""
+#: What Pillow's parsers and decoders raise on malformed input (found by tests and by scripts/fuzz.py).
+_PILLOW_FAILURES = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, struct.error)
+
+
+@contextlib.contextmanager
+def _pillow_errors() -> Iterator[None]:
+    """Turn Pillow's many failure types on malformed data into ``InvalidImage``."""
     try:
-        load()
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:
-        raise InvalidImage(f"the image data is truncated or corrupt: {exc}") from None
+        yield
+    except HuImagesError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(f"the image declares too many pixels: {exc}", 0, 0) from None
+    except _PILLOW_FAILURES as exc:
+        raise InvalidImage(f"the image data is truncated or corrupt: {exc or type(exc).__name__}") from None
+
+
+@dataclasses.dataclass
+class Deadline:
+    """A wall-time budget for one render, checked between the pipeline's steps."""
+
+    key: str
+    limit: float
+    started: float = dataclasses.field(default_factory=time.monotonic)
+
+    @classmethod
+    def none(cls) -> Deadline:
+        return cls("", float("inf"))
+
+    def check(self, step: str) -> None:
+        elapsed = time.monotonic() - self.started
+        if elapsed > self.limit:
+            logger.warning("render of %s over its time limit after %s", self.key, step)
+            raise RenderTimeout(self.key, elapsed, self.limit)
 
 
 def _orientation(im: Image.Image) -> int:
     """The EXIF orientation (1-8); anything missing or malformed counts as 1."""
     try:
-        value = im.getexif().get(_EXIF_ORIENTATION, 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns on every corrupt EXIF block it meets
+            value = im.getexif().get(_EXIF_ORIENTATION, 1)
     except Exception:  # a malformed EXIF block must not make the image unusable
         logger.debug("ignoring unreadable EXIF block", exc_info=True)
         return 1

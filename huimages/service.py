@@ -19,7 +19,7 @@ from huimages.catalog import Catalog, open_catalog
 from huimages.catalog.base import Doc, format_timestamp
 from huimages.config import Settings
 from huimages.ids import compute_id, validate_id
-from huimages.imaging import Limits, probe, render
+from huimages.imaging import Deadline, Limits, probe, render
 from huimages.originals import OriginalsStore, open_store
 from huimages.sizes import Size, output_dimensions, parse_size
 
@@ -107,7 +107,9 @@ class ImageService:
             self.catalog.get_live(image_id)
             original = self.originals.get(image_id)
             started = time.perf_counter()
-            jpeg = render(original, size, self.settings.jpeg_quality, self.limits)
+            deadline = Deadline(f"{size.token}/{image_id}", self.settings.render_timeout)
+            jpeg = render(original, size, self.settings.jpeg_quality, self.limits, deadline)
+            deadline.check("encoding")
             if self.goes_to_cdn(size.token):
                 # Queued before the file is written: if the write fails, the queue
                 # run renders it again; a cached file is never left unqueued.

@@ -15,10 +15,8 @@ import ipaddress
 import json
 import logging
 import os
-import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
 
 from huimages.cache import CACHE_FOREVER
 from huimages.config import Settings
@@ -28,12 +26,16 @@ from huimages.errors import (
     ImageNotFound,
     InvalidImage,
     InvalidImageId,
+    InvalidPath,
     InvalidSize,
     RenderBusy,
+    RenderTimeout,
+    SizeNotAllowed,
     StorageError,
 )
-from huimages.ids import validate_id
 from huimages.service import ImageService
+from huimages.signing import SizePolicy
+from huimages.urls import parse_image_path, signature_of, split_request_target
 
 if TYPE_CHECKING:
     from huimages.cdn import CdnPublisher
@@ -44,13 +46,15 @@ StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
 Headers = list[tuple[str, str]]
 
-_IMAGE_PATH = re.compile(r"/([^/]*)/([^/]*)\.jpeg")
 _CHUNK = 256 * 1024
 
 # Most specific first: the first matching class decides the status.
 _STATUS: tuple[tuple[type[HuImagesError], str], ...] = (
     (InvalidSize, "400 Bad Request"),
     (InvalidImageId, "400 Bad Request"),
+    (InvalidPath, "400 Bad Request"),
+    (SizeNotAllowed, "403 Forbidden"),
+    (RenderTimeout, "503 Service Unavailable"),
     (ImageNotFound, "404 Not Found"),
     (InvalidImage, "422 Unprocessable Entity"),
     (RenderBusy, "503 Service Unavailable"),
@@ -74,6 +78,7 @@ class ImageApp:
     def __init__(self, service: ImageService, cdn: CdnPublisher | None = None) -> None:
         self.service = service
         self.cdn = cdn
+        self.policy = SizePolicy(service.settings)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         try:
@@ -87,22 +92,23 @@ class ImageApp:
             return _text(start_response, "500 Internal Server Error", "internal error; see the server log")
 
     def _dispatch(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        path = request_path(environ)
+        path, query = request_target(environ)
         method = environ.get("REQUEST_METHOD", "GET")
         if path == "/healthz":
             return self._health(start_response)
         if path == "/processqueue":
             return self._process_queue(environ, start_response, method)
-        match = _IMAGE_PATH.fullmatch(path)
-        if match is None:
-            _refuse_odd_path(path)
+        parsed = parse_image_path(path)
+        if parsed is None:
             raise HttpError("404 Not Found", "no such resource; image URLs look like /<size>/<id>.jpeg")
         if method not in ("GET", "HEAD"):
             raise HttpError("405 Method Not Allowed", f"{method} is not allowed here", [("Allow", "GET, HEAD")])
-        size = self.service.parse_size(match.group(1))
-        image_id = validate_id(match.group(2))
+        size = self.service.parse_size(parsed[0])
+        image_id = parsed[1]
         opened = self.service.cache.open(size.token, image_id)
         if opened is None:
+            # Only renders are gated: a cached file cost nothing more to send.
+            self.policy.check(size, path, signature_of(query))
             self.service.derivative(size, image_id)
             opened = self.service.cache.open(size.token, image_id)
             if opened is None:  # removed between render and open (a flush): a retry will render again
@@ -161,34 +167,18 @@ def is_admin(environ: Environ, token: str | None) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
-def request_path(environ: Environ) -> str:
-    """The decoded request path.
+def request_target(environ: Environ) -> tuple[str, str]:
+    """The decoded request path and the query string.
 
     Servers that pass the URI as the client sent it (lighttpd's ``REQUEST_URI``,
     gunicorn's ``RAW_URI``) are trusted over ``PATH_INFO``, which lighttpd's
-    rewrite and 404-handler modes change. WSGI hands paths over as latin-1;
-    anything outside printable ASCII is refused.
+    rewrite and 404-handler modes change.
     """
     raw = environ.get("REQUEST_URI") or environ.get("RAW_URI")
     if raw:
-        raw = raw.split("?", 1)[0]
-        if raw.startswith(("http://", "https://")):  # absolute-form request target
-            raw = "/" + raw.split("://", 1)[1].partition("/")[2]
-        path = unquote(raw, encoding="latin-1")
-    else:
-        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-    if not path.isascii() or any(ord(c) < 0x20 or c == "\x7f" for c in path):
-        raise HttpError("400 Bad Request", "the path contains control or non-ASCII characters")
-    return path or "/"
-
-
-def _refuse_odd_path(path: str) -> None:
-    """400 for paths that can only be attempts to leave the URL grammar."""
-    segments = path.split("/")
-    if ".." in segments or "\\" in path or "%" in path or "//" in path:
-        raise HttpError("400 Bad Request", "the path contains '..', '\\', '//' or percent-encoding; not allowed")
-    if len(segments) == 3 and segments[2].lower().endswith((".jpg", ".png", ".gif", ".webp")):
-        raise HttpError("400 Bad Request", "image URLs end in .jpeg: /<size>/<id>.jpeg")
+        return split_request_target(raw)
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    return path or "/", environ.get("QUERY_STRING", "")
 
 
 def _file_response(

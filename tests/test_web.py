@@ -72,7 +72,7 @@ def test_conditional_requests(app: ImageApp, image_id: str) -> None:
         ("/5000x10/" + "A" * 32 + "01.jpeg", 400, "4096"),
         ("/10x10!!/" + "A" * 32 + "01.jpeg", 400, "WxH"),
         ("/giant/" + "A" * 32 + "01.jpeg", 400, "unknown size name"),
-        ("/../" + "A" * 32 + "01.jpeg", 400, "invalid size"),
+        ("/../" + "A" * 32 + "01.jpeg", 400, r"'\.\.'"),
         ("/small/../../etc/passwd", 400, r"'\.\.'"),
         ("/small/%2e%2e/x.jpeg", 400, ""),
         ("/small/" + "A" * 32 + "01.jpg", 400, "end in .jpeg"),

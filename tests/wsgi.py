@@ -18,7 +18,7 @@ class Response:
 
     @property
     def text(self) -> str:
-        return self.body.decode("utf-8")
+        return self.body.decode("utf-8", "replace")
 
 
 def call(

@@ -1,0 +1,62 @@
+"""Image URL paths: ``/<size>/<id>.jpeg[?s=<signature>]``, built and parsed in one place.
+
+Parsing is strict and pure: it sees the decoded path and either returns the
+size token and ID, returns None (not an image path: 404), or raises one of the
+project's errors. Nothing here touches a file, so a path that tries to leave
+the grammar (``..``, an encoded slash, a NUL) is refused before any I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, unquote
+
+from huimages.errors import InvalidPath
+from huimages.ids import validate_id
+
+SIGNATURE_PARAM = "s"
+MAX_PATH = 200  # an image path is at most ~60 characters; anything much longer is not one
+_IMAGE_PATH = re.compile(r"/([^/]*)/([^/]*)\.jpeg")
+
+
+def image_path(size_token: str, image_id: str) -> str:
+    """The path of a derivative; ``!`` stays literal, as in the cache folder name."""
+    return f"/{size_token}/{image_id}.jpeg"
+
+
+def split_request_target(raw: str) -> tuple[str, str]:
+    """Decode a request target into (path, query); the path is percent-decoded once."""
+    raw_path, _, query = raw.partition("?")
+    if raw_path.startswith(("http://", "https://")):  # absolute-form request target
+        raw_path = "/" + raw_path.split("://", 1)[1].partition("/")[2]
+    return unquote(raw_path, encoding="latin-1"), query
+
+
+def check_path(path: str) -> None:
+    """Refuse paths no client of ours sends: control or non-ASCII characters, traversal, overlong."""
+    if len(path) > MAX_PATH:
+        raise InvalidPath(f"the path has {len(path)} characters; image paths have at most {MAX_PATH}")
+    if not path.isascii() or any(ord(c) < 0x20 or c == "\x7f" for c in path):
+        raise InvalidPath("the path contains control or non-ASCII characters")
+    if ".." in path.split("/") or "\\" in path or "%" in path or "//" in path:
+        raise InvalidPath("the path contains '..', '\\', '//' or percent-encoding; not allowed")
+
+
+def parse_image_path(path: str) -> tuple[str, str] | None:
+    """(size token, image ID) of an image path; None if the path is not one."""
+    check_path(path)
+    match = _IMAGE_PATH.fullmatch(path)
+    if match is None:
+        segments = path.split("/")
+        if len(segments) == 3 and segments[2].lower().endswith((".jpg", ".png", ".gif", ".webp")):
+            raise InvalidPath("image URLs end in .jpeg: /<size>/<id>.jpeg")
+        return None
+    return match.group(1), validate_id(match.group(2))
+
+
+def signature_of(query: str) -> str | None:
+    """The signature parameter of a query string, if there is exactly one."""
+    values = parse_qs(query, keep_blank_values=True).get(SIGNATURE_PARAM, [])
+    if len(values) > 1:
+        raise InvalidPath(f"the query has {len(values)} '{SIGNATURE_PARAM}' parameters; one at most")
+    return values[0] if values else None

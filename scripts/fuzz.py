@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Coverage-guided fuzzing (atheris) of the URL parsers and of save_image's checks.
+
+    .venv/bin/pip install atheris
+    .venv/bin/python scripts/fuzz.py urls  -max_total_time=600
+    .venv/bin/python scripts/fuzz.py image -max_total_time=600 -rss_limit_mb=3072 -timeout=20
+
+Not part of the test suite. A finding is any exception other than the
+project's own errors, a hang past -timeout, or memory past -rss_limit_mb;
+atheris writes the input that caused it to ``crash-*`` / ``timeout-*`` files.
+The seed corpus is generated on start into fuzz/corpus-<target>/.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import atheris
+
+with atheris.instrument_imports():
+    import PIL.GifImagePlugin
+    import PIL.Image
+    import PIL.JpegImagePlugin
+    import PIL.PngImagePlugin
+    import PIL.TiffImagePlugin
+    import PIL.WebPImagePlugin
+
+    from huimages.config import Settings
+    from huimages.errors import HuImagesError
+    from huimages.imaging import Limits, probe
+    from huimages.signing import SizePolicy
+    from huimages.sizes import parse_size
+    from huimages.urls import parse_image_path, signature_of, split_request_target
+
+ROOT = Path(__file__).resolve().parent.parent
+SETTINGS = Settings(home=Path("/nonexistent"), url_keys=("fuzzing-key-0123456789",), size_policy="named")
+POLICY = SizePolicy(SETTINGS)
+LIMITS = Limits(max_pixels=SETTINGS.max_pixels, max_bytes=SETTINGS.max_upload_bytes)
+_ = (PIL.GifImagePlugin, PIL.JpegImagePlugin, PIL.PngImagePlugin, PIL.TiffImagePlugin, PIL.WebPImagePlugin)
+
+
+def fuzz_urls(data: bytes) -> None:
+    """A request target, as a client could send it, through every parsing step."""
+    raw = data.decode("latin-1")  # one character per byte, as a server hands the target over
+    try:
+        path, query = split_request_target(raw)
+        parsed = parse_image_path(path)
+        if parsed is None:
+            return
+        size = parse_size(parsed[0], SETTINGS.sizes, SETTINGS.max_side)
+        POLICY.check(size, path, signature_of(query))
+    except HuImagesError:
+        return
+
+
+def fuzz_image(data: bytes) -> None:
+    """Uploaded bytes through the checks of save_image (probe): only our errors may come out."""
+    try:
+        probe(data, LIMITS)
+    except HuImagesError:
+        return
+
+
+def seeds(target: str) -> list[bytes]:
+    if target == "urls":
+        return [
+            s.encode()
+            for s in (
+                "/240x160/" + "A" * 32 + "01.jpeg",
+                "/75x75!/" + "B" * 32 + "01.jpeg?s=abc",
+                "/small/" + "C" * 32 + "01.jpeg",
+                "/o/" + "D" * 32 + "01.jpeg",
+                "/small%2F..%2F..%2Fetc/passwd",
+                "http://h/1x1/" + "E" * 32 + "01.jpeg?s=1&s=2",
+            )
+        ]
+    from PIL import Image
+
+    out = []
+    base = Image.linear_gradient("L").resize((40, 30)).convert("RGB")
+    for fmt, mode, options in (
+        ("JPEG", "RGB", {}),
+        ("JPEG", "CMYK", {}),
+        ("PNG", "RGBA", {}),
+        ("PNG", "I;16", {}),
+        ("GIF", "P", {}),
+        ("WEBP", "RGB", {}),
+        ("TIFF", "RGB", {}),
+    ):
+        buf = io.BytesIO()
+        base.convert(mode).save(buf, fmt, **options)
+        out.append(buf.getvalue())
+    return out
+
+
+def main() -> None:
+    target = sys.argv.pop(1) if len(sys.argv) > 1 and sys.argv[1] in ("urls", "image") else "urls"
+    corpus = ROOT / "fuzz" / f"corpus-{target}"
+    corpus.mkdir(parents=True, exist_ok=True)
+    for n, seed in enumerate(seeds(target)):
+        (corpus / f"seed-{n}").write_bytes(seed)
+    atheris.Setup([sys.argv[0], *sys.argv[1:], str(corpus)], fuzz_urls if target == "urls" else fuzz_image)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()

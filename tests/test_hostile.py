@@ -1,0 +1,241 @@
+"""Hostile inputs, each with an asserted outcome through save_image and through HTTP.
+
+The table in SECURITY.md lists these cases. For the HTTP path the bytes are
+placed in the originals store directly (as a legacy or migrated original could
+arrive), since save_image refuses them.
+"""
+
+import io
+import re
+import struct
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from huimages.client import Client
+from huimages.config import Settings
+from huimages.errors import ImageTooLarge, InvalidImage
+from huimages.ids import compute_id
+from huimages.service import ImageService
+from huimages.signing import sign
+from huimages.web import ImageApp, create_app
+from tests.imagetools import decode, encode, jpeg, pattern, with_orientation
+from tests.wsgi import call
+
+KEY = "hostile-key-0123456789"
+HOSTILE_DIR = Path(__file__).parent / "hostile"
+
+
+def forged_png(width: int, height: int) -> bytes:
+    data = encode(Image.new("L", (1, 1)), "PNG")
+    at = data.index(b"IHDR")
+    chunk = b"IHDR" + struct.pack(">II", width, height) + data[at + 12 : at + 17]
+    return data[: at - 4] + struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk)) + data[at + 21 :]
+
+
+def forged_gif(width: int, height: int) -> bytes:
+    screen = struct.pack("<HHBBB", width, height, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
+    frame = b"," + struct.pack("<HHHHB", 0, 0, width, height, 0) + b"\x02\x02\x44\x01\x00"
+    return b"GIF89a" + screen + frame + b";"
+
+
+def forged_jpeg(width: int, height: int) -> bytes:
+    data = bytearray(jpeg(64, 48))
+    at = data.index(b"\xff\xc2") if b"\xff\xc2" in data else data.index(b"\xff\xc0")
+    data[at + 5 : at + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def forged_webp(width: int, height: int) -> bytes:
+    data = bytearray(encode(pattern(64, 48), "WEBP", quality=50))
+    assert data[12:16] == b"VP8 "
+    data[26:30] = struct.pack("<HH", width & 0x3FFF, height & 0x3FFF)
+    return bytes(data)
+
+
+def forged_tiff(width: int, height: int) -> bytes:
+    data = bytearray(encode(Image.new("L", (4, 4)), "TIFF"))
+    assert data[:4] == b"II*\x00"
+    ifd = struct.unpack("<I", data[4:8])[0]
+    for n in range(struct.unpack("<H", data[ifd : ifd + 2])[0]):
+        entry = ifd + 2 + 12 * n
+        tag = struct.unpack("<H", data[entry : entry + 2])[0]
+        if tag in (256, 257):
+            data[entry + 2 : entry + 12] = struct.pack("<HII", 4, 1, width if tag == 256 else height)
+    return bytes(data)
+
+
+def many_frames(count: int, side: int = 16) -> bytes:
+    frames = [Image.new("RGB", (side, side), (n % 256, n // 256 % 256, 128)) for n in range(count)]
+    return encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=20)
+
+
+def bad_orientation(value: object) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = value
+    return encode(pattern(300, 200), "JPEG", exif=exif.tobytes())
+
+
+def bad_exif_block() -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "a maker name long enough to need an offset"
+    return exif.tobytes()[:20]
+
+
+# name: (bytes factory, exception from save_image or None if accepted, message, HTTP status)
+BAD: dict[str, tuple[Callable[[], bytes], type[Exception], str, int]] = {
+    "empty file": (lambda: b"", InvalidImage, "empty", 422),
+    "one byte": (lambda: b"\xff", InvalidImage, "accepted format", 422),
+    "wrong magic": (lambda: b"\x89PNX" + encode(pattern(20, 20), "PNG")[4:], InvalidImage, "accepted format", 422),
+    "BMP (not accepted)": (lambda: encode(pattern(20, 20), "BMP"), InvalidImage, "accepted format", 422),
+    "truncated JPEG": (lambda: jpeg(800, 600)[:9000], InvalidImage, "truncated or corrupt", 422),
+    "truncated PNG": (
+        lambda: encode(Image.effect_noise((300, 300), 60), "PNG")[:2000],
+        InvalidImage,
+        "truncated|corrupt",
+        422,
+    ),
+    "PNG bomb 60000x60000": (lambda: forged_png(60000, 60000), ImageTooLarge, "pixels", 422),
+    "GIF bomb 65535x65535": (lambda: forged_gif(65535, 65535), ImageTooLarge, "pixels", 422),
+    "JPEG bomb 65000x65000": (lambda: forged_jpeg(65000, 65000), ImageTooLarge, "pixels", 422),
+    "WebP bomb 16383x16383": (lambda: forged_webp(16383, 16383), ImageTooLarge, "pixels", 422),
+    "TIFF bomb 100000x100000": (lambda: forged_tiff(100000, 100000), ImageTooLarge, "pixels", 422),
+    "10000x6000 in a tiny PNG": (lambda: forged_png(10000, 6000), ImageTooLarge, "more than the limit", 422),
+    "GIF of 4000 frames over the pixel limit": (lambda: many_frames(4000, 120), ImageTooLarge, "4000 frames", 422),
+    "GIF with a truncated frame (fuzzer)": (
+        lambda: (HOSTILE_DIR / "fuzz-gif-truncated-frame.gif").read_bytes(),
+        InvalidImage,
+        "truncated or corrupt",
+        422,
+    ),
+}
+
+# name: (bytes factory, size of the 240x160 rendering)
+ACCEPTED: dict[str, tuple[Callable[[], bytes], tuple[int, int]]] = {
+    "1 x 10000 aspect": (lambda: encode(Image.new("L", (1, 10000), 90), "PNG"), (1, 160)),
+    "10000 x 1 aspect": (lambda: encode(Image.new("L", (10000, 1), 90), "PNG"), (240, 1)),
+    "CMYK JPEG": (lambda: encode(pattern(300, 200, "CMYK"), "JPEG"), (240, 160)),
+    "16-bit PNG": (lambda: encode(pattern(300, 200, "I;16"), "PNG"), (240, 160)),
+    "EXIF orientation 9": (lambda: bad_orientation(9), (240, 160)),
+    "EXIF orientation 0": (lambda: bad_orientation(0), (240, 160)),
+    "EXIF orientation 65535": (lambda: bad_orientation(65535), (240, 160)),
+    "EXIF block cut short": (lambda: encode(pattern(300, 200), "JPEG", exif=bad_exif_block()), (240, 160)),
+    "GIF of 3000 frames": (lambda: many_frames(3000), (16, 16)),
+    "rotated JPEG (orientation 8)": (lambda: with_orientation(pattern(300, 200), 8), (240, 160)),
+}
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> tuple[Client, ImageApp]:
+    settings = Settings(home=tmp_path, server_url="http://img.test/", url_keys=(KEY,), max_pixels=50_000_000)
+    service = ImageService.from_settings(settings)
+    return Client(service=service), create_app(service=service)
+
+
+def assert_still_serving(client: Client, app: ImageApp) -> None:
+    good = client.save_image(jpeg(320, 240))
+    response = call(app, f"/small/{good}.jpeg")
+    assert response.status == 200 and decode(response.body).size == (213, 160)
+
+
+def smuggle(client: Client, data: bytes) -> str:
+    """Store bytes as an original without the upload checks (a legacy original)."""
+    image_id = compute_id(data)
+    client.service.originals.put(image_id, data, "application/octet-stream")
+    client.service.catalog.record_image(
+        image_id, width=1, height=1, content_type="image/jpeg", length=len(data), timestamp="20260101T000000.000000"
+    )
+    return image_id
+
+
+@pytest.mark.parametrize("name", list(BAD))
+def test_refused_by_save_image(site: tuple[Client, ImageApp], name: str) -> None:
+    client, app = site
+    factory, error, message, _ = BAD[name]
+    data = factory()
+    with pytest.raises(error, match=message):
+        client.save_image(data)
+    assert not client.service.originals.exists(compute_id(data))
+    assert client.service.catalog.count() == 0
+    assert_still_serving(client, app)
+
+
+@pytest.mark.parametrize("name", list(BAD))
+def test_refused_over_http(site: tuple[Client, ImageApp], name: str) -> None:
+    client, app = site
+    factory, _, message, status = BAD[name]
+    image_id = smuggle(client, factory())
+    for size in ("small", "75x75!", "o"):
+        response = call(app, f"/{size}/{image_id}.jpeg")
+        assert response.status == status, (size, response.text)
+        assert re.search(message, response.text) and response.text.count("\n") == 1, response.text
+        assert not client.service.cache.path(size, image_id).exists()
+    assert not client.service.catalog.get(image_id).get("deleted")
+    assert_still_serving(client, app)
+
+
+@pytest.mark.parametrize("name", list(ACCEPTED))
+def test_odd_but_valid_images(site: tuple[Client, ImageApp], name: str) -> None:
+    client, app = site
+    factory, expected = ACCEPTED[name]
+    image_id = client.save_image(factory())
+    response = call(app, f"/240x160/{image_id}.jpeg")
+    assert response.status == 200
+    out = decode(response.body)
+    assert out.mode == "RGB" and out.size == expected == client.scaled_dimensions(image_id, "240x160")
+    square = decode(call(app, f"/75x75!/{image_id}.jpeg").body)
+    assert square.size == (75, 75)
+
+
+def test_frames_count_against_the_pixel_limit(tmp_path: Path) -> None:
+    client = Client(Settings(home=tmp_path, max_pixels=100_000))
+    with pytest.raises(ImageTooLarge, match="500 frames of 16x16"):
+        client.save_image(many_frames(500))
+    assert client.save_image(many_frames(300))
+
+
+ID = "A" * 32 + "01"
+# raw request target (as a client sends it): (status, message)
+URLS: dict[str, tuple[int, str]] = {
+    "/small/%2e%2e/%2e%2e/etc/passwd": (400, "'..'"),
+    f"/%2e%2e/{ID}.jpeg": (400, "'..'"),
+    f"/small%2F..%2F{ID}.jpeg": (400, "'..'"),
+    f"/small/%252e%252e/{ID}.jpeg": (400, "percent-encoding"),
+    f"/sm%00all/{ID}.jpeg": (400, "control"),
+    f"/\u0662\u0664\u0660x160/{ID}.jpeg": (400, "non-ASCII"),
+    f"/%D9%A2%D9%A4%D9%A0x160/{ID}.jpeg": (400, "non-ASCII"),
+    f"/\uff12\uff14\uff10x160/{ID}.jpeg": (400, "non-ASCII"),
+    "/" + "9" * 5000 + f"/{ID}.jpeg": (400, "at most 200"),
+    f"/10x10!!/{ID}.jpeg": (400, "WxH"),
+    f"/0x0/{ID}.jpeg": (400, "whole numbers"),
+    f"/-10x10/{ID}.jpeg": (400, "WxH"),
+    f"/99999999999999999999x1/{ID}.jpeg": (400, "a size is"),
+    f"/4097x1/{ID}.jpeg": (400, "4096"),
+    f"/10x10/{ID.lower()}.jpeg": (400, "upper case"),
+    f"/10x10/{ID}.jpg": (400, "end in .jpeg"),
+    f"/10x10/{ID}.jpeg?s={sign('/11x11/' + ID + '.jpeg', KEY)}": (403, "does not match this path"),
+    f"/10x10/{ID}.jpeg?s=": (403, "does not match"),
+    f"/10x10/{ID}.jpeg": (403, "needs a signed URL"),
+    f"/10x10/{ID}.jpeg?s={sign('/10x10/' + ID + '.jpeg', KEY)}": (404, "no image"),
+}
+
+
+@pytest.mark.parametrize("target", list(URLS))
+def test_url_edge_cases(site: tuple[Client, ImageApp], target: str) -> None:
+    client, app = site
+    status, message = URLS[target]
+    response = call(app, "/_huimages", REQUEST_URI=target)
+    assert response.status == status, response.text
+    assert message in response.text and response.text.count("\n") == 1
+    assert not any(p.name != ".huimages" for p in client.service.cache.root.glob("*"))  # nothing cached
+    assert_still_serving(client, app)
+
+
+def test_hostile_files_are_reproducible() -> None:
+    """The fuzzer's findings are kept as files, so their cases stay in the suite."""
+    assert (HOSTILE_DIR / "fuzz-gif-truncated-frame.gif").stat().st_size > 0
+    assert io.BytesIO((HOSTILE_DIR / "fuzz-gif-truncated-frame.gif").read_bytes()).read(6) == b"GIF87a"
