@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageDraw, ImageFilter
 
@@ -317,45 +318,98 @@ def bench_migrate(count: int = 200) -> None:
     print(f"(average original {size / 1000:.0f} KB)")
 
 
+class DelayProxy:
+    """A loopback TCP proxy that holds every answer back by ``delay`` seconds (a network round trip)."""
+
+    def __init__(self, target_port: int, delay: float) -> None:
+        import asyncio
+        import threading
+
+        self.port, self.target_port, self.delay = _free_port(), target_port, delay
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        threading.Thread(target=self._serve, args=(ready,), daemon=True).start()
+        ready.wait(10)
+
+    def _serve(self, ready: Any) -> None:
+        import asyncio
+
+        async def pipe(reader: Any, writer: Any, delay: float) -> None:
+            try:
+                while data := await reader.read(65536):
+                    if delay:
+                        await asyncio.sleep(delay)
+                    writer.write(data)
+                    await writer.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                writer.close()
+
+        async def handle(client_reader: Any, client_writer: Any) -> None:
+            upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+            await asyncio.gather(
+                pipe(client_reader, upstream_writer, 0.0), pipe(upstream_reader, client_writer, self.delay)
+            )
+
+        async def main() -> None:
+            server = await asyncio.start_server(handle, "127.0.0.1", self.port)
+            ready.set()
+            async with server:
+                await server.serve_forever()
+
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(main())
+
+
 def bench_cdn(count: int = 1000) -> None:
     """One process-queue run against uploading the same derivatives one by one."""
-    from huimages.cdn import CdnPublisher
-    from huimages.ids import compute_id
     from tests.servers import SeaweedS3
 
-    print(f"\n## CDN queue: {count} queued small derivatives to SeaweedFS (SQLite catalog)")
     small = [_jpeg_bytes(Image.effect_noise((80 + n % 20, 60), 40).convert("RGB"), 80) for n in range(count)]
     with tempfile.TemporaryDirectory() as tmp:
         s3 = SeaweedS3(Path(tmp) / "s3")
         s3.start()
         try:
-            rates = {}
-            for label, concurrency, batch in (("one by one", 1, 1), ("one run (defaults)", 8, 200)):
-                env = {
-                    "HUIMAGES_HOME": str(Path(tmp) / label.replace(" ", "-")),
-                    "CDN_BUCKET": s3.new_bucket(),
-                    "CDN_URL": "https://cdn.example.com",
-                    "AWS_ENDPOINT_URL_S3": s3.endpoint,
-                    "AWS_ACCESS_KEY_ID": s3.ACCESS_KEY,
-                    "AWS_SECRET_ACCESS_KEY": s3.SECRET_KEY,
-                    "CDN_CONCURRENCY": str(concurrency),
-                    "CDN_BATCH": str(batch),
-                }
-                service = ImageService.from_settings(Settings.from_env(env))
-                now = time.time()
-                for data in small:
-                    image_id = compute_id(data)
-                    service.cache.write("80x60", image_id, data)
-                    service.catalog.enqueue("80x60", image_id, 1, now)
-                start = time.perf_counter()
-                report = CdnPublisher(service).run()
-                seconds = time.perf_counter() - start
-                assert report.uploaded == count and report.queued == 0, report
-                rates[label] = count / seconds
-                print(f"{label:20}: {seconds:6.2f} s, {count / seconds:6.1f} derivatives/s")
-            print(f"one run / one by one: {rates['one run (defaults)'] / rates['one by one']:.1f}x")
+            print(f"\n## CDN queue: {count} queued small derivatives to SeaweedFS (SQLite catalog)")
+            _cdn_runs(s3, s3.endpoint, small, Path(tmp) / "direct")
+            proxy = DelayProxy(s3.port, 0.020)
+            print(f"\n## CDN queue: the first {count // 4} again, every S3 answer 20 ms late (a remote S3)")
+            _cdn_runs(s3, f"http://127.0.0.1:{proxy.port}", small[: count // 4], Path(tmp) / "delayed")
         finally:
             s3.kill()
+
+
+def _cdn_runs(s3: Any, endpoint: str, small: list[bytes], home: Path) -> None:
+    from huimages.cdn import CdnPublisher
+    from huimages.ids import compute_id
+
+    count = len(small)
+    rates = {}
+    for label, concurrency, batch in (("one by one", 1, 1), ("one run (defaults)", 8, 200)):
+        env = {
+            "HUIMAGES_HOME": str(home / label.replace(" ", "-")),
+            "CDN_BUCKET": s3.new_bucket(),
+            "CDN_URL": "https://cdn.example.com",
+            "AWS_ENDPOINT_URL_S3": endpoint,
+            "AWS_ACCESS_KEY_ID": s3.ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": s3.SECRET_KEY,
+            "CDN_CONCURRENCY": str(concurrency),
+            "CDN_BATCH": str(batch),
+        }
+        service = ImageService.from_settings(Settings.from_env(env))
+        now = time.time()
+        for data in small:
+            image_id = compute_id(data)
+            service.cache.write("80x60", image_id, data)
+            service.catalog.enqueue("80x60", image_id, 1, now)
+        start = time.perf_counter()
+        report = CdnPublisher(service).run()
+        seconds = time.perf_counter() - start
+        assert report.uploaded == count and report.queued == 0, report
+        rates[label] = count / seconds
+        print(f"{label:20}: {seconds:6.2f} s, {count / seconds:6.1f} derivatives/s")
+    print(f"one run / one by one: {rates['one run (defaults)'] / rates['one by one']:.1f}x")
 
 
 def _jpeg_bytes(im: Image.Image, quality: int) -> bytes:
