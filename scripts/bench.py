@@ -318,53 +318,9 @@ def bench_migrate(count: int = 200) -> None:
     print(f"(average original {size / 1000:.0f} KB)")
 
 
-class DelayProxy:
-    """A loopback TCP proxy that holds every answer back by ``delay`` seconds (a network round trip)."""
-
-    def __init__(self, target_port: int, delay: float) -> None:
-        import asyncio
-        import threading
-
-        self.port, self.target_port, self.delay = _free_port(), target_port, delay
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        threading.Thread(target=self._serve, args=(ready,), daemon=True).start()
-        ready.wait(10)
-
-    def _serve(self, ready: Any) -> None:
-        import asyncio
-
-        async def pipe(reader: Any, writer: Any, delay: float) -> None:
-            try:
-                while data := await reader.read(65536):
-                    if delay:
-                        await asyncio.sleep(delay)
-                    writer.write(data)
-                    await writer.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                writer.close()
-
-        async def handle(client_reader: Any, client_writer: Any) -> None:
-            upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-            await asyncio.gather(
-                pipe(client_reader, upstream_writer, 0.0), pipe(upstream_reader, client_writer, self.delay)
-            )
-
-        async def main() -> None:
-            server = await asyncio.start_server(handle, "127.0.0.1", self.port)
-            ready.set()
-            async with server:
-                await server.serve_forever()
-
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(main())
-
-
 def bench_cdn(count: int = 1000) -> None:
     """One process-queue run against uploading the same derivatives one by one."""
-    from tests.servers import SeaweedS3
+    from tests.servers import DelayProxy, SeaweedS3
 
     small = [_jpeg_bytes(Image.effect_noise((80 + n % 20, 60), 40).convert("RGB"), 80) for n in range(count)]
     with tempfile.TemporaryDirectory() as tmp:

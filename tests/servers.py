@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.client
 import json
@@ -10,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -256,3 +258,46 @@ class PouchCouch(ManagedServer):
         import uuid
 
         return f"huimages_{uuid.uuid4().hex[:12]}"
+
+
+class DelayProxy:
+    """A loopback TCP proxy that holds every answer back by ``delay`` seconds (a network round trip)."""
+
+    def __init__(self, target_port: int, delay: float) -> None:
+        self.port, self.target_port, self.delay = free_port(), target_port, delay
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        threading.Thread(target=self._serve, args=(ready,), daemon=True).start()
+        ready.wait(10)
+
+    def _serve(self, ready: threading.Event) -> None:
+        async def pipe(reader: Any, writer: Any, delay: float) -> None:
+            try:
+                while data := await reader.read(65536):
+                    if delay:
+                        await asyncio.sleep(delay)
+                    writer.write(data)
+                    await writer.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                writer.close()
+
+        async def handle(client_reader: Any, client_writer: Any) -> None:
+            upstream_reader, upstream_writer = await asyncio.open_connection(LOOPBACK, self.target_port)
+            await asyncio.gather(
+                pipe(client_reader, upstream_writer, 0.0), pipe(upstream_reader, client_writer, self.delay)
+            )
+
+        async def main() -> None:
+            server = await asyncio.start_server(handle, LOOPBACK, self.port)
+            ready.set()
+            async with server:
+                await server.serve_forever()
+
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(main())
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"

@@ -20,7 +20,7 @@ from huimages.config import Settings
 from huimages.ids import compute_id
 from huimages.web import ImageApp, create_app
 from tests.imagetools import decode, jpeg
-from tests.servers import PouchCouch, SeaweedS3
+from tests.servers import DelayProxy, PouchCouch, SeaweedS3
 from tests.wsgi import call
 
 pytestmark = pytest.mark.integration
@@ -135,7 +135,15 @@ def test_run_killed_mid_batch(site: Site) -> None:
     ids = [site.client.save_image(jpeg(300 + n, 200)) for n in range(80)]
     for image_id in ids:
         site.render(image_id, "150x150!")
-    env = {**os.environ, **site.env, "CDN_LEASE_SECONDS": "3", "CDN_CONCURRENCY": "1", "CDN_BATCH": "5"}
+    slow = DelayProxy(site.seaweed.port, 0.02)  # 20 ms an upload, so the kill lands mid-run
+    env = {
+        **os.environ,
+        **site.env,
+        "AWS_ENDPOINT_URL_S3": slow.endpoint,
+        "CDN_LEASE_SECONDS": "3",
+        "CDN_CONCURRENCY": "1",
+        "CDN_BATCH": "5",
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "huimages", "process-queue"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
@@ -219,3 +227,51 @@ def test_flush(site: Site) -> None:
     assert site.process()["uploaded"] == 1
     assert site.keys() == [f"240x160/1/{image_id}.jpeg", f"240x160/2/{image_id}.jpeg"]  # old one left
     assert site.client.scaled_imageurl(image_id, "small") == f"{CDN}/240x160/2/{image_id}.jpeg"
+
+
+@pytest.fixture(scope="module")
+def cloudfront() -> Iterator[str]:
+    """moto's server speaking the CloudFront API on a free loopback port."""
+    from moto.server import ThreadedMotoServer
+
+    from tests.servers import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+def test_flush_invalidates_the_old_version(site: Site, cloudfront: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDFRONT", cloudfront)  # boto3's standard per-service endpoint
+    api = boto3.session.Session().client(
+        "cloudfront", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y"
+    )
+    origin = {"Id": "cdn", "DomainName": "cdn-bucket.s3.amazonaws.com", "S3OriginConfig": {"OriginAccessIdentity": ""}}
+    behaviour = {
+        "TargetOriginId": "cdn",
+        "ViewerProtocolPolicy": "allow-all",
+        "MinTTL": 0,
+        "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}},
+        "TrustedSigners": {"Enabled": False, "Quantity": 0},
+    }
+    config = {
+        "CallerReference": site.bucket,
+        "Origins": {"Quantity": 1, "Items": [origin]},
+        "DefaultCacheBehavior": behaviour,
+        "Comment": "",
+        "Enabled": True,
+    }
+    distribution = api.create_distribution(DistributionConfig=config)["Distribution"]["Id"]
+    env = site.env | {"CLOUDFRONT_DISTRIBUTION_ID": distribution}
+    image_id = site.client.save_image(jpeg(300, 200))
+    site.render(image_id, "120x80")
+    result = CliRunner(env=env).invoke(main, ["flush", "120x80"])
+    assert result.exit_code == 0, result.output
+    assert "CloudFront invalidation" in result.stdout
+    [item] = api.list_invalidations(DistributionId=distribution)["InvalidationList"]["Items"]
+    batch = api.get_invalidation(DistributionId=distribution, Id=item["Id"])["Invalidation"]["InvalidationBatch"]
+    assert batch["Paths"]["Items"] == ["/120x80/1/*"]  # the old version's keys
