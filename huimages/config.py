@@ -171,7 +171,7 @@ def _non_negative_float(raw: Any) -> float:
     return value
 
 
-def _size_list(raw: Any) -> tuple[str, ...]:
+def _csv_list(raw: Any) -> tuple[str, ...]:
     items = raw if isinstance(raw, list) else str(raw).split(",")
     return tuple(str(item).strip() for item in items if str(item).strip())
 
@@ -220,7 +220,7 @@ SETTINGS_SPECS: tuple[_Spec, ...] = (
     _Spec("HUIMAGES_BACKEND_TIMEOUT", "backend_timeout", _positive_float, "seconds to wait for S3 or CouchDB"),
     _Spec("CDN_BUCKET", "cdn_bucket", str, "S3 bucket behind the CDN distribution; unset: no CDN"),
     _Spec("CDN_URL", "cdn_url", str, "the distribution's base URL, e.g. https://images.example.com"),
-    _Spec("CDN_SIZES", "cdn_sizes", _size_list, "sizes (URL tokens) that go to the CDN; default: all but o"),
+    _Spec("CDN_SIZES", "cdn_sizes", _csv_list, "sizes (URL tokens) that go to the CDN; default: all but o"),
     _Spec("CDN_CONCURRENCY", "cdn_concurrency", _positive_int, "uploads at once in a queue run"),
     _Spec("CDN_MAX_ATTEMPTS", "cdn_max_attempts", _positive_int, "failed uploads before a derivative is parked"),
     _Spec("CDN_RETRY_BASE", "cdn_retry_base", _non_negative_float, "seconds before the first retry; doubles"),
@@ -230,8 +230,8 @@ SETTINGS_SPECS: tuple[_Spec, ...] = (
     _Spec("CLOUDFRONT_DISTRIBUTION_ID", "cloudfront_distribution_id", str, "invalidate flushed sizes (optional)"),
     _Spec("HUIMAGES_ADMIN_TOKEN", "admin_token", str, "bearer token for admin URLs from other hosts", True),
     _Spec("HUIMAGES_SIZE_POLICY", "size_policy", str, "open (any size) or named (named and allowed sizes only)"),
-    _Spec("HUIMAGES_ALLOWED_SIZES", "allowed_sizes", _size_list, "sizes allowed without a signature: WxH[!],..."),
-    _Spec("HUIMAGES_URL_KEYS", "url_keys", _size_list, "URL signing keys, newest first (comma-separated)", True),
+    _Spec("HUIMAGES_ALLOWED_SIZES", "allowed_sizes", _csv_list, "sizes allowed without a signature: WxH[!],..."),
+    _Spec("HUIMAGES_URL_KEYS", "url_keys", _csv_list, "URL signing keys, newest first (comma-separated)", True),
     _Spec("HUIMAGES_RENDER_TIMEOUT", "render_timeout", _positive_float, "seconds a render may take (503 after)"),
 )
 _BY_NAME = {spec.name: spec for spec in SETTINGS_SPECS}
