@@ -1,9 +1,10 @@
 # Sourced by scripts/serve and scripts/test: make .venv and install the project.
-# Usage: . scripts/bootstrap.sh [EXTRA]   (EXTRA: an extras_require name, e.g. test)
+# Usage: BOOTSTRAP_EXTRA=test . scripts/bootstrap.sh   (an extras_require name, or nothing)
+# (Not a positional argument: a sourced script sees its caller's arguments.)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV="$ROOT/.venv"
-extra=${1:-}
+extra=${BOOTSTRAP_EXTRA:-}
 
 pick_python() {
     for candidate in python3.13 python3.12 python3.11 python3; do
