@@ -158,6 +158,10 @@ $HTTP["url"] =~ "^/_huimages/" {{
 
 
 def find_lighttpd() -> str | None:
+    """``HUIMAGES_LIGHTTPD`` if set, else lighttpd on PATH or in the usual sbin folders."""
+    configured = os.environ.get("HUIMAGES_LIGHTTPD")
+    if configured:
+        return configured if os.access(configured, os.X_OK) else None
     return shutil.which("lighttpd") or next(
         (p for p in ("/usr/sbin/lighttpd", "/usr/local/sbin/lighttpd") if os.access(p, os.X_OK)), None
     )

@@ -4,6 +4,8 @@ import concurrent.futures
 import os
 import random
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -267,3 +269,73 @@ def test_secrets_never_enter_the_config(tmp_path: Path) -> None:
 
 if __name__ == "__main__":
     EXAMPLE.write_text(example_config())
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_serve_lighttpd_runs_and_stops_everything(tmp_path: Path) -> None:
+    port = free_port()
+    env = {"HUIMAGES_HOME": str(tmp_path), "IMAGESERVERURL": f"http://127.0.0.1:{port}/"}
+    image_id = Client(Settings.from_env(env)).save_image(jpeg(500, 400))
+    argv = [sys.executable, "-m", "huimages", "serve", "--lighttpd", "--port", str(port), "--workers", "2"]
+    with running(argv, port, tmp_path / "serve.log", env) as proc:
+        status, _, body = get(port, f"/small/{image_id}.jpeg")
+        assert status == 200 and decode(body).size == (200, 160)
+        [lighttpd] = children(proc.pid)
+        backends = children(lighttpd)
+        assert len(backends) == 2  # max-procs = --workers
+        os.kill(proc.pid, signal.SIGTERM)  # what Ctrl-C or a service manager sends
+        assert proc.wait(20) == 0
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in (lighttpd, *backends)):
+        assert time.monotonic() < deadline, "lighttpd or a backend outlived huimages serve"
+        time.sleep(0.1)
+
+
+def test_serve_lighttpd_says_how_to_install_it(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from huimages.cli import main
+
+    env = {"HUIMAGES_HOME": str(tmp_path), "HUIMAGES_LIGHTTPD": str(tmp_path / "no-lighttpd-here")}
+    result = CliRunner(env=env).invoke(main, ["serve", "--lighttpd"])
+    assert result.exit_code == 1
+    assert "apt-get install lighttpd lighttpd-modules-lua" in result.output
+
+
+def test_separately_started_fcgi_backend(tmp_path: Path) -> None:
+    socket_path = tmp_path / "run" / "backend.sock"
+    port = free_port()
+    env = {"HUIMAGES_HOME": str(tmp_path), "IMAGESERVERURL": f"http://127.0.0.1:{port}/"}
+    settings = Settings.from_env(env)
+    image_id = Client(settings).save_image(jpeg(640, 480))
+    backend = [sys.executable, "-m", "huimages", "fcgi", "--socket", str(socket_path)]
+    log = tmp_path / "backend.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(backend, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while not socket_path.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        cfg = FrontConfig.from_settings(settings, environ={}, port=port, external_socket=socket_path)
+        conf = write_config(cfg)
+        assert "bin-path" not in conf.read_text()
+        lighttpd = find_lighttpd()
+        assert lighttpd
+        with running([lighttpd, "-D", "-f", str(conf)], port, tmp_path / "lighttpd.log"):
+            status, _, body = get(port, f"/square/{image_id}.jpeg")
+            assert status == 200 and decode(body).size == (75, 75)
+            assert get(port, "/healthz")[0] == 200
+    finally:
+        proc.terminate()
+        proc.wait(10)
