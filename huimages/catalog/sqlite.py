@@ -12,6 +12,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -43,6 +44,24 @@ CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, e
 _DERIVATIVE_COLUMNS = "size, id, version, state, attempts, last_error, next_attempt, queued_at"
 
 
+def _use_wal(conn: sqlite3.Connection, patience: float) -> None:
+    """Switch the file to WAL once; it stays so for every later connection.
+
+    Changing the journal mode needs an exclusive lock and fails at once with
+    "database is locked" when other connections are busy (the busy timeout does
+    not cover it), as when several workers start together: so read first, and
+    retry the switch for a while.
+    """
+    deadline = time.monotonic() + patience
+    while str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 class SQLiteCatalog(Catalog):
     name = "sqlite catalog"
 
@@ -57,7 +76,7 @@ class SQLiteCatalog(Catalog):
             return conn
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
+        _use_wal(conn, self.busy_timeout)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.executescript(_SCHEMA)
         self._local.conn, self._local.pid = conn, os.getpid()
