@@ -14,10 +14,8 @@ version, so changed renderings get new keys and no CDN invalidation is needed.
 
 from __future__ import annotations
 
-import base64
 import concurrent.futures
 import dataclasses
-import hashlib
 import logging
 import os
 import socket
@@ -28,7 +26,7 @@ from typing import Any
 
 from huimages.cache import CACHE_FOREVER
 from huimages.catalog.records import PARKED, QUEUED, UPLOADED, Derivative
-from huimages.originals.s3 import describe_endpoint, make_client, s3_errors
+from huimages.originals.s3 import describe_endpoint, make_client, s3_errors, sha1_checksum
 from huimages.service import ImageService
 
 logger = logging.getLogger(__name__)
@@ -142,7 +140,6 @@ class CdnPublisher:
 
     def _upload(self, item: Derivative) -> None:
         data = self._derivative_bytes(item)
-        checksum = base64.b64encode(hashlib.sha1(data).digest()).decode("ascii")
         with s3_errors(self.name, self.where, f"upload {item.key}"):
             self.client.put_object(
                 Bucket=self.bucket,
@@ -150,7 +147,7 @@ class CdnPublisher:
                 Body=data,
                 ContentType="image/jpeg",
                 CacheControl=CACHE_FOREVER,
-                ChecksumSHA1=checksum,
+                ChecksumSHA1=sha1_checksum(data),
             )
 
     def _derivative_bytes(self, item: Derivative) -> bytes:

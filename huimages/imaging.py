@@ -103,10 +103,7 @@ def probe(data: bytes, limits: Limits) -> ImageInfo:
             orientation=orientation,
             frames=getattr(im, "n_frames", 1),
         )
-        with _pillow_errors():
-            if im.format in ("JPEG", "MPO"):
-                im.draft(None, (1, 1))
-            im.load()
+        _verify_decodes(im)
     return info
 
 
@@ -122,9 +119,7 @@ def render(data: bytes, size: Size, quality: int, limits: Limits, deadline: Dead
     with _open(data, limits) as im:
         orientation = _orientation(im)
         if size.is_original and im.format in ("JPEG", "MPO") and im.mode == "RGB" and orientation == 1:
-            with _pillow_errors():  # served as stored, but only once it decodes completely
-                im.draft(None, (1, 1))
-                im.load()
+            _verify_decodes(im)  # served as stored, but only once it decodes completely
             return data
         swap = orientation in _SWAPS_AXES
         src_w, src_h = (im.height, im.width) if swap else (im.width, im.height)
@@ -154,23 +149,28 @@ def _open(data: bytes, limits: Limits) -> Image.Image:
     """Open with the accepted decoders only and check the declared pixel count."""
     if not data:
         raise InvalidImage("the file is empty")
-    try:
-        with warnings.catch_warnings():
-            # Pillow warns about bombs and corrupt metadata; we check and report those ourselves.
-            warnings.simplefilter("ignore")
-            im = Image.open(io.BytesIO(data), formats=_ACCEPTED)
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLarge(f"the image declares too many pixels: {exc}", limits.max_pixels, 0) from None
-    except UnidentifiedImageError:
-        raise InvalidImage(f"not an image in an accepted format ({_ACCEPTED_NAMES})") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise InvalidImage(f"the image header is corrupt: {exc}") from None
+    with _pillow_errors():
+        try:
+            with warnings.catch_warnings():
+                # Pillow warns about bombs and corrupt metadata; we check and report those ourselves.
+                warnings.simplefilter("ignore")
+                im = Image.open(io.BytesIO(data), formats=_ACCEPTED)
+        except UnidentifiedImageError:  # an OSError: caught here, before the guard's generic message
+            raise InvalidImage(f"not an image in an accepted format ({_ACCEPTED_NAMES})") from None
     try:
         _check_pixels(im, limits)
     except HuImagesError:
         im.close()
         raise
     return im
+
+
+def _verify_decodes(im: Image.Image) -> None:
+    """Decode once, at the smallest JPEG scale, so truncated or corrupt data is refused."""
+    with _pillow_errors():
+        if im.format in ("JPEG", "MPO"):
+            im.draft(None, (1, 1))
+        im.load()
 
 
 def _check_pixels(im: Image.Image, limits: Limits) -> None:
@@ -256,14 +256,10 @@ def _to_rgb(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | No
         flat = Image.new("RGB", rgba.size, _WHITE)
         flat.paste(rgba, mask=rgba.getchannel("A"))
         return flat, icc if mode.startswith("RGB") else None
-    if mode.startswith("I;16") or mode in ("I", "F"):
-        # 16-bit (or 32-bit) grey: map the full range onto 8 bits.
-        scale = 1 / 256 if mode.startswith("I;16") else 1.0
-        grey = im.convert("I").point(lambda v: v * scale).convert("L") if mode != "F" else im.convert("L")
-        return grey.convert("RGB"), None
-    if mode in ("L", "1"):
-        return im.convert("RGB"), None
-    return im.convert("RGB"), None
+    if mode.startswith("I;16"):
+        # 16-bit grey: map the full range onto 8 bits.
+        return im.convert("I").point(lambda v: v / 256).convert("L").convert("RGB"), None
+    return im.convert("RGB"), None  # L, 1, I, F, P without transparency, YCbCr, LAB, HSV
 
 
 def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> Image.Image:

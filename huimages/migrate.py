@@ -57,12 +57,13 @@ def migrate_one(image_id: str, legacy: CouchAttachmentStore, target: OriginalsSt
     """Copy one original; returns ``copied`` or ``already``; raises with the reason otherwise."""
     outcome = "already"
     if not target.exists(image_id):
-        data = legacy.read_back(image_id)
-        if data is None:
+        found = legacy.read_with_type(image_id)
+        if found is None:
             raise HuImagesError("the attachment disappeared while migrating")
+        data, content_type = found
         if not matches(image_id, data):
             raise HuImagesError("the attachment's sha1 does not match the image ID; left in place")
-        target.put(image_id, data, legacy.content_type(image_id))
+        target.put(image_id, data, content_type)
         outcome = "copied"
     if delete:
         if not target.verified(image_id):

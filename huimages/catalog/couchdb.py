@@ -56,11 +56,6 @@ class CouchDBCatalog(Catalog):
 
     # -- derivatives and the CDN queue: documents with a `huimages` kind field --
 
-    def _doc(self, doc_id: str) -> Doc | None:
-        with self.couch.errors(self.name, f"read {doc_id}"):
-            doc = self.couch.db(self.name).get(doc_id)
-        return None if doc is None else dict(doc)
-
     def _change(self, doc_id: str, change: Callable[[Doc | None], Doc | None]) -> Doc | None:
         """Read-modify-write of a bookkeeping document; ``change`` returning None writes nothing."""
         db = self.couch.db(self.name)
@@ -81,7 +76,7 @@ class CouchDBCatalog(Catalog):
         raise BackendUnavailable(self.name, f"{doc_id} kept changing under {_CONFLICT_RETRIES} attempts")
 
     def size_version(self, size: str) -> int:
-        doc = self._doc(f"size:{size}")
+        doc = self._load(f"size:{size}")
         return 1 if doc is None else int(doc["version"])
 
     def bump_size_version(self, size: str) -> int:

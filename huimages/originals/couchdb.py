@@ -37,14 +37,21 @@ class CouchAttachmentStore(OriginalsStore):
         name = next(iter(attachments))
         return dict(doc), name, attachments[name]
 
-    def _read(self, image_id: str) -> bytes | None:
+    def read_with_type(self, image_id: str) -> tuple[bytes, str] | None:
+        """The attachment's bytes and content type, from one read of the document."""
         found = self._attachment(image_id)
         if found is None:
             return None
-        doc, name, _ = found
+        doc, name, meta = found
         with self.couch.errors(self.name, f"read the attachment of {image_id}"):
             stream = self.couch.db(self.name).get_attachment(doc, name)
-            return None if stream is None else bytes(stream.read())
+            if stream is None:
+                return None
+            return bytes(stream.read()), str(meta.get("content_type") or "image/jpeg")
+
+    def _read(self, image_id: str) -> bytes | None:
+        found = self.read_with_type(image_id)
+        return None if found is None else found[0]
 
     def _write(self, image_id: str, data: bytes, content_type: str) -> None:
         raise StorageError(self.name, "legacy attachments are read-only; new originals go to the primary store")
@@ -52,10 +59,6 @@ class CouchAttachmentStore(OriginalsStore):
     def _size(self, image_id: str) -> int | None:
         found = self._attachment(image_id)
         return None if found is None else int(found[2].get("length", 0))  # type: ignore[call-overload]
-
-    def content_type(self, image_id: str) -> str:
-        found = self._attachment(image_id)
-        return "application/octet-stream" if found is None else str(found[2].get("content_type") or "image/jpeg")
 
     def _remove(self, image_id: str) -> None:
         for _ in range(10):
@@ -89,12 +92,13 @@ class LegacyFallback(OriginalsStore):
             return self.primary.get(image_id)
         except ImageNotFound:
             pass
-        data = self.legacy._read(image_id)
-        if data is None:
+        found = self.legacy.read_with_type(image_id)
+        if found is None:
             return None
+        data, content_type = found
         if not matches(image_id, data):
             raise StorageError(self.legacy.name, f"the attachment of {image_id} does not match its ID (sha1 differs)")
-        self.primary.put(image_id, data, self.legacy.content_type(image_id))
+        self.primary.put(image_id, data, content_type)
         logger.info("migrated legacy original %s to the %s on first use", image_id, self.primary.name)
         return data
 

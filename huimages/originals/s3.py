@@ -114,10 +114,9 @@ class S3Store(OriginalsStore):
         return bytes(data)
 
     def _write(self, image_id: str, data: bytes, content_type: str) -> None:
-        checksum = base64.b64encode(hashlib.sha1(data).digest()).decode("ascii")
         with self._errors(f"write {image_id}"):
             self.client.put_object(
-                Bucket=self.bucket, Key=image_id, Body=data, ContentType=content_type, ChecksumSHA1=checksum
+                Bucket=self.bucket, Key=image_id, Body=data, ContentType=content_type, ChecksumSHA1=sha1_checksum(data)
             )
         self._keep_local(image_id, data)
 
@@ -194,6 +193,11 @@ def s3_errors(backend: str, where: str, action: str) -> Iterator[None]:
         raise StorageError(backend, f"cannot {action}: {where} answered {code}") from exc
     except botocore.exceptions.BotoCoreError as exc:
         raise BackendUnavailable(backend, f"cannot {action}: {exc}") from exc
+
+
+def sha1_checksum(data: bytes) -> str:
+    """The value of ``x-amz-checksum-sha1``: S3 refuses the upload if the bytes differ."""
+    return base64.b64encode(hashlib.sha1(data).digest()).decode("ascii")
 
 
 def describe_endpoint(client: Any, bucket: str) -> str:
