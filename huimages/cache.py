@@ -10,6 +10,7 @@ threads and processes by a file lock on one of a fixed set of lock files
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import logging
@@ -21,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from huimages.errors import RenderBusy, StorageError
-from huimages.fsutil import atomic_write, is_within
+from huimages.fsutil import atomic_write_open, is_within
 from huimages.ids import validate_id
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,28 @@ logger = logging.getLogger(__name__)
 CACHE_FOREVER = "public, max-age=31536000, immutable"
 LOCK_STRIPES = 1024
 _STATE_DIR = ".huimages"  # hidden: never a valid size, denied by the lighttpd config
+
+
+@dataclasses.dataclass
+class CachedFile:
+    """An open cache file: what a response sends (``fd`` is owned by whoever closes it)."""
+
+    fd: int
+    stat: os.stat_result
+
+    @classmethod
+    def of(cls, fd: int) -> CachedFile:
+        return cls(fd, os.fstat(fd))
+
+    def read(self) -> bytes:
+        """All its bytes (and closes it)."""
+        try:
+            return os.pread(self.fd, self.stat.st_size, 0)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 class DerivativeCache:
@@ -51,26 +74,26 @@ class DerivativeCache:
             raise ValueError(f"size token {size_token!r} is not a plain folder name")
         return self.root / size_token / f"{image_id}.jpeg"
 
-    def open(self, size_token: str, image_id: str) -> tuple[int, os.stat_result] | None:
-        """Open a cached derivative for reading: ``(fd, stat)``, or None on a miss."""
+    def open(self, size_token: str, image_id: str) -> CachedFile | None:
+        """Open a cached derivative for reading, or None on a miss."""
         try:
             fd = os.open(self.path(size_token, image_id), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise StorageError("cache", f"cannot read {size_token}/{image_id}.jpeg: {exc.strerror}") from exc
-        return fd, os.fstat(fd)
+        return CachedFile.of(fd)
 
     def exists(self, size_token: str, image_id: str) -> bool:
         return self.path(size_token, image_id).is_file()
 
-    def write(self, size_token: str, image_id: str, data: bytes) -> Path:
+    def write(self, size_token: str, image_id: str, data: bytes) -> CachedFile:
+        """Store a derivative atomically; returns it opened (valid even if it is removed at once)."""
         path = self.path(size_token, image_id)
         try:
-            atomic_write(path, data)
+            return CachedFile.of(atomic_write_open(path, data))
         except OSError as exc:
             raise StorageError("cache", f"cannot write {path}: {exc.strerror}") from exc
-        return path
 
     @contextlib.contextmanager
     def lock(self, size_token: str, image_id: str) -> Iterator[None]:

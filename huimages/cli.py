@@ -1,11 +1,18 @@
-"""The ``huimages`` command."""
+"""The ``huimages`` command.
+
+Every command works on ``ImageService.from_settings(Settings.from_env())``;
+every ``HuImagesError`` becomes a one-line message and exit status 1 in one
+place (``_Group.invoke``), so commands do not translate errors themselves.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -14,18 +21,25 @@ from huimages.config import SETTINGS_SPECS, Settings
 from huimages.errors import HuImagesError
 
 
+class _Group(click.Group):
+    """A command group that turns huimages' errors into plain CLI messages."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HuImagesError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
 def _settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except HuImagesError as exc:
-        raise click.ClickException(str(exc)) from None
+    return Settings.from_env()
 
 
 def _client() -> Client:
     return Client(_settings())
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log what happens (INFO level) to standard error.")
 def main(verbose: bool) -> None:
     """huimages: store images once, serve them in any size by URL.
@@ -50,21 +64,18 @@ def serve(host: str, port: int, workers: int | None, threads: int, use_lighttpd:
     With --lighttpd, lighttpd serves the cache hits and spawns FastCGI backends
     for the misses; Ctrl-C stops it and every backend.
     """
-    from huimages.standalone import default_workers
-    from huimages.standalone import serve as run
+    from huimages.fronts.standalone import default_workers
+    from huimages.fronts.standalone import serve as run
 
     settings = _settings()
-    click.echo(f"huimages: data in {settings.home}, serving http://{host}:{port}/", err=True)
+    click.echo(f"huimages: data in {settings.paths.home}, serving http://{host}:{port}/", err=True)
     if not use_lighttpd:
         run(settings, host, port, workers or default_workers(), threads)
         return
-    from huimages.lighttpd import FrontConfig, run_front
+    from huimages.fronts.lighttpd import FrontConfig, run_front
 
     cfg = FrontConfig.from_settings(settings, host=host, port=port, processes=workers or default_workers())
-    try:
-        sys.exit(run_front(cfg))
-    except RuntimeError as exc:
-        raise click.ClickException(str(exc)) from None
+    sys.exit(run_front(cfg))
 
 
 @main.command()
@@ -72,7 +83,7 @@ def serve(host: str, port: int, workers: int | None, threads: int, use_lighttpd:
 @click.option("--bind", help="HOST:PORT to listen on instead of a socket.")
 def fcgi(socket_path: Path | None, bind: str | None) -> None:
     """Serve the app over FastCGI for a separately configured lighttpd."""
-    from huimages.fastcgi import run
+    from huimages.fronts.fastcgi import run
 
     if (socket_path is None) == (bind is None):
         raise click.UsageError("give exactly one of --socket PATH or --bind HOST:PORT")
@@ -103,8 +114,8 @@ def fcgi(socket_path: Path | None, bind: str | None) -> None:
 )
 def lighttpd_config(host: str, port: int, processes: int | None, socket_path: Path | None) -> None:
     """Print a lighttpd config for the current settings."""
-    from huimages.lighttpd import FrontConfig, render_config
-    from huimages.standalone import default_workers
+    from huimages.fronts.lighttpd import FrontConfig, render_config
+    from huimages.fronts.standalone import default_workers
 
     cfg = FrontConfig.from_settings(
         _settings(), host=host, port=port, processes=processes or default_workers(), external_socket=socket_path
@@ -126,7 +137,7 @@ def upload(files: tuple[Path, ...], title: str) -> None:
         for path in bar:
             try:
                 image_id = client.save_image(path.read_bytes(), title=title, filename=path.name)
-            except (OSError, HuImagesError) as exc:
+            except (OSError, HuImagesError) as exc:  # one bad file must not stop the others
                 failures += 1
                 click.echo(f"\n{path}: {exc}", err=True)
                 continue
@@ -142,10 +153,7 @@ def upload(files: tuple[Path, ...], title: str) -> None:
 def url(image_id: str, size: str) -> None:
     """Print the URL of IMAGE_ID at SIZE."""
     client = _client()
-    try:
-        click.echo(client.imageurl(image_id) if size == "o" else client.scaled_imageurl(image_id, size))
-    except HuImagesError as exc:
-        raise click.ClickException(str(exc)) from None
+    click.echo(client.imageurl(image_id) if size == "o" else client.scaled_imageurl(image_id, size))
 
 
 @main.command()
@@ -153,30 +161,20 @@ def url(image_id: str, size: str) -> None:
 @click.option("--size", default="square", show_default=True, help="A size name, WxH or WxH!.")
 def tag(image_id: str, size: str) -> None:
     """Print an <img> tag for IMAGE_ID at SIZE."""
-    client = _client()
-    try:
-        click.echo(client.scaled_tag(image_id, size))
-    except HuImagesError as exc:
-        raise click.ClickException(str(exc)) from None
+    click.echo(_client().scaled_tag(image_id, size))
 
 
 @main.command()
 @click.argument("image_id")
 def info(image_id: str) -> None:
     """Print the catalog document of IMAGE_ID as JSON."""
-    client = _client()
-    try:
-        doc = client.get_imagedoc(image_id)
-    except HuImagesError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(json.dumps(doc, indent=2, sort_keys=True))
+    click.echo(json.dumps(_client().get_imagedoc(image_id), indent=2, sort_keys=True))
 
 
 @main.command()
 def check() -> None:
     """Say whether each configured backend answers; exit 1 if one does not."""
-    client = _client()
-    report = client.service.health()
+    report = _client().service.health()
     for role, item in report.items():
         state = "ok" if item["ok"] else f"FAILED: {item['error']}"
         click.echo(f"{role:10} {item['backend']}: {state}")
@@ -191,29 +189,29 @@ def check() -> None:
 def migrate(batch: int, workers: int, delete_attachments: bool) -> None:
     """Copy legacy CouchDB attachments into the originals store (S3).
 
-    Can be interrupted and rerun: nothing is copied twice, and an attachment is
-    deleted only after its copy was read back and its sha1 checked.
+    Also moves CDN queue records that earlier releases kept in the image
+    database into the queue's own database. Can be interrupted and rerun:
+    nothing is copied twice, and an attachment is deleted only after its copy
+    was read back and its sha1 checked.
     """
-    from huimages.couch import CouchConnection
-    from huimages.migrate import count_pending, migrate_attachments
-    from huimages.originals import open_primary
-    from huimages.originals.couchdb import CouchAttachmentStore
+    from huimages.cdn import open_queue
+    from huimages.cdn.couchdb import CouchQueue
+    from huimages.migrate import migrate_attachments
+    from huimages.originals import open_legacy, open_primary
 
     settings = _settings()
-    if not settings.couch_server:
+    if not settings.couch.server:
         raise click.ClickException("migrate copies legacy CouchDB attachments: set COUCHSERVER")
-    try:
-        legacy = CouchAttachmentStore(
-            CouchConnection(settings.couch_server, settings.couch_db, settings.backend_timeout)
+    queue = open_queue(settings)
+    if isinstance(queue, CouchQueue):
+        click.echo(f"CDN queue records moved out of the image database: {queue.move_from_image_database()}")
+    legacy = open_legacy(settings)
+    target = open_primary(settings)
+    total = legacy.count_pending()
+    with click.progressbar(length=total, label=f"migrating to the {target.name}", file=sys.stderr) as bar:
+        report = migrate_attachments(
+            legacy, target, batch=batch, workers=workers, delete_attachments=delete_attachments, progress=bar.update
         )
-        target = open_primary(settings)
-        total = count_pending(legacy)
-        with click.progressbar(length=total, label=f"migrating to the {target.name}", file=sys.stderr) as bar:
-            report = migrate_attachments(
-                legacy, target, batch=batch, workers=workers, delete_attachments=delete_attachments, progress=bar.update
-            )
-    except HuImagesError as exc:
-        raise click.ClickException(str(exc)) from None
     click.echo(f"copied: {report.copied}")
     click.echo(f"already in the {target.name}: {report.already}")
     if delete_attachments:
@@ -228,13 +226,10 @@ def migrate(batch: int, workers: int, delete_attachments: bool) -> None:
 @main.command("process-queue")
 def process_queue() -> None:
     """Upload queued derivatives to the CDN bucket (what cron's /processqueue does)."""
-    client = _client()
-    if client.cdn is None:
+    cdn = _client().service.cdn
+    if cdn is None:
         raise click.ClickException("no CDN is configured: set CDN_BUCKET and CDN_URL")
-    try:
-        report = client.cdn.run()
-    except HuImagesError as exc:
-        raise click.ClickException(str(exc)) from None
+    report = cdn.run()
     click.echo(json.dumps(report.as_dict(), sort_keys=True))
 
 
@@ -247,24 +242,16 @@ def flush(size: str, cache_only: bool) -> None:
     A named size is flushed together with its numeric form (small and 240x160).
     New derivatives are queued and reach the CDN at the next queue run.
     """
-    client = _client()
-    try:
-        parsed = client.service.parse_size(size)
-        if parsed.is_original:
-            raise click.ClickException("o is the original itself; there is nothing to flush")
-        for token in dict.fromkeys((parsed.token, parsed.spec)):
-            if cache_only:
-                removed = client.service.cache.remove_size(token)
-                click.echo(f"{token}: {removed} cached files removed")
-            elif client.cdn is not None:
-                report = client.cdn.flush(token)
-                note = f", CloudFront invalidation {report.invalidation}" if report.invalidation else ""
-                click.echo(f"{token}: version {report.version}, {report.removed} cached files removed{note}")
-            else:
-                version, removed = client.service.flush(token)
-                click.echo(f"{token}: version {version}, {removed} cached files removed")
-    except HuImagesError as exc:
-        raise click.ClickException(str(exc)) from None
+    service = _client().service
+    parsed = service.parse_size(size)
+    if parsed.is_original:
+        raise click.ClickException("o is the original itself; there is nothing to flush")
+    for outcome in service.flush(parsed, cache_only=cache_only):
+        if outcome.version is None:
+            click.echo(f"{outcome.token}: {outcome.removed} cached files removed")
+            continue
+        note = f", CloudFront invalidation {outcome.invalidation}" if outcome.invalidation else ""
+        click.echo(f"{outcome.token}: version {outcome.version}, {outcome.removed} cached files removed{note}")
 
 
 @main.group(invoke_without_command=True)
@@ -273,12 +260,9 @@ def queue(ctx: click.Context) -> None:
     """Show the CDN queue: derivatives per state, and the age of the oldest queued one."""
     if ctx.invoked_subcommand is not None:
         return
-    import time
+    from huimages.cdn import open_queue
 
-    try:
-        stats = _client().service.catalog.queue_stats()
-    except HuImagesError as exc:
-        raise click.ClickException(str(exc)) from None
+    stats = open_queue(_settings()).queue_stats()
     for state, count in stats.counts.items():
         click.echo(f"{state:9} {count}")
     if stats.oldest_queued_at is not None:
@@ -288,12 +272,9 @@ def queue(ctx: click.Context) -> None:
 @queue.command("retry")
 def queue_retry() -> None:
     """Queue every parked derivative again, with its attempts reset."""
-    import time
+    from huimages.cdn import open_queue
 
-    try:
-        count = _client().service.catalog.requeue_parked(time.time())
-    except HuImagesError as exc:
-        raise click.ClickException(str(exc)) from None
+    count = open_queue(_settings()).requeue_parked(time.time())
     click.echo(f"{count} parked derivatives queued again")
 
 
@@ -302,7 +283,7 @@ def settings() -> None:
     """List every setting with its current value."""
     current = _settings()
     for spec in SETTINGS_SPECS:
-        value = getattr(current, spec.field)
+        value = current.value_of(spec)
         if spec.secret and value:
             value = "(set, hidden)"
         elif isinstance(value, dict):

@@ -16,7 +16,6 @@ from huimages.catalog.base import Doc
 from huimages.config import Settings
 from huimages.ids import validate_id
 from huimages.service import ImageService
-from huimages.signing import SizePolicy
 from huimages.sizes import Size
 from huimages.urls import SIGNATURE_PARAM, image_path
 
@@ -25,14 +24,8 @@ class Client:
     """huimages for one site: built from ``Settings`` (default: the environment)."""
 
     def __init__(self, settings: Settings | None = None, *, service: ImageService | None = None) -> None:
-        from huimages.cdn import publisher_for
-
-        if service is None:
-            service = ImageService.from_settings(settings or Settings.from_env())
-        self.service = service
-        self.settings = service.settings
-        self.cdn = publisher_for(service)
-        self.policy = SizePolicy(self.settings)
+        self.service = service or ImageService.from_settings(settings or Settings.from_env())
+        self.settings = self.service.settings
 
     def save_image(
         self,
@@ -77,7 +70,8 @@ class Client:
         """``scaled_imageurl`` for many images at once, with one catalog query for all of them."""
         parsed = self.service.parse_size(size)
         ids = [validate_id(i) for i in imageids]
-        on_cdn = self.cdn.urls(parsed.spec, ids) if self.cdn is not None else {}
+        cdn = self.service.cdn
+        on_cdn = cdn.urls(parsed.spec, ids) if cdn is not None else {}
         return {i: on_cdn.get(i) or self._url(parsed, parsed.spec, i) for i in ids}
 
     def scaled_dimensions(self, imageid: str, size: str = "square") -> tuple[int, int]:
@@ -116,6 +110,6 @@ class Client:
     def _url(self, size: Size, token: str, image_id: str) -> str:
         """The image server URL, signed when the size policy needs it."""
         path = image_path(token, image_id)
-        signature = self.policy.signature_for(size, path)
+        signature = self.service.policy.signature_for(size, path)
         query = f"?{SIGNATURE_PARAM}={signature}" if signature else ""
         return f"{self.settings.server_url}{path[1:]}{query}"

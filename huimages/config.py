@@ -1,9 +1,13 @@
-"""Settings: one frozen object, read once from the environment (and a file).
+"""Settings: one frozen object, grouped by concern, read once from the environment (and a file).
 
 Every setting has exactly one name, used both as the environment variable and
 as the key in the optional TOML file named by ``HUIMAGES_CONFIG``; the
-environment wins over the file. Nothing here runs at import time: callers build
-``Settings.from_env()`` once and pass the object down.
+environment wins over the file. The names are flat (they are huImages' and
+AWS's), the object is grouped: ``settings.paths``, ``settings.limits``,
+``settings.s3``, ``settings.couch``, ``settings.cdn``, ``settings.signing``.
+Derived paths are resolved once, when the settings are built. Nothing here
+runs at import time: callers build ``Settings.from_env()`` once and pass it
+down.
 """
 
 from __future__ import annotations
@@ -33,84 +37,142 @@ DEFAULT_SIZES: dict[str, str] = {
 
 
 @dataclasses.dataclass(frozen=True)
-class Settings:
-    """Everything huimages can be told. Paths are absolute after ``from_env``."""
+class Paths:
+    """Where data lives on this host; every path absolute. Build with ``Paths.under(home)``."""
 
-    server_url: str = "http://127.0.0.1:8080/"
-    home: Path = Path("huimages-data")
-    cache_dir: Path | None = None
-    originals_dir: Path | None = None
-    catalog_path: Path | None = None
-    jpeg_quality: int = 85
+    home: Path
+    cache_dir: Path
+    originals_dir: Path
+    catalog_file: Path
+    originals_cache_dir: Path
+
+    @classmethod
+    def under(
+        cls,
+        home: Path | str,
+        *,
+        cache_dir: Path | str | None = None,
+        originals_dir: Path | str | None = None,
+        catalog_file: Path | str | None = None,
+        originals_cache_dir: Path | str | None = None,
+    ) -> Paths:
+        """The paths of a data folder; a path not given is the usual one inside it."""
+        root = Path(home).absolute()
+
+        def pick(value: Path | str | None, default: str) -> Path:
+            return Path(value).absolute() if value else root / default
+
+        return cls(
+            home=root,
+            cache_dir=pick(cache_dir, "cache"),
+            originals_dir=pick(originals_dir, "originals"),
+            catalog_file=pick(catalog_file, "catalog.sqlite3"),
+            originals_cache_dir=pick(originals_cache_dir, "originals-cache"),
+        )
+
+    @property
+    def run_dir(self) -> Path:
+        """Sockets and generated configs of the lighttpd front."""
+        return self.home / "run"
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """What one request or one upload may cost."""
+
     max_side: int = 4096
     max_pixels: int = 50_000_000
     max_upload_bytes: int = 64 * 1024 * 1024
     lock_timeout: float = 60.0
-    sizes: Mapping[str, str] = dataclasses.field(default_factory=lambda: dict(DEFAULT_SIZES))
-    # Production backends: S3 originals when s3_bucket is set, CouchDB when couch_server is.
-    s3_bucket: str | None = None
-    s3_endpoint_url: str | None = None
-    s3_region: str = "us-east-1"
-    aws_access_key_id: str | None = dataclasses.field(default=None, repr=False)
-    aws_secret_access_key: str | None = dataclasses.field(default=None, repr=False)
-    originals_cache_dir: Path | None = None
-    couch_server: str | None = dataclasses.field(default=None, repr=False)  # may carry a password
-    couch_db: str = "huimages"
-    backend_timeout: float = 10.0
-    # CDN offload: derivatives uploaded to cdn_bucket, served from cdn_url once uploaded.
-    cdn_bucket: str | None = None
-    cdn_url: str | None = None
-    cdn_sizes: tuple[str, ...] | None = None  # None: every size but o
-    cdn_concurrency: int = 8
-    cdn_max_attempts: int = 8
-    cdn_retry_base: float = 30.0
-    cdn_batch: int = 200
-    cdn_lease_seconds: float = 300.0
-    cdn_lookup_ttl: float = 10.0
-    cloudfront_distribution_id: str | None = None
-    admin_token: str | None = dataclasses.field(default=None, repr=False)
-    # Abuse resistance: which sizes render, and how long a render may take.
-    size_policy: str = "open"
-    allowed_sizes: tuple[str, ...] = ()
-    url_keys: tuple[str, ...] = dataclasses.field(default=(), repr=False)
     render_timeout: float = 30.0
 
+
+@dataclasses.dataclass(frozen=True)
+class S3Settings:
+    """The S3 bucket of the originals (when ``bucket`` is set) and the credentials of every S3 call."""
+
+    bucket: str | None = None
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    access_key_id: str | None = dataclasses.field(default=None, repr=False)
+    secret_access_key: str | None = dataclasses.field(default=None, repr=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class CouchSettings:
+    """The CouchDB catalog (when ``server`` is set): images in ``db``, the CDN queue in ``cdn_db``."""
+
+    server: str | None = dataclasses.field(default=None, repr=False)  # may carry a password
+    db: str = "huimages"
+    cdn_db: str = ""  # empty: "<db>_cdn"
+
     def __post_init__(self) -> None:
-        home = Path(self.home).absolute()
+        if not self.cdn_db:
+            object.__setattr__(self, "cdn_db", f"{self.db}_cdn")
+
+
+@dataclasses.dataclass(frozen=True)
+class CdnSettings:
+    """CDN offload: derivatives uploaded to ``bucket``, served from ``url`` once uploaded."""
+
+    bucket: str | None = None
+    url: str | None = None
+    sizes: tuple[str, ...] | None = None  # None: every size but o
+    concurrency: int = 8
+    max_attempts: int = 8
+    retry_base: float = 30.0
+    batch: int = 200
+    lease_seconds: float = 300.0
+    lookup_ttl: float = 10.0
+    cloudfront_distribution_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.url:
+            object.__setattr__(self, "url", self.url.rstrip("/"))
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.bucket)
+
+
+@dataclasses.dataclass(frozen=True)
+class SigningSettings:
+    """Which sizes render for anyone: the size policy, its allow-list, and the URL signing keys."""
+
+    policy: str = "open"
+    allowed_sizes: tuple[str, ...] = ()
+    keys: tuple[str, ...] = dataclasses.field(default=(), repr=False)
+
+
+def _default_paths() -> Paths:
+    return Paths.under("huimages-data")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything huimages can be told."""
+
+    server_url: str = "http://127.0.0.1:8080/"
+    paths: Paths = dataclasses.field(default_factory=_default_paths)
+    jpeg_quality: int = 85
+    sizes: Mapping[str, str] = dataclasses.field(default_factory=lambda: dict(DEFAULT_SIZES))
+    limits: Limits = dataclasses.field(default_factory=Limits)
+    s3: S3Settings = dataclasses.field(default_factory=S3Settings)
+    couch: CouchSettings = dataclasses.field(default_factory=CouchSettings)
+    backend_timeout: float = 10.0
+    cdn: CdnSettings = dataclasses.field(default_factory=CdnSettings)
+    signing: SigningSettings = dataclasses.field(default_factory=SigningSettings)
+    admin_token: str | None = dataclasses.field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
         if not self.server_url.endswith("/"):
             object.__setattr__(self, "server_url", self.server_url + "/")
-        if self.cdn_url:
-            object.__setattr__(self, "cdn_url", self.cdn_url.rstrip("/"))
-        object.__setattr__(self, "home", home)
-        for name, default in (
-            ("cache_dir", "cache"),
-            ("originals_dir", "originals"),
-            ("catalog_path", "catalog.sqlite3"),
-            ("originals_cache_dir", "originals-cache"),
-        ):
-            value = getattr(self, name)
-            object.__setattr__(self, name, Path(value).absolute() if value else home / default)
         _validate(self)
 
-    @property
-    def cache(self) -> Path:
-        assert self.cache_dir is not None
-        return self.cache_dir
-
-    @property
-    def originals(self) -> Path:
-        assert self.originals_dir is not None
-        return self.originals_dir
-
-    @property
-    def catalog(self) -> Path:
-        assert self.catalog_path is not None
-        return self.catalog_path
-
-    @property
-    def originals_cache(self) -> Path:
-        assert self.originals_cache_dir is not None
-        return self.originals_cache_dir
+    @classmethod
+    def at(cls, home: Path | str, **changes: Any) -> Settings:
+        """Settings with the data folder ``home`` (and any other field given), for embedding and tests."""
+        return cls(paths=Paths.under(home), **changes)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -124,27 +186,57 @@ class Settings:
             if unknown:
                 raise ConfigurationError(unknown[0], f"unknown setting in {config_file}; see README for the list")
         values.update({k: v for k, v in env.items() if k in _BY_NAME})
-        kwargs: dict[str, Any] = {}
+        fields: dict[str, Any] = {}
         # In table order, so a later name (S3BUCKET's old alias HUIMAGES3BUCKET) wins over an earlier one.
         for spec in SETTINGS_SPECS:
             if spec.name not in values or values[spec.name] == "":
                 continue
             raw = values[spec.name]
             try:
-                kwargs[spec.field] = spec.cast(raw)
+                fields[spec.field] = spec.cast(raw)
             except (TypeError, ValueError) as exc:
                 shown = "(hidden)" if spec.secret else repr(raw)
                 raise ConfigurationError(spec.name, f"cannot use {shown}: {exc}") from None
-        return cls(**kwargs)
+        return cls._from_fields(fields)
 
-    def with_overrides(self, **changes: Any) -> Settings:
-        return dataclasses.replace(self, **changes)
+    @classmethod
+    def _from_fields(cls, fields: Mapping[str, Any]) -> Settings:
+        """Settings from dotted field names (``limits.max_side``), grouped here."""
+        groups: dict[str, dict[str, Any]] = {}
+        top: dict[str, Any] = {}
+        for dotted, value in fields.items():
+            group, _, name = dotted.rpartition(".")
+            if group:
+                groups.setdefault(group, {})[name] = value
+            else:
+                top[name] = value
+        paths = groups.pop("paths", {})
+        top["paths"] = Paths.under(paths.pop("home", "huimages-data"), **paths)
+        for group, values in groups.items():
+            top[group] = _GROUPS[group](**values)
+        return cls(**top)
+
+    def value_of(self, spec: _Spec) -> Any:
+        """The current value of one setting (for ``huimages settings`` and generated configs)."""
+        value: Any = self
+        for part in spec.field.split("."):
+            value = getattr(value, part)
+        return value
+
+
+_GROUPS: dict[str, Callable[..., Any]] = {
+    "limits": Limits,
+    "s3": S3Settings,
+    "couch": CouchSettings,
+    "cdn": CdnSettings,
+    "signing": SigningSettings,
+}
 
 
 @dataclasses.dataclass(frozen=True)
 class _Spec:
     name: str
-    field: str
+    field: str  # dotted: group.field, or a field of Settings itself
     cast: Callable[[Any], Any]
     help: str
     secret: bool = False  # never printed, never written into generated files
@@ -195,44 +287,45 @@ def _sizes(raw: Any) -> dict[str, str]:
 
 SETTINGS_SPECS: tuple[_Spec, ...] = (
     _Spec("IMAGESERVERURL", "server_url", str, "base URL the URL helpers emit"),
-    _Spec("HUIMAGES_HOME", "home", Path, "data folder (cache, originals, catalog)"),
-    _Spec("HUIMAGES_CACHE_DIR", "cache_dir", Path, "derivative cache (lighttpd's document root)"),
-    _Spec("HUIMAGES_ORIGINALS_DIR", "originals_dir", Path, "filesystem originals store"),
-    _Spec("HUIMAGES_CATALOG", "catalog_path", Path, "SQLite catalog file"),
+    _Spec("HUIMAGES_HOME", "paths.home", Path, "data folder (cache, originals, catalog)"),
+    _Spec("HUIMAGES_CACHE_DIR", "paths.cache_dir", Path, "derivative cache (lighttpd's document root)"),
+    _Spec("HUIMAGES_ORIGINALS_DIR", "paths.originals_dir", Path, "filesystem originals store"),
+    _Spec("HUIMAGES_CATALOG", "paths.catalog_file", Path, "SQLite catalog file (also holds the CDN queue)"),
     _Spec("HUIMAGES_JPEG_QUALITY", "jpeg_quality", int, "JPEG quality of derivatives, 1-95"),
-    _Spec("HUIMAGES_MAX_SIDE", "max_side", _positive_int, "largest width or height a URL may ask for"),
-    _Spec("HUIMAGES_MAX_PIXELS", "max_pixels", _positive_int, "largest original, in pixels"),
-    _Spec("HUIMAGES_MAX_UPLOAD_BYTES", "max_upload_bytes", _positive_int, "largest original, in bytes"),
-    _Spec("HUIMAGES_LOCK_TIMEOUT", "lock_timeout", _positive_float, "seconds to wait for a render in progress"),
+    _Spec("HUIMAGES_MAX_SIDE", "limits.max_side", _positive_int, "largest width or height a URL may ask for"),
+    _Spec("HUIMAGES_MAX_PIXELS", "limits.max_pixels", _positive_int, "largest original, in pixels"),
+    _Spec("HUIMAGES_MAX_UPLOAD_BYTES", "limits.max_upload_bytes", _positive_int, "largest original, in bytes"),
+    _Spec("HUIMAGES_LOCK_TIMEOUT", "limits.lock_timeout", _positive_float, "seconds to wait for a render in progress"),
     _Spec("HUIMAGES_SIZES", "sizes", _sizes, "named sizes to add or override: name=WxH[!],..."),
-    _Spec("S3BUCKET", "s3_bucket", str, "S3 bucket of the originals (private); unset: filesystem store"),
-    _Spec("HUIMAGES3BUCKET", "s3_bucket", str, "old huImages name of S3BUCKET (wins over it)"),
-    _Spec("AWS_ENDPOINT_URL", "s3_endpoint_url", str, "S3-compatible endpoint (standard AWS name)"),
-    _Spec("AWS_ENDPOINT_URL_S3", "s3_endpoint_url", str, "S3 endpoint only (wins over AWS_ENDPOINT_URL)"),
-    _Spec("AWS_DEFAULT_REGION", "s3_region", str, "S3 region"),
-    _Spec("AWS_REGION", "s3_region", str, "S3 region (wins over AWS_DEFAULT_REGION)"),
-    _Spec("AWS_ACCESS_KEY_ID", "aws_access_key_id", str, "S3 access key; unset: boto3's credential chain", True),
-    _Spec("AWS_SECRET_ACCESS_KEY", "aws_secret_access_key", str, "S3 secret key", True),
-    _Spec("HUIMAGES_ORIGINALS_CACHE_DIR", "originals_cache_dir", Path, "local copies of S3 originals"),
-    _Spec("COUCHSERVER", "couch_server", str, "CouchDB URL of the catalog; unset: SQLite", True),
-    _Spec("HUIMAGESCOUCHSERVER", "couch_server", str, "old huImages name of COUCHSERVER (wins over it)", True),
-    _Spec("HUIMAGES_COUCHDB_NAME", "couch_db", str, "CouchDB database name"),
+    _Spec("S3BUCKET", "s3.bucket", str, "S3 bucket of the originals (private); unset: filesystem store"),
+    _Spec("HUIMAGES3BUCKET", "s3.bucket", str, "old huImages name of S3BUCKET (wins over it)"),
+    _Spec("AWS_ENDPOINT_URL", "s3.endpoint_url", str, "S3-compatible endpoint (standard AWS name)"),
+    _Spec("AWS_ENDPOINT_URL_S3", "s3.endpoint_url", str, "S3 endpoint only (wins over AWS_ENDPOINT_URL)"),
+    _Spec("AWS_DEFAULT_REGION", "s3.region", str, "S3 region"),
+    _Spec("AWS_REGION", "s3.region", str, "S3 region (wins over AWS_DEFAULT_REGION)"),
+    _Spec("AWS_ACCESS_KEY_ID", "s3.access_key_id", str, "S3 access key; unset: boto3's credential chain", True),
+    _Spec("AWS_SECRET_ACCESS_KEY", "s3.secret_access_key", str, "S3 secret key", True),
+    _Spec("HUIMAGES_ORIGINALS_CACHE_DIR", "paths.originals_cache_dir", Path, "local copies of S3 originals"),
+    _Spec("COUCHSERVER", "couch.server", str, "CouchDB URL of the catalog; unset: SQLite", True),
+    _Spec("HUIMAGESCOUCHSERVER", "couch.server", str, "old huImages name of COUCHSERVER (wins over it)", True),
+    _Spec("HUIMAGES_COUCHDB_NAME", "couch.db", str, "CouchDB database of the image documents"),
+    _Spec("HUIMAGES_CDN_COUCHDB_NAME", "couch.cdn_db", str, "CouchDB database of the CDN queue; default <db>_cdn"),
     _Spec("HUIMAGES_BACKEND_TIMEOUT", "backend_timeout", _positive_float, "seconds to wait for S3 or CouchDB"),
-    _Spec("CDN_BUCKET", "cdn_bucket", str, "S3 bucket behind the CDN distribution; unset: no CDN"),
-    _Spec("CDN_URL", "cdn_url", str, "the distribution's base URL, e.g. https://images.example.com"),
-    _Spec("CDN_SIZES", "cdn_sizes", _csv_list, "sizes (URL tokens) that go to the CDN; default: all but o"),
-    _Spec("CDN_CONCURRENCY", "cdn_concurrency", _positive_int, "uploads at once in a queue run"),
-    _Spec("CDN_MAX_ATTEMPTS", "cdn_max_attempts", _positive_int, "failed uploads before a derivative is parked"),
-    _Spec("CDN_RETRY_BASE", "cdn_retry_base", _non_negative_float, "seconds before the first retry; doubles"),
-    _Spec("CDN_BATCH", "cdn_batch", _positive_int, "derivatives claimed per batch"),
-    _Spec("CDN_LEASE_SECONDS", "cdn_lease_seconds", _positive_float, "how long a queue run's lease lasts"),
-    _Spec("CDN_LOOKUP_TTL", "cdn_lookup_ttl", _non_negative_float, "seconds a process caches 'is it uploaded'"),
-    _Spec("CLOUDFRONT_DISTRIBUTION_ID", "cloudfront_distribution_id", str, "invalidate flushed sizes (optional)"),
+    _Spec("CDN_BUCKET", "cdn.bucket", str, "S3 bucket behind the CDN distribution; unset: no CDN"),
+    _Spec("CDN_URL", "cdn.url", str, "the distribution's base URL, e.g. https://images.example.com"),
+    _Spec("CDN_SIZES", "cdn.sizes", _csv_list, "sizes (URL tokens) that go to the CDN; default: all but o"),
+    _Spec("CDN_CONCURRENCY", "cdn.concurrency", _positive_int, "uploads at once in a queue run"),
+    _Spec("CDN_MAX_ATTEMPTS", "cdn.max_attempts", _positive_int, "failed uploads before a derivative is parked"),
+    _Spec("CDN_RETRY_BASE", "cdn.retry_base", _non_negative_float, "seconds before the first retry; doubles"),
+    _Spec("CDN_BATCH", "cdn.batch", _positive_int, "derivatives claimed per batch"),
+    _Spec("CDN_LEASE_SECONDS", "cdn.lease_seconds", _positive_float, "how long a queue run's lease lasts"),
+    _Spec("CDN_LOOKUP_TTL", "cdn.lookup_ttl", _non_negative_float, "seconds a process caches 'is it uploaded'"),
+    _Spec("CLOUDFRONT_DISTRIBUTION_ID", "cdn.cloudfront_distribution_id", str, "invalidate flushed sizes (optional)"),
     _Spec("HUIMAGES_ADMIN_TOKEN", "admin_token", str, "bearer token for admin URLs from other hosts", True),
-    _Spec("HUIMAGES_SIZE_POLICY", "size_policy", str, "open (any size) or named (named and allowed sizes only)"),
-    _Spec("HUIMAGES_ALLOWED_SIZES", "allowed_sizes", _csv_list, "sizes allowed without a signature: WxH[!],..."),
-    _Spec("HUIMAGES_URL_KEYS", "url_keys", _csv_list, "URL signing keys, newest first (comma-separated)", True),
-    _Spec("HUIMAGES_RENDER_TIMEOUT", "render_timeout", _positive_float, "seconds a render may take (503 after)"),
+    _Spec("HUIMAGES_SIZE_POLICY", "signing.policy", str, "open (any size) or named (named and allowed sizes only)"),
+    _Spec("HUIMAGES_ALLOWED_SIZES", "signing.allowed_sizes", _csv_list, "sizes allowed without a signature"),
+    _Spec("HUIMAGES_URL_KEYS", "signing.keys", _csv_list, "URL signing keys, newest first (comma-separated)", True),
+    _Spec("HUIMAGES_RENDER_TIMEOUT", "limits.render_timeout", _positive_float, "seconds a render may take"),
 )
 _BY_NAME = {spec.name: spec for spec in SETTINGS_SPECS}
 
@@ -255,22 +348,24 @@ def _validate(settings: Settings) -> None:
         raise ConfigurationError(
             "IMAGESERVERURL", f"{settings.server_url!r} must be an absolute http(s) URL, e.g. http://127.0.0.1:8080/"
         )
-    if bool(settings.cdn_bucket) != bool(settings.cdn_url):
+    cdn = settings.cdn
+    if bool(cdn.bucket) != bool(cdn.url):
         raise ConfigurationError("CDN_URL", "CDN_BUCKET and CDN_URL go together: set both, or neither")
-    if settings.cdn_url:
-        cdn = urlsplit(settings.cdn_url)
-        if cdn.scheme not in ("http", "https") or not cdn.netloc:
+    if cdn.url:
+        parts = urlsplit(cdn.url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigurationError(
-                "CDN_URL", f"{settings.cdn_url!r} must be a fully qualified URL, e.g. https://images.example.com"
+                "CDN_URL", f"{cdn.url!r} must be a fully qualified URL, e.g. https://images.example.com"
             )
-    if settings.size_policy not in ("open", "named"):
-        raise ConfigurationError("HUIMAGES_SIZE_POLICY", f"{settings.size_policy!r} is neither 'open' nor 'named'")
-    for key in settings.url_keys:
+    signing = settings.signing
+    if signing.policy not in ("open", "named"):
+        raise ConfigurationError("HUIMAGES_SIZE_POLICY", f"{signing.policy!r} is neither 'open' nor 'named'")
+    for key in signing.keys:
         if len(key) < 16:
             raise ConfigurationError("HUIMAGES_URL_KEYS", "every key needs at least 16 characters (use random bytes)")
-    for token in settings.allowed_sizes:
+    for token in signing.allowed_sizes:
         try:
-            parse_spec(token, settings.max_side)
+            parse_spec(token, settings.limits.max_side)
         except ValueError as exc:
             raise ConfigurationError("HUIMAGES_ALLOWED_SIZES", f"{token}: {exc}") from None
     if not 1 <= settings.jpeg_quality <= 95:
@@ -279,6 +374,6 @@ def _validate(settings: Settings) -> None:
         if not name.isascii() or not name.isalpha() or not name.islower() or name == "o":
             raise ConfigurationError("HUIMAGES_SIZES", f"size name {name!r} must be lower-case ASCII letters, not 'o'")
         try:
-            parse_spec(spec, settings.max_side)
+            parse_spec(spec, settings.limits.max_side)
         except ValueError as exc:
             raise ConfigurationError("HUIMAGES_SIZES", f"{name}={spec}: {exc}") from None

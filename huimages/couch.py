@@ -1,9 +1,9 @@
-"""One CouchDB database, shared by the CouchDB catalog and the legacy originals.
+"""CouchDB plumbing shared by the catalog, the legacy originals and the CDN queue.
 
-Uses the ``CouchDB`` package (couchdb-python). The database and the design
-document are created on first use; every error is translated into
-``huimages.errors`` with the server named by host and port only, never with
-the credentials ``COUCHSERVER`` may carry.
+Uses the ``CouchDB`` package (couchdb-python). A ``CouchDatabase`` is one
+database with its design document (``_design/huimages``), both created on first
+use; every error is translated into ``huimages.errors`` with the server named by
+host and port only, never with the credentials ``COUCHSERVER`` may carry.
 """
 
 from __future__ import annotations
@@ -11,19 +11,19 @@ from __future__ import annotations
 import contextlib
 import http.client
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import couchdb
 import couchdb.http
 
-from huimages.errors import BackendUnavailable, HuImagesError, StorageError
+from huimages.errors import BackendUnavailable, ConfigurationError, HuImagesError, StorageError
 
 DESIGN_ID = "_design/huimages"
+Views = Mapping[str, Mapping[str, str]]
 _IMAGE = "doc._id.charAt(0) !== '_' && !doc.huimages"  # image documents have no `huimages` kind field
-_DERIVATIVE = "doc.huimages === 'derivative'"
-DESIGN_VIEWS: dict[str, dict[str, str]] = {
+IMAGE_VIEWS: dict[str, dict[str, str]] = {
     # Image IDs of images that may be served, in ID order (browsing, random, count).
     "live": {
         "map": f"function (doc) {{ if ({_IMAGE} && !doc.deleted) {{ emit(doc._id, null); }} }}",
@@ -34,31 +34,39 @@ DESIGN_VIEWS: dict[str, dict[str, str]] = {
         "map": f"function (doc) {{ if ({_IMAGE} && doc._attachments) {{ emit(doc._id, null); }} }}",
         "reduce": "_count",
     },
-    # The CDN queue: queued derivatives by their next attempt; all derivatives by state.
-    "due": {
-        "map": f"function (doc) {{ if ({_DERIVATIVE} && doc.state === 'queued') {{ emit(doc.next_attempt, null); }} }}",
-    },
-    "states": {
-        "map": f"function (doc) {{ if ({_DERIVATIVE}) {{ emit([doc.state, doc.queued_at], null); }} }}",
-        "reduce": "_count",
-    },
 }
 
 
-class CouchConnection:
-    def __init__(self, url: str, dbname: str, timeout: float = 10.0) -> None:
+def image_database(server: CouchServer, dbname: str) -> CouchDatabase:
+    """The database of image documents: the catalog's, and the legacy originals' (attachments)."""
+    return server.database(dbname, IMAGE_VIEWS)
+
+
+class CouchServer:
+    """A CouchDB server; its databases share one connection pool."""
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            from huimages.errors import ConfigurationError
-
             raise ConfigurationError("COUCHSERVER", "must be an http(s) URL such as http://127.0.0.1:5984/")
-        self.url = url
-        self.dbname = dbname
-        self.where = f"database {dbname} at {parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+        self.host = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
         # One immediate retry: a pooled keep-alive connection the server closed fails once
         # with ECONNRESET. (An empty list trips a bug in couchdb-python 1.2's retry loop.)
         session = couchdb.http.Session(timeout=timeout, retry_delays=[0.0])
-        self._server = couchdb.Server(url, session=session)
+        self.server = couchdb.Server(url, session=session)
+
+    def database(self, dbname: str, views: Views) -> CouchDatabase:
+        return CouchDatabase(self, dbname, views)
+
+
+class CouchDatabase:
+    """One database, with the views ``views`` in its design document."""
+
+    def __init__(self, server: CouchServer, dbname: str, views: Views) -> None:
+        self.server = server
+        self.dbname = dbname
+        self.views = {name: dict(view) for name, view in views.items()}
+        self.where = f"database {dbname} at {server.host}"
         self._db: couchdb.Database | None = None
         self._lock = threading.Lock()
 
@@ -69,15 +77,20 @@ class CouchConnection:
         with self._lock, self.errors(backend, "open the database"):
             if self._db is None:
                 try:
-                    db = self._server[self.dbname]
+                    db = self.server.server[self.dbname]
                 except couchdb.http.ResourceNotFound:
                     try:
-                        db = self._server.create(self.dbname)
+                        db = self.server.server.create(self.dbname)
                     except couchdb.http.PreconditionFailed:  # another host created it first
-                        db = self._server[self.dbname]
-                _ensure_design(db)
+                        db = self.server.server[self.dbname]
+                _ensure_design(db, self.views)
                 self._db = db
         return self._db
+
+    def exists(self, backend: str) -> bool:
+        """Whether the database is there, without creating it."""
+        with self.errors(backend, "look for the database"):
+            return self.dbname in self.server.server
 
     def view(self, backend: str, name: str, **options: Any) -> list[Any]:
         with self.errors(backend, f"query {name}"):
@@ -102,13 +115,13 @@ class CouchConnection:
             raise BackendUnavailable(backend, f"cannot {action}: no answer from {self.where}") from exc
 
 
-def _ensure_design(db: couchdb.Database) -> None:
+def _ensure_design(db: couchdb.Database, views: dict[str, dict[str, str]]) -> None:
     for _ in range(5):
         current = db.get(DESIGN_ID)
-        if current is not None and current.get("views") == DESIGN_VIEWS:
+        if current is not None and current.get("views") == views:
             return
         doc = dict(current or {"_id": DESIGN_ID})
-        doc["views"] = DESIGN_VIEWS
+        doc["views"] = views
         doc["language"] = "javascript"
         try:
             db.save(doc)

@@ -81,6 +81,14 @@ class StorageError(HuImagesError):
         self.reason = reason
 
 
+class CorruptOriginal(StorageError):
+    """A stored original whose bytes do not match its ID (its SHA-1 differs): this copy is bad."""
+
+    def __init__(self, backend: str, image_id: str, where: str) -> None:
+        super().__init__(backend, f"{image_id} in {where} does not match its ID (corrupt object)")
+        self.image_id = image_id
+
+
 class BackendUnavailable(StorageError):
     """A backend did not answer; the same request may succeed after ``retry_after`` s."""
 

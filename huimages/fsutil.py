@@ -18,16 +18,30 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     ``path``. A writer killed at any point leaves at most a hidden ``*.tmp``
     file behind, never a short file under the real name.
     """
+    os.close(atomic_write_open(path, data, mode))
+
+
+def atomic_write_open(path: Path, data: bytes, mode: int = 0o644) -> int:
+    """``atomic_write``, returning a read-only descriptor of the file written.
+
+    The descriptor is opened before the rename, so it reads these bytes even
+    if the file is replaced or removed right after (a flush, a prune).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    reader = -1
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)  # mkstemp makes 0600; the web server may run as another user
+        reader = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
         os.replace(tmp, path)
+        return reader
     except BaseException:
+        if reader >= 0:
+            os.close(reader)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 
 from PIL import Image, ImageCms, UnidentifiedImageError
 
+from huimages.config import Limits
 from huimages.errors import HuImagesError, ImageTooLarge, InvalidImage, RenderTimeout
 from huimages.sizes import Size, crop_box, decode_target, output_dimensions
 
@@ -60,9 +61,12 @@ _REDUCING_GAP = 3.0
 
 
 @dataclasses.dataclass(frozen=True)
-class Limits:
-    max_pixels: int
-    max_bytes: int
+class Rendered:
+    """A rendered derivative and what it cost: the decoded size tells whether draft decoding worked."""
+
+    data: bytes
+    decoded_size: tuple[int, int]
+    decode_seconds: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,10 +90,10 @@ def probe(data: bytes, limits: Limits) -> ImageInfo:
     smallest JPEG scale) so a truncated or corrupt file is refused at upload
     rather than at its first render.
     """
-    if len(data) > limits.max_bytes:
+    if len(data) > limits.max_upload_bytes:
         raise ImageTooLarge(
-            f"the file has {len(data)} bytes, more than the limit of {limits.max_bytes}",
-            limits.max_bytes,
+            f"the file has {len(data)} bytes, more than the limit of {limits.max_upload_bytes}",
+            limits.max_upload_bytes,
             len(data),
         )
     with _open(data, limits) as im:
@@ -107,8 +111,8 @@ def probe(data: bytes, limits: Limits) -> ImageInfo:
     return info
 
 
-def render(data: bytes, size: Size, quality: int, limits: Limits, deadline: Deadline | None = None) -> bytes:
-    """Render ``size`` of the original ``data`` as JPEG bytes.
+def render(data: bytes, size: Size, quality: int, limits: Limits, deadline: Deadline | None = None) -> Rendered:
+    """Render ``size`` of the original ``data`` as JPEG.
 
     ``o`` returns the original bytes unchanged when they already are an
     upright RGB JPEG (as huImages served them); anything else is rendered at
@@ -119,18 +123,22 @@ def render(data: bytes, size: Size, quality: int, limits: Limits, deadline: Dead
     with _open(data, limits) as im:
         orientation = _orientation(im)
         if size.is_original and im.format in ("JPEG", "MPO") and im.mode == "RGB" and orientation == 1:
+            started = time.perf_counter()
             _verify_decodes(im)  # served as stored, but only once it decodes completely
-            return data
+            return Rendered(data, im.size, time.perf_counter() - started)
         swap = orientation in _SWAPS_AXES
         src_w, src_h = (im.height, im.width) if swap else (im.width, im.height)
         out_w, out_h = output_dimensions(size, src_w, src_h)
         need_w, need_h = decode_target(size, src_w, src_h)
+        started = time.perf_counter()
         with _pillow_errors():
             if im.format in ("JPEG", "MPO"):
                 im.draft(None, (need_h, need_w) if swap else (need_w, need_h))
             icc = im.info.get("icc_profile")
             im.load()
+            decoded_size = im.size
             rgb, icc = _to_rgb(im, icc)
+        decode_seconds = time.perf_counter() - started
         deadline.check("decoding")
         # Work in the stored (unrotated) frame; rotate the small result last.
         raw_out = (out_h, out_w) if swap else (out_w, out_h)
@@ -142,7 +150,7 @@ def render(data: bytes, size: Size, quality: int, limits: Limits, deadline: Dead
         if orientation in _TRANSPOSE:
             rgb = rgb.transpose(_TRANSPOSE[orientation])
         deadline.check("scaling")
-        return _encode(rgb, quality, icc)
+        return Rendered(_encode(rgb, quality, icc), decoded_size, decode_seconds)
 
 
 def _open(data: bytes, limits: Limits) -> Image.Image:

@@ -36,21 +36,9 @@ class MigrationReport:
 def pending(legacy: CouchAttachmentStore, batch: int) -> Iterator[list[str]]:
     """IDs of images that still have an attachment, ``batch`` at a time, in ID order."""
     last: str | None = None
-    while True:
-        options: dict[str, object] = {"reduce": False, "limit": batch + 1}
-        if last is not None:
-            options["startkey"] = last
-        ids = [str(row.id) for row in legacy.couch.view(legacy.name, "attachments", **options) if row.id != last]
-        ids = ids[:batch]
-        if not ids:
-            return
+    while ids := legacy.pending_ids(last, batch):
         yield ids
         last = ids[-1]
-
-
-def count_pending(legacy: CouchAttachmentStore) -> int:
-    rows = legacy.couch.view(legacy.name, "attachments", reduce=True)
-    return int(rows[0].value) if rows else 0
 
 
 def migrate_one(image_id: str, legacy: CouchAttachmentStore, target: OriginalsStore, delete: bool) -> str:

@@ -1,7 +1,8 @@
-"""The use cases: store an original, produce a derivative. No HTTP here.
+"""The use cases: store an original, produce a derivative, flush a size. No HTTP here.
 
-``ImageService`` is built once per process from settings (``from_settings``)
-and shared by the client API, the WSGI app and the CLI.
+``ImageService.from_settings`` is the one place where settings become a
+working system (originals store, catalog, cache, size policy, CDN publisher);
+the client API, the WSGI app and the CLI all start from it.
 """
 
 from __future__ import annotations
@@ -11,19 +12,31 @@ import datetime
 import logging
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from huimages.cache import DerivativeCache
+from huimages.cache import CachedFile, DerivativeCache
 from huimages.catalog import Catalog, open_catalog
 from huimages.catalog.base import Doc, format_timestamp
+from huimages.cdn import CdnPublisher, open_publisher
 from huimages.config import Settings
 from huimages.ids import compute_id, validate_id
-from huimages.imaging import Deadline, Limits, probe, render
+from huimages.imaging import Deadline, probe, render
 from huimages.originals import OriginalsStore, open_store
+from huimages.signing import SizePolicy
 from huimages.sizes import Size, output_dimensions, parse_size
+from huimages.urls import image_path
 
 logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class FlushOutcome:
+    """What flushing one size token did: its new CDN version (None without a CDN), files removed, invalidation."""
+
+    token: str
+    version: int | None
+    removed: int
+    invalidation: str | None = None
 
 
 @dataclasses.dataclass
@@ -32,22 +45,28 @@ class ImageService:
     originals: OriginalsStore
     catalog: Catalog
     cache: DerivativeCache
+    policy: SizePolicy
+    cdn: CdnPublisher | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ImageService:
-        return cls(
-            settings=settings,
-            originals=open_store(settings),
-            catalog=open_catalog(settings),
-            cache=DerivativeCache(settings.cache, settings.lock_timeout),
-        )
+        couch = None
+        if settings.couch.server:
+            from huimages.couch import CouchServer
 
-    @property
-    def limits(self) -> Limits:
-        return Limits(max_pixels=self.settings.max_pixels, max_bytes=self.settings.max_upload_bytes)
+            couch = CouchServer(settings.couch.server, settings.backend_timeout)
+        service = cls(
+            settings=settings,
+            originals=open_store(settings, couch),
+            catalog=open_catalog(settings, couch),
+            cache=DerivativeCache(settings.paths.cache_dir, settings.limits.lock_timeout),
+            policy=SizePolicy(settings),
+        )
+        service.cdn = open_publisher(settings, service.derivative_bytes, couch)
+        return service
 
     def parse_size(self, token: str) -> Size:
-        return parse_size(token, self.settings.sizes, self.settings.max_side)
+        return parse_size(token, self.settings.sizes, self.settings.limits.max_side)
 
     # -- ingest ---------------------------------------------------------------
 
@@ -67,7 +86,7 @@ class ImageService:
         leaves either nothing or an unreferenced (content-addressed, hence
         harmless and reusable) original, never a document without bytes.
         """
-        info = probe(bytes(data), self.limits)
+        info = probe(bytes(data), self.settings.limits)
         image_id = compute_id(data)
         if not self.originals.exists(image_id):
             self.originals.put(image_id, bytes(data), info.content_type)
@@ -91,55 +110,73 @@ class ImageService:
         doc = self.catalog.get_live(image_id)
         return output_dimensions(size, int(doc["width"]), int(doc["height"]))
 
-    def derivative(self, size: Size, image_id: str) -> Path:
-        """The cache file for ``size`` of ``image_id``, rendering it if missing.
+    def serve(self, size: Size, image_id: str, signature: str | None) -> CachedFile:
+        """What a URL serves: the cached file, or a render once the size policy allows it.
+
+        Only renders are gated: a cached file costs nothing more to send.
+        """
+        cached = self.cache.open(size.token, validate_id(image_id))
+        if cached is not None:
+            return cached
+        self.policy.check(size, image_path(size.token, image_id), signature)
+        return self.derivative(size, image_id)
+
+    def derivative(self, size: Size, image_id: str) -> CachedFile:
+        """The cache file of ``size`` of ``image_id``, opened; rendered first if missing.
 
         Concurrent callers for one derivative, in any thread or process on this
         host, wait on one lock; the first renders, the others find the file.
         """
         validate_id(image_id)
-        path = self.cache.path(size.token, image_id)
-        if path.is_file():
-            return path
+        cached = self.cache.open(size.token, image_id)
+        if cached is not None:
+            return cached
         with self.cache.lock(size.token, image_id):
-            if path.is_file():
-                return path
-            self.catalog.get_live(image_id)
-            original = self.originals.get(image_id)
-            started = time.perf_counter()
-            deadline = Deadline(f"{size.token}/{image_id}", self.settings.render_timeout)
-            jpeg = render(original, size, self.settings.jpeg_quality, self.limits, deadline)
-            deadline.check("encoding")
-            if self.goes_to_cdn(size.token):
-                # Queued before the file is written: if the write fails, the queue
-                # run renders it again; a cached file is never left unqueued.
-                version = self.catalog.size_version(size.token)
-                self.catalog.enqueue(size.token, image_id, version, time.time())
-            self.cache.write(size.token, image_id, jpeg)
-            logger.info(
-                "rendered %s/%s.jpeg (%d bytes) in %.1f ms",
-                size.token,
-                image_id,
-                len(jpeg),
-                (time.perf_counter() - started) * 1000,
-            )
-        return path
+            cached = self.cache.open(size.token, image_id)
+            if cached is not None:
+                return cached
+            return self._render(size, image_id)
 
-    def flush(self, size_token: str) -> tuple[int, int]:
-        """Raise a size's version and remove its cached files; returns (version, files removed).
+    def derivative_bytes(self, size_token: str, image_id: str) -> bytes:
+        """A derivative's bytes, rendered if missing (what the CDN uploads)."""
+        return self.derivative(self.parse_size(size_token), image_id).read()
 
-        The version lives in the catalog, so every host's URLs change at once;
-        the files are this host's (run ``huimages flush --cache-only`` on the others).
+    def _render(self, size: Size, image_id: str) -> CachedFile:
+        self.catalog.get_live(image_id)
+        original = self.originals.get(image_id)
+        started = time.perf_counter()
+        deadline = Deadline(f"{size.token}/{image_id}", self.settings.limits.render_timeout)
+        rendered = render(original, size, self.settings.jpeg_quality, self.settings.limits, deadline)
+        deadline.check("encoding")
+        if self.cdn is not None:
+            # Queued before the file is written: if the write fails, the queue
+            # run renders it again; a cached file is never left unqueued.
+            self.cdn.enqueue(size.token, image_id)
+        cached = self.cache.write(size.token, image_id, rendered.data)
+        logger.info(
+            "rendered %s/%s.jpeg (%d bytes) in %.1f ms",
+            size.token,
+            image_id,
+            len(rendered.data),
+            (time.perf_counter() - started) * 1000,
+        )
+        return cached
+
+    def flush(self, size: Size, cache_only: bool = False) -> list[FlushOutcome]:
+        """Render a size anew: its cached files go, and with a CDN its version rises.
+
+        A named size goes together with its numeric form (``small`` and
+        ``240x160``). The version is shared by every host, so their URLs switch
+        at once; the files are this host's (``cache_only`` on the others).
         """
-        version = self.catalog.bump_size_version(size_token)
-        return version, self.cache.remove_size(size_token)
-
-    def goes_to_cdn(self, size_token: str) -> bool:
-        """Whether derivatives of this URL size are offloaded to the CDN."""
-        if not self.settings.cdn_bucket or size_token == "o":
-            return False
-        sizes = self.settings.cdn_sizes
-        return sizes is None or size_token in sizes
+        outcomes = []
+        for token in dict.fromkeys((size.token, size.spec)):
+            if cache_only or self.cdn is None:
+                outcomes.append(FlushOutcome(token, None, self.cache.remove_size(token)))
+            else:
+                report = self.cdn.flush(token, self.cache.remove_size)
+                outcomes.append(FlushOutcome(token, report.version, report.removed, report.invalidation))
+        return outcomes
 
     def health(self) -> dict[str, dict[str, Any]]:
         """Each backend's name and whether it answers (``/healthz``, ``huimages check``)."""

@@ -37,9 +37,9 @@ def verify(path: str, signature: str, keys: Iterable[str]) -> bool:
 
 class SizePolicy:
     def __init__(self, settings: Settings) -> None:
-        self.mode = settings.size_policy
-        self.keys = tuple(settings.url_keys)
-        free = {"o", *settings.sizes, *settings.sizes.values(), *settings.allowed_sizes}
+        self.mode = settings.signing.policy
+        self.keys = tuple(settings.signing.keys)
+        free = {"o", *settings.sizes, *settings.sizes.values(), *settings.signing.allowed_sizes}
         self.free = frozenset(free)
 
     def is_free(self, size: Size) -> bool:

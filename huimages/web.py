@@ -16,9 +16,9 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from huimages.cache import CACHE_FOREVER
+from huimages.cache import CACHE_FOREVER, CachedFile
 from huimages.config import Settings
 from huimages.errors import (
     BackendUnavailable,
@@ -34,11 +34,7 @@ from huimages.errors import (
     StorageError,
 )
 from huimages.service import ImageService
-from huimages.signing import SizePolicy
 from huimages.urls import parse_image_path, signature_of, split_request_target
-
-if TYPE_CHECKING:
-    from huimages.cdn import CdnPublisher
 
 logger = logging.getLogger(__name__)
 
@@ -75,10 +71,8 @@ class HttpError(Exception):
 class ImageApp:
     """The WSGI callable. Build it with ``create_app``."""
 
-    def __init__(self, service: ImageService, cdn: CdnPublisher | None = None) -> None:
+    def __init__(self, service: ImageService) -> None:
         self.service = service
-        self.cdn = cdn
-        self.policy = SizePolicy(service.settings)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         try:
@@ -104,16 +98,8 @@ class ImageApp:
         if method not in ("GET", "HEAD"):
             raise HttpError("405 Method Not Allowed", f"{method} is not allowed here", [("Allow", "GET, HEAD")])
         size = self.service.parse_size(parsed[0])
-        image_id = parsed[1]
-        opened = self.service.cache.open(size.token, image_id)
-        if opened is None:
-            # Only renders are gated: a cached file cost nothing more to send.
-            self.policy.check(size, path, signature_of(query))
-            self.service.derivative(size, image_id)
-            opened = self.service.cache.open(size.token, image_id)
-            if opened is None:  # removed between render and open (a flush): a retry will render again
-                raise BackendUnavailable("cache", "the derivative was removed while being served", retry_after=1)
-        return _file_response(environ, start_response, *opened, head=method == "HEAD")
+        cached = self.service.serve(size, parsed[1], signature_of(query))
+        return _file_response(environ, start_response, cached, head=method == "HEAD")
 
     def _health(self, start_response: StartResponse) -> Iterable[bytes]:
         report = self.service.health()
@@ -129,9 +115,9 @@ class ImageApp:
                 "403 Forbidden",
                 "/processqueue answers requests from this host, or with Authorization: Bearer <HUIMAGES_ADMIN_TOKEN>",
             )
-        if self.cdn is None:
+        if self.service.cdn is None:
             raise HttpError("404 Not Found", "no CDN is configured: set CDN_BUCKET and CDN_URL")
-        return _json(start_response, "200 OK", self.cdn.run().as_dict())
+        return _json(start_response, "200 OK", self.service.cdn.run().as_dict())
 
     def _error(self, environ: Environ, start_response: StartResponse, exc: HuImagesError) -> Iterable[bytes]:
         status = next((s for cls, s in _STATUS if isinstance(exc, cls)), "500 Internal Server Error")
@@ -148,12 +134,8 @@ class ImageApp:
 
 
 def create_app(settings: Settings | None = None, *, service: ImageService | None = None) -> ImageApp:
-    """The WSGI app for ``settings`` (default: from the environment)."""
-    from huimages.cdn import publisher_for
-
-    if service is None:
-        service = ImageService.from_settings(settings or Settings.from_env())
-    return ImageApp(service, publisher_for(service))
+    """The WSGI app for ``settings`` (default: from the environment), or for an existing ``service``."""
+    return ImageApp(service or ImageService.from_settings(settings or Settings.from_env()))
 
 
 def is_admin(environ: Environ, token: str | None) -> bool:
@@ -182,8 +164,9 @@ def request_target(environ: Environ) -> tuple[str, str]:
 
 
 def _file_response(
-    environ: Environ, start_response: StartResponse, fd: int, stat: os.stat_result, *, head: bool
+    environ: Environ, start_response: StartResponse, cached: CachedFile, *, head: bool
 ) -> Iterable[bytes]:
+    fd, stat = cached.fd, cached.stat
     etag = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
     headers: Headers = [
         ("ETag", etag),

@@ -28,13 +28,13 @@ from PIL import Image, ImageDraw, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from huimages.config import DEFAULT_SIZES, Settings
-from huimages.imaging import Limits, render
+from huimages.config import DEFAULT_SIZES, Limits, Settings
+from huimages.imaging import render
 from huimages.service import ImageService
 from huimages.sizes import Size, decode_target, parse_size
 
 TARGETS = ("240x160", "150x150!", "1024x768")
-LIMITS = Limits(max_pixels=100_000_000, max_bytes=1 << 30)
+LIMITS = Limits(max_pixels=100_000_000, max_upload_bytes=1 << 30)
 
 
 def best_ms(fn: Callable[[], object], repeat: int) -> float:
@@ -131,7 +131,7 @@ def bench_memory(photos: list[Path]) -> None:
         for token in ("240x160", "1024x768"):
             size = parse_size(token, DEFAULT_SIZES, 4096)
             drafted = draft_decode(data, size)
-            out = Image.open(io.BytesIO(render(data, size, 85, LIMITS)))
+            out = Image.open(io.BytesIO(render(data, size, 85, LIMITS).data))
             draft_bytes = drafted.width * drafted.height * 4  # Pillow keeps RGB as 4 bytes a pixel
             out_bytes = out.width * out.height * 4
             peaks = {}
@@ -159,7 +159,7 @@ def bench_warm(photos: list[Path], seconds: int) -> None:
     print(f"\n## Warm hits: `huimages serve` (gunicorn, {os.cpu_count()} workers), one cached 240x160, {seconds} s")
     wrk = shutil.which("wrk")
     with tempfile.TemporaryDirectory() as home:
-        service = ImageService.from_settings(Settings(home=Path(home)))
+        service = ImageService.from_settings(Settings.at(Path(home)))
         image_id = service.ingest(photos[0].read_bytes())
         service.derivative(service.parse_size("240x160"), image_id)
         port = _free_port()
@@ -171,7 +171,7 @@ def bench_warm(photos: list[Path], seconds: int) -> None:
 
 
 def bench_lighttpd(photos: list[Path], seconds: int) -> None:
-    from huimages.lighttpd import FrontConfig, find_lighttpd, missing_parts, write_config
+    from huimages.fronts.lighttpd import FrontConfig, find_lighttpd, missing_parts, write_config
 
     problems = missing_parts()
     if problems:
@@ -185,7 +185,7 @@ def bench_lighttpd(photos: list[Path], seconds: int) -> None:
     )
     with tempfile.TemporaryDirectory() as home_dir:
         home = Path(home_dir)
-        service = ImageService.from_settings(Settings(home=home))
+        service = ImageService.from_settings(Settings.at(home))
         image_id = service.ingest(photos[0].read_bytes())
         service.derivative(service.parse_size("240x160"), image_id)
         plain = home / "plain.conf"
@@ -229,10 +229,10 @@ def _cold_throughput(photos: list[Path], lighttpd: str, procs: int) -> tuple[flo
     import concurrent.futures
     import http.client
 
-    from huimages.lighttpd import FrontConfig, write_config
+    from huimages.fronts.lighttpd import FrontConfig, write_config
 
     with tempfile.TemporaryDirectory() as home_dir:
-        service = ImageService.from_settings(Settings(home=Path(home_dir)))
+        service = ImageService.from_settings(Settings.at(Path(home_dir)))
         ids = [service.ingest(p.read_bytes()) for p in photos]
         paths = [f"/{w}x{w * 2 // 3}/{i}.jpeg" for i in ids for w in range(200, 1000, 50)]
         port = _free_port()
@@ -279,10 +279,9 @@ def bench_migrate(count: int = 200) -> None:
     """`huimages migrate` from pouchdb-server to SeaweedFS, as the test fixtures start them."""
     import couchdb
 
-    from huimages.couch import CouchConnection
     from huimages.ids import compute_id
     from huimages.migrate import migrate_attachments
-    from huimages.originals.couchdb import CouchAttachmentStore
+    from huimages.originals import open_legacy
     from huimages.originals.s3 import S3Store
     from tests.servers import PouchCouch, SeaweedS3
 
@@ -305,8 +304,15 @@ def bench_migrate(count: int = 200) -> None:
                     db.save(doc)
                     db.put_attachment(doc, data, "image.jpeg", "image/jpeg")
                 bucket = s3.new_bucket()
-                settings = Settings.from_env({**s3.settings_env(bucket), "HUIMAGES_HOME": str(Path(tmp) / dbname)})
-                legacy = CouchAttachmentStore(CouchConnection(couch.url, dbname))
+                settings = Settings.from_env(
+                    {
+                        **s3.settings_env(bucket),
+                        "HUIMAGES_HOME": str(Path(tmp) / dbname),
+                        "COUCHSERVER": couch.url,
+                        "HUIMAGES_COUCHDB_NAME": dbname,
+                    }
+                )
+                legacy = open_legacy(settings)
                 start = time.perf_counter()
                 report = migrate_attachments(legacy, S3Store.from_settings(settings), workers=workers)
                 seconds = time.perf_counter() - start
@@ -337,7 +343,6 @@ def bench_cdn(count: int = 1000) -> None:
 
 
 def _cdn_runs(s3: Any, endpoint: str, small: list[bytes], home: Path) -> None:
-    from huimages.cdn import CdnPublisher
     from huimages.ids import compute_id
 
     count = len(small)
@@ -354,13 +359,14 @@ def _cdn_runs(s3: Any, endpoint: str, small: list[bytes], home: Path) -> None:
             "CDN_BATCH": str(batch),
         }
         service = ImageService.from_settings(Settings.from_env(env))
+        assert service.cdn is not None
         now = time.time()
         for data in small:
             image_id = compute_id(data)
-            service.cache.write("80x60", image_id, data)
-            service.catalog.enqueue("80x60", image_id, 1, now)
+            service.cache.write("80x60", image_id, data).close()
+            service.cdn.store.enqueue("80x60", image_id, 1, now)
         start = time.perf_counter()
-        report = CdnPublisher(service).run()
+        report = service.cdn.run()
         seconds = time.perf_counter() - start
         assert report.uploaded == count and report.queued == 0, report
         rates[label] = count / seconds

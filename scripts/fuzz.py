@@ -27,17 +27,17 @@ with atheris.instrument_imports():
     import PIL.TiffImagePlugin
     import PIL.WebPImagePlugin
 
-    from huimages.config import Settings
+    from huimages.config import Settings, SigningSettings
     from huimages.errors import HuImagesError
-    from huimages.imaging import Limits, probe
+    from huimages.imaging import probe
     from huimages.signing import SizePolicy
     from huimages.sizes import parse_size
     from huimages.urls import parse_image_path, signature_of, split_request_target
 
 ROOT = Path(__file__).resolve().parent.parent
-SETTINGS = Settings(home=Path("/nonexistent"), url_keys=("fuzzing-key-0123456789",), size_policy="named")
+SETTINGS = Settings.at(Path("/nonexistent"), signing=SigningSettings("named", keys=("fuzzing-key-0123456789",)))
 POLICY = SizePolicy(SETTINGS)
-LIMITS = Limits(max_pixels=SETTINGS.max_pixels, max_bytes=SETTINGS.max_upload_bytes)
+LIMITS = SETTINGS.limits
 _ = (PIL.GifImagePlugin, PIL.JpegImagePlugin, PIL.PngImagePlugin, PIL.TiffImagePlugin, PIL.WebPImagePlugin)
 
 
@@ -49,7 +49,7 @@ def fuzz_urls(data: bytes) -> None:
         parsed = parse_image_path(path)
         if parsed is None:
             return
-        size = parse_size(parsed[0], SETTINGS.sizes, SETTINGS.max_side)
+        size = parse_size(parsed[0], SETTINGS.sizes, SETTINGS.limits.max_side)
         POLICY.check(size, path, signature_of(query))
     except HuImagesError:
         return

@@ -14,7 +14,7 @@ from tests.servers import PouchCouch, SeaweedS3
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / "data", server_url="http://img.test/")
+    return Settings.at(tmp_path / "data", server_url="http://img.test/")
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def pouch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PouchCouch]:
 
 
 def backend_settings(
-    home: Path, s3: SeaweedS3 | None = None, couch: PouchCouch | None = None, **extra: object
+    home: Path, s3: SeaweedS3 | None = None, couch: PouchCouch | None = None, **extra: str
 ) -> Settings:
     """Settings for real backends, built the way production builds them: from the environment."""
     env: dict[str, str] = {"HUIMAGES_HOME": str(home), "IMAGESERVERURL": "http://img.test/"}
@@ -60,4 +60,4 @@ def backend_settings(
         env |= s3.settings_env(s3.new_bucket())
     if couch is not None:
         env |= {"COUCHSERVER": couch.url, "HUIMAGES_COUCHDB_NAME": couch.new_database()}
-    return Settings.from_env(env).with_overrides(**extra)
+    return Settings.from_env(env | extra)

@@ -34,7 +34,11 @@ def test_path_layout_is_the_url(tmp_path: Path) -> None:
 
 def test_write_is_world_readable_and_complete(tmp_path: Path) -> None:
     cache = DerivativeCache(tmp_path)
-    path = cache.write("small", IMAGE_ID, b"x" * 1000)
+    written = cache.write("small", IMAGE_ID, b"x" * 1000)
+    path = cache.path("small", IMAGE_ID)
+    path.unlink()  # the file handed back stays readable whatever happens to the name (a flush, a prune)
+    assert written.read() == b"x" * 1000
+    cache.write("small", IMAGE_ID, b"x" * 1000).close()
     assert path.read_bytes() == b"x" * 1000
     assert path.stat().st_mode & 0o777 == 0o644
     assert [p.name for p in path.parent.iterdir()] == [path.name]
@@ -71,7 +75,7 @@ def test_writer_killed_mid_write_leaves_no_cache_file(tmp_path: Path) -> None:
     leftovers = list((tmp_path / "small").iterdir())
     assert leftovers and all(p.name.startswith(".") and p.name.endswith(".tmp") for p in leftovers)
     # a later writer succeeds
-    cache.write("small", IMAGE_ID, b"z" * 10)
+    cache.write("small", IMAGE_ID, b"z" * 10).close()
     assert cache.path("small", IMAGE_ID).read_bytes() == b"z" * 10
 
 
@@ -99,14 +103,14 @@ def _render_in_process(home: str, image_id: str, barrier: Any, results: Any) -> 
     logger = logging.getLogger("huimages.service")
     logger.addHandler(counter)
     logger.setLevel(logging.INFO)
-    service = ImageService.from_settings(Settings(home=Path(home)))
+    service = ImageService.from_settings(Settings.at(Path(home)))
     barrier.wait()
-    path = service.derivative(service.parse_size("320x240"), image_id)
-    results.put((counter.count, path.read_bytes()))
+    data = service.derivative(service.parse_size("320x240"), image_id).read()
+    results.put((counter.count, data))
 
 
 def test_one_render_across_processes(tmp_path: Path) -> None:
-    service = ImageService.from_settings(Settings(home=tmp_path))
+    service = ImageService.from_settings(Settings.at(tmp_path))
     image_id = service.ingest(jpeg(1600, 1200))
     workers = 6
     ctx = multiprocessing.get_context("fork")

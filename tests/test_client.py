@@ -52,7 +52,7 @@ def test_urls(client: Client) -> None:
 def test_scaled_dimensions_equal_what_is_served(client: Client, service: ImageService, token: str) -> None:
     image_id = client.save_image(with_orientation(pattern(640, 427), 6))
     size = service.parse_size(token)
-    rendered = decode(service.derivative(size, image_id).read_bytes())
+    rendered = decode(service.derivative(size, image_id).read())
     assert client.scaled_dimensions(image_id, token) == rendered.size
 
 

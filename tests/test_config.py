@@ -10,9 +10,11 @@ def test_defaults(tmp_path: Path) -> None:
     settings = Settings.from_env({})
     assert settings.server_url == "http://127.0.0.1:8080/"
     assert settings.jpeg_quality == 85
-    assert settings.max_side == 4096
-    assert settings.max_pixels == 50_000_000
-    assert settings.cache == settings.home / "cache"
+    assert settings.limits.max_side == 4096
+    assert settings.limits.max_pixels == 50_000_000
+    assert settings.paths.cache_dir == settings.paths.home / "cache"
+    assert settings.paths.catalog_file == settings.paths.home / "catalog.sqlite3"
+    assert settings.couch.cdn_db == "huimages_cdn"
     assert dict(settings.sizes) == DEFAULT_SIZES
 
 
@@ -26,7 +28,7 @@ def test_environment_names(tmp_path: Path) -> None:
         }
     )
     assert settings.server_url == "https://i.example.com/img/"
-    assert settings.home == tmp_path
+    assert settings.paths.home == tmp_path
     assert settings.jpeg_quality == 70
     assert settings.sizes["hero"] == "1600x600!"
     assert settings.sizes["small"] == "200x100"
@@ -38,7 +40,7 @@ def test_file_then_environment(tmp_path: Path) -> None:
     config.write_text('HUIMAGES_JPEG_QUALITY = 60\nHUIMAGES_MAX_SIDE = 2000\n[HUIMAGES_SIZES]\nbanner = "900x200!"\n')
     settings = Settings.from_env({"HUIMAGES_CONFIG": str(config), "HUIMAGES_MAX_SIDE": "3000"})
     assert settings.jpeg_quality == 60
-    assert settings.max_side == 3000
+    assert settings.limits.max_side == 3000
     assert settings.sizes["banner"] == "900x200!"
 
 

@@ -9,7 +9,6 @@ import pytest
 
 from huimages.catalog import open_catalog
 from huimages.catalog.base import Catalog
-from huimages.catalog.records import Derivative
 from huimages.catalog.sqlite import SQLiteCatalog
 from huimages.errors import EmptyStore, ImageNotFound
 from huimages.ids import compute_id
@@ -105,98 +104,6 @@ def test_concurrent_merges_lose_nothing(catalog: Catalog) -> None:
 
 def test_ping(catalog: Catalog) -> None:
     catalog.ping()
-
-
-# -- derivatives and the CDN queue --------------------------------------------
-
-
-def test_queue_lifecycle(catalog: Catalog) -> None:
-    ids = sorted(compute_id(bytes([n])) for n in range(4))
-    for n, image_id in enumerate(ids):
-        catalog.enqueue("240x160", image_id, 1, now=100.0 + n)
-    catalog.enqueue("240x160", ids[0], 1, now=500.0)  # already queued: unchanged
-    due = catalog.due(now=101.5, limit=10)
-    assert [d.image_id for d in due] == ids[:2]
-    assert due[0].key == f"240x160/1/{ids[0]}.jpeg" and due[0].queued_at == 100.0
-    assert len(catalog.due(now=1000, limit=3)) == 3
-
-    first, second = due
-    first.state, first.attempts = "uploaded", 1
-    second.attempts, second.last_error, second.next_attempt = 1, "S3 down", 2000.0
-    catalog.settle([first, second])
-    assert [d.image_id for d in catalog.due(now=1000, limit=10)] == ids[2:]
-    assert catalog.uploaded("240x160", ids, 1) == {ids[0]}
-    assert catalog.uploaded("240x160", ids, 2) == set()
-    stats = catalog.queue_stats()
-    assert stats.counts == {"queued": 3, "uploaded": 1, "parked": 0}
-    assert stats.oldest_queued_at == 101.0
-
-    second.state = "parked"
-    catalog.settle([second])
-    assert catalog.queue_stats().counts["parked"] == 1
-    assert catalog.requeue_parked(now=3000.0) == 1
-    again = {d.image_id: d for d in catalog.due(now=3000.0, limit=10)}
-    assert again[ids[1]].attempts == 0
-
-
-def test_flush_versions(catalog: Catalog) -> None:
-    image_id = compute_id(b"v")
-    assert catalog.size_version("small") == 1
-    catalog.enqueue("small", image_id, 1, now=1.0)
-    [item] = catalog.due(now=2.0, limit=5)
-    item.state = "uploaded"
-    catalog.settle([item])
-    assert catalog.bump_size_version("small") == 2
-    assert catalog.bump_size_version("small") == 3
-    assert catalog.size_version("small") == 3
-    assert catalog.size_version("other") == 1
-    assert catalog.uploaded("small", [image_id], 3) == set()
-    catalog.enqueue("small", image_id, 3, now=5.0)  # a newer version queues again
-    [requeued] = catalog.due(now=5.0, limit=5)
-    assert (requeued.version, requeued.state, requeued.attempts) == (3, "queued", 0)
-    stale = Derivative("small", image_id, 1, state="uploaded")
-    catalog.settle([stale])  # a result for the old version does not apply any more
-    assert catalog.due(now=5.0, limit=5)[0].state == "queued"
-    assert catalog.count() == 0  # queue records are not images
-
-
-def test_lease_is_exclusive_until_it_expires(catalog: Catalog) -> None:
-    assert catalog.acquire_lease("processqueue", "host-a", ttl=10, now=100)
-    assert not catalog.acquire_lease("processqueue", "host-b", ttl=10, now=105)
-    assert catalog.acquire_lease("processqueue", "host-a", ttl=10, now=105)  # the owner renews
-    assert catalog.acquire_lease("processqueue", "host-b", ttl=10, now=116)  # expired: taken over
-    catalog.release_lease("processqueue", "host-a")  # not the owner any more: no effect
-    assert not catalog.acquire_lease("processqueue", "host-c", ttl=10, now=117)
-    catalog.release_lease("processqueue", "host-b")
-    assert catalog.acquire_lease("processqueue", "host-c", ttl=10, now=117)
-
-
-def test_lease_race_has_one_winner(catalog: Catalog, request: pytest.FixtureRequest) -> None:
-    # every contender uses its own catalog object, as separate hosts would
-    contenders = [catalog] + [type(catalog).__new__(type(catalog)) for _ in range(19)]
-    for other in contenders[1:]:
-        other.__dict__.update(catalog.__dict__)
-        if hasattr(catalog, "_local"):
-            other._local = threading.local()  # type: ignore[attr-defined]
-    barrier = threading.Barrier(len(contenders))
-    winners: list[int] = []
-    errors: list[BaseException] = []
-
-    def contend(n: int) -> None:
-        barrier.wait()
-        try:
-            if contenders[n].acquire_lease("processqueue", f"host-{n}", ttl=60, now=1000):
-                winners.append(n)
-        except BaseException as exc:  # a contender that fails is an error, not a loser
-            errors.append(exc)
-
-    threads = [threading.Thread(target=contend, args=(n,)) for n in range(len(contenders))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
-    assert len(winners) == 1
 
 
 def test_sqlite_connects_while_another_process_writes(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """One contract for every originals store; each implementation is a fixture param."""
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,14 +76,15 @@ def test_s3_objects_are_private_and_typed(tmp_path: Path, seaweed: SeaweedS3) ->
     data = b"png bytes, content-addressed"
     image_id = compute_id(data)
     store.put(image_id, data, "image/png")
-    head = store.client.head_object(Bucket=store.bucket, Key=image_id)
+    s3, bucket = seaweed.client(), store.bucket.name
+    head = s3.head_object(Bucket=bucket, Key=image_id)
     assert head["ContentType"] == "image/png"
-    grants = store.client.get_object_acl(Bucket=store.bucket, Key=image_id)["Grants"]
+    grants = s3.get_object_acl(Bucket=bucket, Key=image_id)["Grants"]
     assert all(
         "AllUsers" not in str(g.get("Grantee")) and "AuthenticatedUsers" not in str(g.get("Grantee")) for g in grants
     )
     # a second size needs no download: the original is kept locally
-    store.client.delete_object(Bucket=store.bucket, Key=image_id)
+    s3.delete_object(Bucket=bucket, Key=image_id)
     assert store.get(image_id) == data
     store.drop_local(image_id)
     with pytest.raises(ImageNotFound):
@@ -91,11 +93,13 @@ def test_s3_objects_are_private_and_typed(tmp_path: Path, seaweed: SeaweedS3) ->
 
 def test_s3_wrong_credentials_and_missing_bucket_are_clear(tmp_path: Path, seaweed: SeaweedS3) -> None:
     settings = backend_settings(tmp_path, s3=seaweed)
-    wrong = open_primary(settings.with_overrides(aws_secret_access_key="wrong"))
+    wrong = open_primary(dataclasses.replace(settings, s3=dataclasses.replace(settings.s3, secret_access_key="wrong")))
     with pytest.raises(StorageError, match="refused the credentials"):
         wrong.get(compute_id(b"x"))
     with pytest.raises(StorageError, match="refused the credentials"):
         wrong.ping()
-    missing = open_primary(settings.with_overrides(s3_bucket="no-such-bucket-here"))
+    missing = open_primary(
+        dataclasses.replace(settings, s3=dataclasses.replace(settings.s3, bucket="no-such-bucket-here"))
+    )
     with pytest.raises(StorageError, match="does not exist"):
         missing.ping()

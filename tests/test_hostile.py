@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from huimages.client import Client
-from huimages.config import Settings
+from huimages.config import Limits, Settings, SigningSettings
 from huimages.errors import ImageTooLarge, InvalidImage
 from huimages.ids import compute_id
 from huimages.service import ImageService
@@ -131,7 +131,12 @@ ACCEPTED: dict[str, tuple[Callable[[], bytes], tuple[int, int]]] = {
 
 @pytest.fixture
 def site(tmp_path: Path) -> tuple[Client, ImageApp]:
-    settings = Settings(home=tmp_path, server_url="http://img.test/", url_keys=(KEY,), max_pixels=50_000_000)
+    settings = Settings.at(
+        tmp_path,
+        server_url="http://img.test/",
+        signing=SigningSettings(keys=(KEY,)),
+        limits=Limits(max_pixels=50_000_000),
+    )
     service = ImageService.from_settings(settings)
     return Client(service=service), create_app(service=service)
 
@@ -192,7 +197,7 @@ def test_odd_but_valid_images(site: tuple[Client, ImageApp], name: str) -> None:
 
 
 def test_frames_count_against_the_pixel_limit(tmp_path: Path) -> None:
-    client = Client(Settings(home=tmp_path, max_pixels=100_000))
+    client = Client(Settings.at(tmp_path, limits=Limits(max_pixels=100_000)))
     with pytest.raises(ImageTooLarge, match="500 frames of 16x16"):
         client.save_image(many_frames(500))
     assert client.save_image(many_frames(300))

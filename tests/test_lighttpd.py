@@ -16,7 +16,7 @@ from PIL import Image
 
 from huimages.client import Client
 from huimages.config import Settings
-from huimages.lighttpd import FrontConfig, find_lighttpd, missing_parts, write_config
+from huimages.fronts.lighttpd import FrontConfig, find_lighttpd, missing_parts, write_config
 from huimages.service import ImageService
 from huimages.web import create_app
 from tests.imagetools import decode, encode, jpeg
@@ -74,7 +74,7 @@ def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
         pytest.fail("; ".join(problems))
     home = tmp_path_factory.mktemp("front")
     port = free_port()
-    settings = Settings(home=home, server_url=f"http://127.0.0.1:{port}/")
+    settings = Settings.at(home, server_url=f"http://127.0.0.1:{port}/")
     cfg = FrontConfig.from_settings(settings, environ={}, port=port, processes=2)
     conf = write_config(cfg)
     log = home / "lighttpd.log"
@@ -235,9 +235,9 @@ def test_example_config_is_the_generated_one() -> None:
 
 
 def example_config() -> str:
-    from huimages.lighttpd import render_config
+    from huimages.fronts.lighttpd import render_config
 
-    settings = Settings(home=Path("/var/lib/huimages"), server_url="https://images.example.com/")
+    settings = Settings.at(Path("/var/lib/huimages"), server_url="https://images.example.com/")
     cfg = FrontConfig.from_settings(
         settings,
         environ={},
@@ -252,7 +252,7 @@ def example_config() -> str:
 
 
 def test_secrets_never_enter_the_config(tmp_path: Path) -> None:
-    from huimages.lighttpd import render_config
+    from huimages.fronts.lighttpd import render_config
 
     environ = {
         "S3BUCKET": "originals",

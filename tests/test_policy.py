@@ -1,5 +1,6 @@
 """Size policy and signed URLs; property tests of the URL and size parsers."""
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -8,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from huimages.client import Client
-from huimages.config import DEFAULT_SIZES, Settings
+from huimages.config import DEFAULT_SIZES, Settings, SigningSettings
 from huimages.errors import HuImagesError
 from huimages.ids import compute_id
 from huimages.service import ImageService
@@ -22,8 +23,9 @@ from tests.wsgi import call
 NEW_KEY, OLD_KEY = "new-key-0123456789abcdef", "old-key-0123456789abcdef"
 
 
-def site(tmp_path: Path, **overrides: object) -> tuple[Client, ImageApp]:
-    settings = Settings(home=tmp_path, server_url="http://img.test/").with_overrides(**overrides)
+def site(tmp_path: Path, **env: str) -> tuple[Client, ImageApp]:
+    """A site whose settings come from ``env`` (environment names), like production's."""
+    settings = Settings.from_env({"HUIMAGES_HOME": str(tmp_path), "IMAGESERVERURL": "http://img.test/", **env})
     service = ImageService.from_settings(settings)
     return Client(service=service), create_app(service=service)
 
@@ -33,7 +35,7 @@ def path_and_query(url: str) -> tuple[str, str]:
 
 
 def test_named_policy_refuses_other_sizes(tmp_path: Path) -> None:
-    client, app = site(tmp_path, size_policy="named", allowed_sizes=("300x200",))
+    client, app = site(tmp_path, HUIMAGES_SIZE_POLICY="named", HUIMAGES_ALLOWED_SIZES="300x200")
     image_id = client.save_image(jpeg(800, 600))
     refused = call(app, f"/301x200/{image_id}.jpeg")
     assert refused.status == 403 and "only named and allowed sizes" in refused.text
@@ -43,7 +45,7 @@ def test_named_policy_refuses_other_sizes(tmp_path: Path) -> None:
 
 
 def test_signed_sizes(tmp_path: Path) -> None:
-    client, app = site(tmp_path, size_policy="named", url_keys=(NEW_KEY, OLD_KEY))
+    client, app = site(tmp_path, HUIMAGES_SIZE_POLICY="named", HUIMAGES_URL_KEYS=f"{NEW_KEY},{OLD_KEY}")
     image_id = client.save_image(jpeg(800, 600))
     url = client.scaled_imageurl(image_id, "333x222")
     path, query = path_and_query(url)
@@ -68,7 +70,7 @@ def test_signed_sizes(tmp_path: Path) -> None:
 
 
 def test_keys_make_open_policy_signed(tmp_path: Path) -> None:
-    client, app = site(tmp_path, url_keys=(NEW_KEY,))
+    client, app = site(tmp_path, HUIMAGES_URL_KEYS=NEW_KEY)
     image_id = client.save_image(jpeg(300, 300))
     assert call(app, f"/123x45/{image_id}.jpeg").status == 403
     path, query = path_and_query(client.scaled_imageurl(image_id, "123x45"))
@@ -77,7 +79,7 @@ def test_keys_make_open_policy_signed(tmp_path: Path) -> None:
 
 
 def test_signature_through_request_uri(tmp_path: Path) -> None:
-    client, app = site(tmp_path, url_keys=(NEW_KEY,))
+    client, app = site(tmp_path, HUIMAGES_URL_KEYS=NEW_KEY)
     image_id = client.save_image(jpeg(300, 300))
     url = client.scaled_imageurl(image_id, "99x99!").removeprefix("http://img.test")
     assert "!" in url
@@ -86,7 +88,7 @@ def test_signature_through_request_uri(tmp_path: Path) -> None:
 
 
 def test_render_timeout_caches_nothing(tmp_path: Path) -> None:
-    client, app = site(tmp_path, render_timeout=1e-9)
+    client, app = site(tmp_path, HUIMAGES_RENDER_TIMEOUT="1e-9")
     image_id = client.save_image(jpeg(1200, 900))
     response = call(app, f"/500x500/{image_id}.jpeg")
     assert response.status == 503 and "over the limit" in response.text and "Retry-After" in response.headers
@@ -97,7 +99,7 @@ def test_render_timeout_caches_nothing(tmp_path: Path) -> None:
 
 def test_admin_token_never_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     token = "admin-token-that-must-not-leak"
-    _, app = site(tmp_path, admin_token=token)
+    _, app = site(tmp_path, HUIMAGES_ADMIN_TOKEN=token)
     caplog.set_level(logging.DEBUG)
     for header in (f"Bearer {token}", "Bearer wrong", token):
         response = call(app, "/processqueue", REMOTE_ADDR="198.51.100.7", HTTP_AUTHORIZATION=header)
@@ -107,7 +109,7 @@ def test_admin_token_never_logged(tmp_path: Path, caplog: pytest.LogCaptureFixtu
 
 # -- properties of the parsers -------------------------------------------------
 
-POLICY_SETTINGS = Settings(home=Path("/nonexistent"), size_policy="named", url_keys=(NEW_KEY, OLD_KEY))
+POLICY_SETTINGS = Settings.at(Path("/nonexistent"), signing=SigningSettings("named", keys=(NEW_KEY, OLD_KEY)))
 POLICY = SizePolicy(POLICY_SETTINGS)
 
 
@@ -148,7 +150,9 @@ sizes = st.one_of(
 @settings(max_examples=300)
 @given(sizes, st.binary(min_size=1, max_size=8))
 def test_every_emitted_url_round_trips(size: str, content: bytes) -> None:
-    client = Client(service=ImageService.from_settings(POLICY_SETTINGS.with_overrides(server_url="http://img.test/")))
+    client = Client(
+        service=ImageService.from_settings(dataclasses.replace(POLICY_SETTINGS, server_url="http://img.test/"))
+    )
     image_id = compute_id(content)
     for url in (client.scaled_imageurl(image_id, size), client.imageurl(image_id, size)):
         path, query = path_and_query(url)

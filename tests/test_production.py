@@ -1,5 +1,6 @@
 """Production backends together: S3 originals, CouchDB catalog, legacy attachments, faults."""
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -13,7 +14,7 @@ from click.testing import CliRunner
 
 from huimages.catalog.base import format_timestamp
 from huimages.cli import main
-from huimages.config import Settings
+from huimages.config import Paths, Settings
 from huimages.ids import compute_id, matches
 from huimages.originals.couchdb import LegacyFallback
 from huimages.originals.s3 import S3Store
@@ -28,12 +29,12 @@ pytestmark = pytest.mark.integration
 
 
 def settings_env(settings: Settings, s3: SeaweedS3) -> dict[str, str]:
-    assert settings.s3_bucket and settings.couch_server
+    assert settings.s3.bucket and settings.couch.server
     return {
-        **s3.settings_env(settings.s3_bucket),
-        "COUCHSERVER": settings.couch_server,
-        "HUIMAGES_COUCHDB_NAME": settings.couch_db,
-        "HUIMAGES_HOME": str(settings.home),
+        **s3.settings_env(settings.s3.bucket),
+        "COUCHSERVER": settings.couch.server,
+        "HUIMAGES_COUCHDB_NAME": settings.couch.db,
+        "HUIMAGES_HOME": str(settings.paths.home),
     }
 
 
@@ -52,9 +53,9 @@ def recovers(app: object, path: str, seconds: float = 60) -> None:
 def legacy_image(settings: Settings, data: bytes, name: str = "image.jpeg") -> str:
     """Store an image the way old huImages did: a CouchDB document with the original attached."""
     image_id = compute_id(data)
-    assert settings.couch_server
-    server = couchdb.Server(settings.couch_server)
-    db = server[settings.couch_db] if settings.couch_db in server else server.create(settings.couch_db)
+    assert settings.couch.server
+    server = couchdb.Server(settings.couch.server)
+    db = server[settings.couch.db] if settings.couch.db in server else server.create(settings.couch.db)
     doc: dict[str, object] = {
         "_id": image_id,
         "ctime": format_timestamp(None),
@@ -93,7 +94,7 @@ def test_legacy_original_is_served_and_copied_to_s3(prod: Settings) -> None:
 
 def test_legacy_attachment_with_wrong_bytes_is_refused(prod: Settings) -> None:
     image_id = legacy_image(prod, jpeg(100, 100))
-    db = couchdb.Server(prod.couch_server)[prod.couch_db]
+    db = couchdb.Server(prod.couch.server)[prod.couch.db]
     doc = db[image_id]
     db.put_attachment(doc, jpeg(101, 100), "image.jpeg", "image/jpeg")  # replaced by other bytes
     service = ImageService.from_settings(prod)
@@ -105,9 +106,7 @@ def test_legacy_attachment_with_wrong_bytes_is_refused(prod: Settings) -> None:
 
 def test_two_servers_share_bucket_and_catalog(prod: Settings, tmp_path: Path) -> None:
     first = ImageService.from_settings(prod)
-    second = ImageService.from_settings(
-        prod.with_overrides(home=tmp_path / "b", cache_dir=None, originals_cache_dir=None)
-    )
+    second = ImageService.from_settings(dataclasses.replace(prod, paths=Paths.under(tmp_path / "b")))
     assert first.cache.root != second.cache.root
     image_id = first.ingest(jpeg(640, 480), title="from the first")
     response = call(create_app(service=second), f"/square/{image_id}.jpeg")
@@ -118,7 +117,7 @@ def test_two_servers_share_bucket_and_catalog(prod: Settings, tmp_path: Path) ->
 def test_migrate_copies_verifies_and_resumes(prod: Settings, seaweed: SeaweedS3) -> None:
     ids = [legacy_image(prod, jpeg(200 + n, 150)) for n in range(12)]
     broken = legacy_image(prod, jpeg(90, 90))
-    db = couchdb.Server(prod.couch_server)[prod.couch_db]
+    db = couchdb.Server(prod.couch.server)[prod.couch.db]
     db.put_attachment(db[broken], b"not the bytes of this ID", "image.jpeg", "image/jpeg")
     runner = CliRunner(env=settings_env(prod, seaweed))
     result = runner.invoke(main, ["migrate", "--batch", "5"])
@@ -142,13 +141,13 @@ def test_migration_killed_midway_then_rerun(prod: Settings, seaweed: SeaweedS3) 
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     client = seaweed.client()
     deadline = time.monotonic() + 60
-    while client.list_objects_v2(Bucket=prod.s3_bucket).get("KeyCount", 0) < 10:
+    while client.list_objects_v2(Bucket=prod.s3.bucket).get("KeyCount", 0) < 10:
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
-    db = couchdb.Server(prod.couch_server)[prod.couch_db]
-    keys = {o["Key"] for o in client.list_objects_v2(Bucket=prod.s3_bucket).get("Contents", [])}
+    db = couchdb.Server(prod.couch.server)[prod.couch.db]
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket=prod.s3.bucket).get("Contents", [])}
     assert 0 < len(keys) < len(ids)
     s3 = S3Store.from_settings(prod)
     for image_id in ids:  # an attachment is gone only where its copy verifies
@@ -157,7 +156,7 @@ def test_migration_killed_midway_then_rerun(prod: Settings, seaweed: SeaweedS3) 
 
     rerun = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    listing = client.list_objects_v2(Bucket=prod.s3_bucket)["Contents"]
+    listing = client.list_objects_v2(Bucket=prod.s3.bucket)["Contents"]
     assert sorted(o["Key"] for o in listing) == sorted(ids)  # every original exactly once
     assert all(matches(i, s3.read_back(i) or b"") for i in ids)
     assert not any(db[i].get("_attachments") for i in ids)

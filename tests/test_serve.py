@@ -24,7 +24,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Client
     with running(
         [sys.executable, "-m", "huimages", "-v", "serve", "--port", str(port), "--workers", "2"], port, log, env
     ):
-        yield port, Client(Settings(home=home, server_url=env["IMAGESERVERURL"])), log
+        yield port, Client(Settings.at(home, server_url=env["IMAGESERVERURL"])), log
 
 
 def test_render_and_hit_over_http(live: tuple[int, Client, Path]) -> None:

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from huimages.catalog.sqlite import SQLiteCatalog
 from huimages.client import Client
 from huimages.ids import compute_id
 from huimages.web import ImageApp
@@ -150,10 +151,10 @@ def test_healthz(app: ImageApp) -> None:
 
 
 def test_healthz_reports_a_failing_backend(app: ImageApp) -> None:
-    app.service.catalog.path = app.service.cache.root / "missing-dir" / "x" / "catalog.sqlite3"  # type: ignore[attr-defined]
-    app.service.catalog._local.__dict__.clear()  # type: ignore[attr-defined]
-    (app.service.cache.root / "missing-dir").parent.mkdir(parents=True, exist_ok=True)
-    (app.service.cache.root / "missing-dir").write_text("a file where a folder should be")
+    blocked = app.service.cache.root / "missing-dir"
+    blocked.parent.mkdir(parents=True, exist_ok=True)
+    blocked.write_text("a file where a folder should be")
+    app.service.catalog = SQLiteCatalog(blocked / "x" / "catalog.sqlite3")
     response = call(app, "/healthz")
     assert response.status == 503
     assert json.loads(response.body)["backends"]["catalog"]["ok"] is False

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from huimages.catalog.base import Catalog
 from huimages.config import Settings
 
+if TYPE_CHECKING:
+    from huimages.couch import CouchServer
 
-def open_catalog(settings: Settings) -> Catalog:
-    """CouchDB when ``COUCHSERVER`` is set, else the SQLite file."""
-    if settings.couch_server:
+
+def open_catalog(settings: Settings, couch: CouchServer | None = None) -> Catalog:
+    """CouchDB when ``COUCHSERVER`` is set (on ``couch``, if given), else the SQLite file."""
+    if settings.couch.server:
         from huimages.catalog.couchdb import CouchDBCatalog
-        from huimages.couch import CouchConnection
+        from huimages.couch import CouchServer, image_database
 
-        return CouchDBCatalog(CouchConnection(settings.couch_server, settings.couch_db, settings.backend_timeout))
+        server = couch or CouchServer(settings.couch.server, settings.backend_timeout)
+        return CouchDBCatalog(image_database(server, settings.couch.db))
     from huimages.catalog.sqlite import SQLiteCatalog
 
-    return SQLiteCatalog(settings.catalog)
+    return SQLiteCatalog(settings.paths.catalog_file)
 
 
 __all__ = ["Catalog", "open_catalog"]

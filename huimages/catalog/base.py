@@ -19,7 +19,6 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from huimages.catalog.records import Derivative, QueueStats
 from huimages.errors import EmptyStore, ImageNotFound
 from huimages.ids import validate_id
 
@@ -106,48 +105,6 @@ class Catalog(abc.ABC):
     @abc.abstractmethod
     def ping(self) -> None:
         """Raise ``BackendUnavailable`` unless the catalog answers."""
-
-    # -- derivatives and the CDN queue (shared by every host) ------------------
-
-    @abc.abstractmethod
-    def size_version(self, size: str) -> int:
-        """The current version of a size (1 until it is first flushed)."""
-
-    @abc.abstractmethod
-    def bump_size_version(self, size: str) -> int:
-        """Raise a size's version by one, atomically; returns the new version."""
-
-    @abc.abstractmethod
-    def enqueue(self, size: str, image_id: str, version: int, now: float) -> None:
-        """Queue a derivative, unless it is already queued or uploaded at ``version`` or later."""
-
-    @abc.abstractmethod
-    def due(self, now: float, limit: int) -> list[Derivative]:
-        """Queued derivatives whose next attempt is due, oldest first."""
-
-    @abc.abstractmethod
-    def settle(self, results: list[Derivative]) -> None:
-        """Write the new state of derivatives after an upload attempt (one round trip)."""
-
-    @abc.abstractmethod
-    def uploaded(self, size: str, image_ids: list[str], version: int) -> set[str]:
-        """Which of ``image_ids`` are uploaded for ``size`` at ``version`` (one query)."""
-
-    @abc.abstractmethod
-    def queue_stats(self) -> QueueStats:
-        """Derivatives per state, and when the oldest queued one was queued."""
-
-    @abc.abstractmethod
-    def requeue_parked(self, now: float) -> int:
-        """Queue every parked derivative again with its attempts reset; returns how many."""
-
-    @abc.abstractmethod
-    def acquire_lease(self, name: str, owner: str, ttl: float, now: float) -> bool:
-        """Take (or extend) the lease ``name`` for ``ttl`` seconds unless another owner holds it."""
-
-    @abc.abstractmethod
-    def release_lease(self, name: str, owner: str) -> None:
-        """Give the lease back if ``owner`` still holds it."""
 
     # -- public API -----------------------------------------------------------
 

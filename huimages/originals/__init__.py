@@ -2,31 +2,45 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from huimages.config import Settings
 from huimages.originals.base import OriginalsStore
+
+if TYPE_CHECKING:
+    from huimages.couch import CouchServer
+    from huimages.originals.couchdb import CouchAttachmentStore
 
 
 def open_primary(settings: Settings) -> OriginalsStore:
     """S3 when ``S3BUCKET`` is set, else the filesystem store."""
-    if settings.s3_bucket:
+    if settings.s3.bucket:
         from huimages.originals.s3 import S3Store
 
         return S3Store.from_settings(settings)
     from huimages.originals.filesystem import FilesystemStore
 
-    return FilesystemStore(settings.originals)
+    return FilesystemStore(settings.paths.originals_dir)
 
 
-def open_store(settings: Settings) -> OriginalsStore:
+def open_legacy(settings: Settings, couch: CouchServer | None = None) -> CouchAttachmentStore:
+    """The legacy originals: attachments of the image documents in CouchDB (``COUCHSERVER`` must be set)."""
+    from huimages.couch import CouchServer, image_database
+    from huimages.originals.couchdb import CouchAttachmentStore
+
+    assert settings.couch.server
+    server = couch or CouchServer(settings.couch.server, settings.backend_timeout)
+    return CouchAttachmentStore(image_database(server, settings.couch.db))
+
+
+def open_store(settings: Settings, couch: CouchServer | None = None) -> OriginalsStore:
     """The originals store the settings name; with ``COUCHSERVER``, legacy attachments too."""
     primary = open_primary(settings)
-    if not settings.couch_server:
+    if not settings.couch.server:
         return primary
-    from huimages.couch import CouchConnection
-    from huimages.originals.couchdb import CouchAttachmentStore, LegacyFallback
+    from huimages.originals.couchdb import LegacyFallback
 
-    connection = CouchConnection(settings.couch_server, settings.couch_db, settings.backend_timeout)
-    return LegacyFallback(primary, CouchAttachmentStore(connection))
+    return LegacyFallback(primary, open_legacy(settings, couch))
 
 
-__all__ = ["OriginalsStore", "open_primary", "open_store"]
+__all__ = ["OriginalsStore", "open_legacy", "open_primary", "open_store"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 
-from huimages.errors import ImageNotFound, StorageError
+from huimages.errors import CorruptOriginal, ImageNotFound, StorageError
 from huimages.ids import matches, validate_id
 
 
@@ -73,5 +73,8 @@ class OriginalsStore(abc.ABC):
 
     def verified(self, image_id: str) -> bool:
         """Whether the store holds exactly the bytes of ``image_id``."""
-        data = self.read_back(image_id)
+        try:
+            data = self.read_back(image_id)
+        except CorruptOriginal:
+            return False
         return data is not None and matches(image_id, data)

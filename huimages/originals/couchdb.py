@@ -12,7 +12,7 @@ import logging
 
 import couchdb.http
 
-from huimages.couch import CouchConnection
+from huimages.couch import CouchDatabase
 from huimages.errors import ImageNotFound, StorageError
 from huimages.ids import matches
 from huimages.originals.base import OriginalsStore
@@ -25,8 +25,21 @@ class CouchAttachmentStore(OriginalsStore):
 
     name = "couchdb attachments"
 
-    def __init__(self, connection: CouchConnection) -> None:
-        self.couch = connection
+    def __init__(self, database: CouchDatabase) -> None:
+        self.couch = database
+
+    def pending_ids(self, after: str | None, limit: int) -> list[str]:
+        """IDs of images that still have an attachment, in ID order, strictly after ``after``."""
+        options: dict[str, object] = {"reduce": False, "limit": limit + 1}
+        if after is not None:
+            options["startkey"] = after
+        ids = [str(row.id) for row in self.couch.view(self.name, "attachments", **options) if row.id != after]
+        return ids[:limit]
+
+    def count_pending(self) -> int:
+        """How many images still have an attachment."""
+        rows = self.couch.view(self.name, "attachments", reduce=True)
+        return int(rows[0].value) if rows else 0
 
     def _attachment(self, image_id: str) -> tuple[dict[str, object], str, dict[str, object]] | None:
         with self.couch.errors(self.name, f"read {image_id}"):
@@ -106,8 +119,12 @@ class LegacyFallback(OriginalsStore):
         self.primary.put(image_id, data, content_type)
 
     def _size(self, image_id: str) -> int | None:
-        size = self.primary._size(image_id)
-        return size if size is not None else self.legacy._size(image_id)
+        for store in (self.primary, self.legacy):
+            try:
+                return store.length(image_id)
+            except ImageNotFound:
+                continue
+        return None
 
     def _remove(self, image_id: str) -> None:
         self.primary.delete(image_id)

@@ -3,7 +3,7 @@
 lighttpd's document root is the derivative cache, so every hit is a static
 file and never reaches Python. Anything that is not a file (a miss, an error,
 ``/healthz``, ``/processqueue``) is rewritten to the FastCGI backends, which
-lighttpd spawns from ``server.py``. A small mod_magnet script gives hits the
+lighttpd spawns from the package's ``huimages/server.py``. A small mod_magnet script gives hits the
 same ``Cache-Control`` as the Python server without touching the backends'
 responses (mod_setenv cannot tell the two apart in lighttpd 1.4.69).
 """
@@ -20,11 +20,17 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from huimages.config import SETTINGS_SPECS, Settings
+from huimages.errors import HuImagesError
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+FRONTS_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = FRONTS_DIR.parent
 MODULES_DIR = Path("/usr/lib/lighttpd")
 INSTALL_HINT = "install it with: apt-get install lighttpd lighttpd-modules-lua"
 SECRET_NAMES = (*(spec.name for spec in SETTINGS_SPECS if spec.secret), "AWS_SESSION_TOKEN", "AWS_PROFILE")
+
+
+class FrontUnavailable(HuImagesError):
+    """lighttpd (or a module of it) is missing, or refused the generated config."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,8 +44,8 @@ class FrontConfig:
     port: int = 8080
     processes: int = 2
     python: str = sys.executable
-    server_py: Path = PACKAGE_DIR.parent / "server.py"
-    lua_script: Path = PACKAGE_DIR / "cache_headers.lua"
+    server_py: Path = PACKAGE_DIR / "server.py"
+    lua_script: Path = FRONTS_DIR / "cache_headers.lua"
     external_socket: Path | None = None  # a backend started with `huimages fcgi --socket`
     errorlog: Path | None = None
 
@@ -48,8 +54,8 @@ class FrontConfig:
         cls, settings: Settings, environ: Mapping[str, str] | None = None, **options: object
     ) -> FrontConfig:
         return cls(
-            cache_dir=settings.cache,
-            run_dir=settings.home / "run",
+            cache_dir=settings.paths.cache_dir,
+            run_dir=settings.paths.run_dir,
             environment=backend_environment(settings, os.environ if environ is None else environ),
             **options,  # type: ignore[arg-type]
         )
@@ -61,11 +67,12 @@ class FrontConfig:
 
 def backend_environment(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
     """What the spawned backends need: the resolved paths, the URL, and any other setting in force."""
+    paths = settings.paths
     env = {
-        "HUIMAGES_HOME": str(settings.home),
-        "HUIMAGES_CACHE_DIR": str(settings.cache),
-        "HUIMAGES_ORIGINALS_DIR": str(settings.originals),
-        "HUIMAGES_CATALOG": str(settings.catalog),
+        "HUIMAGES_HOME": str(paths.home),
+        "HUIMAGES_CACHE_DIR": str(paths.cache_dir),
+        "HUIMAGES_ORIGINALS_DIR": str(paths.originals_dir),
+        "HUIMAGES_CATALOG": str(paths.catalog_file),
         "IMAGESERVERURL": settings.server_url,
     }
     for spec in SETTINGS_SPECS:
@@ -189,13 +196,13 @@ def run_front(cfg: FrontConfig) -> int:
     """Run lighttpd in the foreground with ``cfg``; SIGINT/SIGTERM stop it and its backends."""
     problems = missing_parts()
     if problems:
-        raise RuntimeError("; ".join(problems))
+        raise FrontUnavailable("; ".join(problems))
     exe = find_lighttpd()
     assert exe is not None
     conf = write_config(cfg)
     check = subprocess.run([exe, "-tt", "-f", str(conf)], capture_output=True, text=True)
     if check.returncode != 0:
-        raise RuntimeError(f"lighttpd refused {conf}: {(check.stderr or check.stdout).strip()}")
+        raise FrontUnavailable(f"lighttpd refused {conf}: {(check.stderr or check.stdout).strip()}")
     proc = subprocess.Popen([exe, "-D", "-f", str(conf)])
 
     def forward(signum: int, _frame: object) -> None:

@@ -1,15 +1,19 @@
-"""CDN offload: the upload queue and the CDN-or-server URL decision.
+"""The CDN side of an image server: queue runs, CDN-or-server URLs, flushes.
 
-A derivative is queued in the catalog when it is rendered. A queue run (cron
-hitting ``/processqueue``, or ``huimages process-queue``) takes the catalog's
-lease, so one run at a time across all hosts; uploads the due derivatives to the
-CDN bucket, several at once; and records each outcome. A failed upload is retried
-with exponential backoff and parked after ``CDN_MAX_ATTEMPTS`` with its last
-error; nothing is dropped. From the moment a derivative is recorded as uploaded,
-the URL helpers emit its CDN URL.
+A derivative is queued when it is rendered (``enqueue``). A queue run (cron
+hitting ``/processqueue``, or ``huimages process-queue``) takes the queue
+store's lease, so one run at a time across all hosts; uploads the due
+derivatives to the CDN bucket, several at once; and records each outcome. A
+failed upload is retried with exponential backoff and parked after
+``CDN_MAX_ATTEMPTS`` with its last error; nothing is dropped. From the moment a
+derivative is recorded as uploaded, the URL helpers emit its CDN URL.
 
 Object keys are ``<size>/<version>/<id>.jpeg``. Flushing a size raises its
-version, so changed renderings get new keys and no CDN invalidation is needed.
+version, so changed renderings get new keys and no CDN invalidation is needed
+(CloudFront's is optional, for the old keys).
+
+Time comes from ``clock`` (``time.time`` by default), so tests drive lease
+expiry and backoff without sleeping.
 """
 
 from __future__ import annotations
@@ -22,17 +26,21 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from huimages.cache import CACHE_FOREVER
-from huimages.catalog.records import PARKED, QUEUED, UPLOADED, Derivative
-from huimages.originals.s3 import describe_endpoint, make_client, s3_errors, sha1_checksum
-from huimages.service import ImageService
+from huimages.cdn.records import PARKED, QUEUED, UPLOADED, Derivative
+from huimages.cdn.store import QueueStore
+from huimages.config import CdnSettings
 
 logger = logging.getLogger(__name__)
 
 LEASE = "processqueue"
 _MAX_BACKOFF = 6 * 3600.0
+
+#: Renders (if need be) and returns the bytes of a derivative: ``(size token, image ID) -> JPEG``.
+DerivativeSource = Callable[[str, str], bytes]
 
 
 @dataclasses.dataclass
@@ -61,39 +69,56 @@ class FlushReport:
 
 
 class CdnPublisher:
-    """The CDN side of one image server: queue runs, URLs and flushes."""
+    """Uploads queued derivatives to ``bucket`` and decides which URLs point at the CDN."""
 
-    name = "cdn bucket"
-
-    def __init__(self, service: ImageService, client: Any | None = None) -> None:
-        settings = service.settings
-        assert settings.cdn_bucket and settings.cdn_url
-        self.service = service
-        self.catalog = service.catalog
+    def __init__(
+        self,
+        settings: CdnSettings,
+        store: QueueStore,
+        bucket: Any,
+        source: DerivativeSource,
+        *,
+        invalidate: Callable[[str], str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        assert settings.bucket and settings.url
         self.settings = settings
-        self.bucket = settings.cdn_bucket
-        self.client = client or make_client(settings)
-        self.where = describe_endpoint(self.client, self.bucket)
+        self.store = store
+        self.bucket = bucket  # huimages.s3.Bucket
+        self.source = source
+        self.invalidate = invalidate
+        self.clock = clock
         self._lookups: dict[tuple[str, str], tuple[float, bool]] = {}
         self._versions: dict[str, tuple[float, int]] = {}
         self._lock = threading.Lock()
 
-    # -- the queue ------------------------------------------------------------
+    def accepts(self, size_token: str) -> bool:
+        """Whether derivatives of this URL size are offloaded to the CDN."""
+        if size_token == "o":
+            return False
+        return self.settings.sizes is None or size_token in self.settings.sizes
+
+    def enqueue(self, size_token: str, image_id: str) -> None:
+        """Queue a freshly rendered derivative (if its size goes to the CDN)."""
+        if self.accepts(size_token):
+            self.store.enqueue(size_token, image_id, self.store.size_version(size_token), self.clock())
+
+    # -- queue runs -----------------------------------------------------------
 
     def run(self) -> RunReport:
         """One queue run; returns at once, saying so, if another run holds the lease."""
-        started, now = time.monotonic(), time.time()
+        started, now = time.monotonic(), self.clock()
         report = RunReport()
         # A new owner for every run: two runs in one process must exclude each other too.
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
-        if not self.catalog.acquire_lease(LEASE, owner, self.settings.cdn_lease_seconds, now):
+        if not self.store.acquire_lease(LEASE, owner, self.settings.lease_seconds, now):
             report.busy = True
         else:
             try:
                 self._drain(report, now, owner)
             finally:
-                self.catalog.release_lease(LEASE, owner)
-        report.queued = self.catalog.queue_stats().counts[QUEUED]
+                self.store.release_lease(LEASE, owner)
+        report.queued = self.store.queue_stats().counts[QUEUED]
         report.seconds = time.monotonic() - started
         return report
 
@@ -101,14 +126,14 @@ class CdnPublisher:
         # Items are read as due at the run's start; a failure is rescheduled at
         # least a second later, so no item is tried twice in one run.
         seen: set[tuple[str, str]] = set()
-        with concurrent.futures.ThreadPoolExecutor(self.settings.cdn_concurrency) as pool:
+        with concurrent.futures.ThreadPoolExecutor(self.settings.concurrency) as pool:
             while True:
-                batch = [d for d in self.catalog.due(now, self.settings.cdn_batch) if (d.size, d.image_id) not in seen]
+                batch = [d for d in self.store.due(now, self.settings.batch) if (d.size, d.image_id) not in seen]
                 if not batch:
                     return
                 seen.update((d.size, d.image_id) for d in batch)
                 results = list(pool.map(self._attempt, batch))
-                self.catalog.settle(results)
+                self.store.settle(results)
                 for item in results:
                     if item.state == UPLOADED:
                         report.uploaded += 1
@@ -116,48 +141,28 @@ class CdnPublisher:
                         report.parked += 1
                     else:
                         report.failed += 1
-                if not self.catalog.acquire_lease(LEASE, owner, self.settings.cdn_lease_seconds, time.time()):
+                if not self.store.acquire_lease(LEASE, owner, self.settings.lease_seconds, self.clock()):
                     logger.warning("queue run lost its lease; stopping after this batch")
                     return
 
     def _attempt(self, item: Derivative) -> Derivative:
         """Upload one derivative; returns it with its new state (never raises)."""
         try:
-            self._upload(item)
+            data = self.source(item.size, item.image_id)
+            self.bucket.put(item.key, data, "image/jpeg", CacheControl=CACHE_FOREVER)
         except Exception as exc:  # one bad item must not stop the others
             item.attempts += 1
             item.last_error = str(exc)[:500]
-            if item.attempts >= self.settings.cdn_max_attempts:
+            if item.attempts >= self.settings.max_attempts:
                 item.state = PARKED
                 logger.error("parked %s after %d attempts: %s", item.key, item.attempts, item.last_error)
             else:
-                delay = min(self.settings.cdn_retry_base * 2 ** (item.attempts - 1), _MAX_BACKOFF)
-                item.next_attempt = time.time() + max(delay, 1.0)
+                delay = min(self.settings.retry_base * 2 ** (item.attempts - 1), _MAX_BACKOFF)
+                item.next_attempt = self.clock() + max(delay, 1.0)
                 logger.warning("upload of %s failed (attempt %d): %s", item.key, item.attempts, item.last_error)
             return item
         item.state, item.last_error = UPLOADED, ""
         return item
-
-    def _upload(self, item: Derivative) -> None:
-        data = self._derivative_bytes(item)
-        with s3_errors(self.name, self.where, f"upload {item.key}"):
-            self.client.put_object(
-                Bucket=self.bucket,
-                Key=item.key,
-                Body=data,
-                ContentType="image/jpeg",
-                CacheControl=CACHE_FOREVER,
-                ChecksumSHA1=sha1_checksum(data),
-            )
-
-    def _derivative_bytes(self, item: Derivative) -> bytes:
-        """The cached file, rendered again from the original if it has gone."""
-        cache = self.service.cache
-        try:
-            return cache.path(item.size, item.image_id).read_bytes()
-        except FileNotFoundError:
-            size = self.service.parse_size(item.size)
-            return self.service.derivative(size, item.image_id).read_bytes()
 
     # -- URLs -----------------------------------------------------------------
 
@@ -165,8 +170,8 @@ class CdnPublisher:
         return self.urls(size_token, [image_id]).get(image_id)
 
     def urls(self, size_token: str, image_ids: list[str]) -> dict[str, str]:
-        """CDN URLs of those derivatives that are uploaded (one catalog query for all)."""
-        if not self.service.goes_to_cdn(size_token) or not image_ids:
+        """CDN URLs of those derivatives that are uploaded (one store query for all)."""
+        if not self.accepts(size_token) or not image_ids:
             return {}
         version = self._version(size_token)
         now = time.monotonic()
@@ -174,13 +179,13 @@ class CdnPublisher:
             cached = {i: self._lookups.get((size_token, i)) for i in image_ids}
         unknown = [i for i, hit in cached.items() if hit is None or hit[0] < now]
         if unknown:
-            uploaded = self.catalog.uploaded(size_token, unknown, version)
-            expires = now + self.settings.cdn_lookup_ttl
+            uploaded = self.store.uploaded(size_token, unknown, version)
+            expires = now + self.settings.lookup_ttl
             with self._lock:
                 for image_id in unknown:
                     self._lookups[(size_token, image_id)] = (expires, image_id in uploaded)
                     cached[image_id] = (expires, image_id in uploaded)
-        base = f"{self.settings.cdn_url}/{size_token}/{version}"
+        base = f"{self.settings.url}/{size_token}/{version}"
         return {i: f"{base}/{i}.jpeg" for i, hit in cached.items() if hit and hit[1]}
 
     def _version(self, size_token: str) -> int:
@@ -189,9 +194,9 @@ class CdnPublisher:
             hit = self._versions.get(size_token)
         if hit is not None and hit[0] >= now:
             return hit[1]
-        version = self.catalog.size_version(size_token)
+        version = self.store.size_version(size_token)
         with self._lock:
-            self._versions[size_token] = (now + self.settings.cdn_lookup_ttl, version)
+            self._versions[size_token] = (now + self.settings.lookup_ttl, version)
         return version
 
     def forget(self) -> None:
@@ -202,35 +207,31 @@ class CdnPublisher:
 
     # -- flush ----------------------------------------------------------------
 
-    def flush(self, size_token: str) -> FlushReport:
-        """New version for a size: URLs fall back to the image server, new renders are queued."""
-        old = self.catalog.size_version(size_token)
-        version, removed = self.service.flush(size_token)
+    def flush(self, size_token: str, remove_cached: Callable[[str], int]) -> FlushReport:
+        """A new version for a size: URLs fall back to the image server, new renders are queued.
+
+        The version lives in the queue store, so every host's URLs change at
+        once; ``remove_cached`` removes this host's files of the size.
+        """
+        old = self.store.size_version(size_token)
+        version = self.store.bump_size_version(size_token)
+        report = FlushReport(size_token, version, remove_cached(size_token))
         self.forget()
-        report = FlushReport(size_token, version, removed)
-        if self.settings.cloudfront_distribution_id:
-            report.invalidation = self._invalidate(f"/{size_token}/{old}/*")
+        if self.invalidate is not None:
+            report.invalidation = self.invalidate(f"/{size_token}/{old}/*")
         return report
 
-    def _invalidate(self, path: str) -> str:
-        import boto3
 
-        client = boto3.session.Session().client(
-            "cloudfront",
-            aws_access_key_id=self.settings.aws_access_key_id,
-            aws_secret_access_key=self.settings.aws_secret_access_key,
-            region_name=self.settings.s3_region,
-        )
-        with s3_errors("cloudfront", f"distribution {self.settings.cloudfront_distribution_id}", "invalidate"):
+def cloudfront_invalidator(client: Any, distribution_id: str) -> Callable[[str], str]:
+    """Invalidates one path pattern of a CloudFront distribution; returns the invalidation's ID."""
+    from huimages.s3 import s3_errors
+
+    def invalidate(path: str) -> str:
+        with s3_errors("cloudfront", f"distribution {distribution_id}", "invalidate"):
             answer = client.create_invalidation(
-                DistributionId=self.settings.cloudfront_distribution_id,
+                DistributionId=distribution_id,
                 InvalidationBatch={"Paths": {"Quantity": 1, "Items": [path]}, "CallerReference": uuid.uuid4().hex},
             )
         return str(answer["Invalidation"]["Id"])
 
-
-def publisher_for(service: ImageService) -> CdnPublisher | None:
-    """The CDN publisher when ``CDN_BUCKET`` and ``CDN_URL`` are set."""
-    if not service.settings.cdn_bucket:
-        return None
-    return CdnPublisher(service)
+    return invalidate

@@ -1,0 +1,52 @@
+"""The CDN: the queue store (SQLite or CouchDB), the publisher, and how they are chosen.
+
+``records`` (what is stored), ``store`` (queue, lease and version logic on a
+few primitives), ``sqlite`` and ``couchdb`` (the two stores), ``publisher``
+(queue runs, URLs, flush, CloudFront invalidation).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from huimages.cdn.publisher import CdnPublisher, DerivativeSource, FlushReport, RunReport
+from huimages.cdn.store import QueueStore
+from huimages.config import Settings
+
+if TYPE_CHECKING:
+    from huimages.couch import CouchServer
+
+
+def open_queue(settings: Settings, couch: CouchServer | None = None) -> QueueStore:
+    """CouchDB's queue database when ``COUCHSERVER`` is set, else tables in the SQLite catalog file."""
+    if settings.couch.server:
+        from huimages.cdn.couchdb import CDN_VIEWS, CouchQueue
+        from huimages.couch import CouchServer, image_database
+
+        server = couch or CouchServer(settings.couch.server, settings.backend_timeout)
+        return CouchQueue(server.database(settings.couch.cdn_db, CDN_VIEWS), image_database(server, settings.couch.db))
+    from huimages.cdn.sqlite import SQLiteQueue
+
+    return SQLiteQueue(settings.paths.catalog_file)
+
+
+def open_publisher(
+    settings: Settings, source: DerivativeSource, couch: CouchServer | None = None
+) -> CdnPublisher | None:
+    """The publisher when ``CDN_BUCKET`` and ``CDN_URL`` are set, else None."""
+    if not settings.cdn.enabled:
+        return None
+    from huimages.cdn.publisher import cloudfront_invalidator
+    from huimages.s3 import Bucket, make_client
+
+    assert settings.cdn.bucket
+    bucket = Bucket(make_client(settings), settings.cdn.bucket, "cdn bucket")
+    invalidate = None
+    if settings.cdn.cloudfront_distribution_id:
+        invalidate = cloudfront_invalidator(
+            make_client(settings, "cloudfront"), settings.cdn.cloudfront_distribution_id
+        )
+    return CdnPublisher(settings.cdn, open_queue(settings, couch), bucket, source, invalidate=invalidate)
+
+
+__all__ = ["CdnPublisher", "FlushReport", "QueueStore", "RunReport", "open_publisher", "open_queue"]

@@ -1,0 +1,77 @@
+"""The records of the CDN queue, whatever store keeps them.
+
+Every record is a JSON document under a key: ``derivative:<size>:<id>`` (one
+derivative's way to the CDN bucket), ``size:<size>`` (a size's version) and
+``lease:<name>`` (who runs the queue). The shapes are those the CouchDB
+catalog kept in the image database before the queue got a database of its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+QUEUED = "queued"
+UPLOADED = "uploaded"
+PARKED = "parked"
+STATES = (QUEUED, UPLOADED, PARKED)
+KEY_PREFIXES = ("derivative:", "lease:", "size:")
+
+Record = dict[str, Any]
+
+
+def derivative_key(size: str, image_id: str) -> str:
+    return f"derivative:{size}:{image_id}"
+
+
+def size_key(size: str) -> str:
+    return f"size:{size}"
+
+
+def lease_key(name: str) -> str:
+    return f"lease:{name}"
+
+
+@dataclasses.dataclass
+class Derivative:
+    """One derivative's way to the CDN bucket. ``version`` is its size's version when queued."""
+
+    size: str
+    image_id: str
+    version: int
+    state: str = QUEUED
+    attempts: int = 0
+    last_error: str = ""
+    next_attempt: float = 0.0
+    queued_at: float = 0.0
+
+    @property
+    def key(self) -> str:
+        """The object key in the CDN bucket: a flushed size gets new keys, never a stale hit."""
+        return f"{self.size}/{self.version}/{self.image_id}.jpeg"
+
+    @property
+    def record_key(self) -> str:
+        return derivative_key(self.size, self.image_id)
+
+    def as_record(self) -> Record:
+        return {"huimages": "derivative", **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_record(cls, record: Record) -> Derivative:
+        return cls(
+            size=str(record["size"]),
+            image_id=str(record["image_id"]),
+            version=int(record["version"]),
+            state=str(record["state"]),
+            attempts=int(record["attempts"]),
+            last_error=str(record.get("last_error", "")),
+            next_attempt=float(record["next_attempt"]),
+            queued_at=float(record["queued_at"]),
+        )
+
+
+@dataclasses.dataclass
+class QueueStats:
+    counts: dict[str, int]
+    oldest_queued_at: float | None

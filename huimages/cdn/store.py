@@ -1,0 +1,165 @@
+"""The CDN queue store: queue, leases and size versions, written once on a few primitives.
+
+A backend stores JSON records by key (see ``records``) and implements six
+primitives: read many, atomically change many, and four queries (due items,
+counts per state, the oldest queued item, keys in a state), plus ``ping``.
+Everything else (what enqueueing means, when a lease is free, how a result is
+settled) lives here, so the SQLite and CouchDB stores cannot disagree.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterable
+
+from huimages.cdn.records import (
+    PARKED,
+    QUEUED,
+    STATES,
+    UPLOADED,
+    Derivative,
+    QueueStats,
+    Record,
+    derivative_key,
+    lease_key,
+    size_key,
+)
+
+#: ``change(key, current)`` returns the new record, or None to leave the key as it is.
+Change = Callable[[str, Record | None], Record | None]
+
+
+class QueueStore(abc.ABC):
+    """Shared by every image server of a site: all state that must hold across hosts lives here."""
+
+    name: str = "cdn queue"
+
+    # -- primitives -----------------------------------------------------------
+
+    @abc.abstractmethod
+    def _get_many(self, keys: list[str]) -> dict[str, Record]:
+        """The records that exist among ``keys``."""
+
+    @abc.abstractmethod
+    def _update_many(self, keys: list[str], change: Change) -> None:
+        """Apply ``change`` to each key as an atomic read-modify-write (retried on conflict)."""
+
+    @abc.abstractmethod
+    def _due(self, now: float, limit: int) -> list[Record]:
+        """Queued derivative records whose ``next_attempt`` is at most ``now``, soonest first."""
+
+    @abc.abstractmethod
+    def _state_counts(self) -> dict[str, int]:
+        """Derivative records per state."""
+
+    @abc.abstractmethod
+    def _oldest_queued(self) -> float | None:
+        """The smallest ``queued_at`` of queued derivative records."""
+
+    @abc.abstractmethod
+    def _keys_in_state(self, state: str) -> list[str]:
+        """Keys of the derivative records in ``state``."""
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Raise ``BackendUnavailable`` unless the store answers."""
+
+    # -- size versions --------------------------------------------------------
+
+    def size_version(self, size: str) -> int:
+        """The current version of a size (1 until it is first flushed)."""
+        record = self._get_many([size_key(size)]).get(size_key(size))
+        return 1 if record is None else int(record["version"])
+
+    def bump_size_version(self, size: str) -> int:
+        """Raise a size's version by one, atomically; returns the new version."""
+        new: list[int] = []
+
+        def change(_key: str, record: Record | None) -> Record:
+            version = int((record or {}).get("version", 1)) + 1
+            new[:] = [version]
+            return {**(record or {}), "huimages": "size", "version": version}
+
+        self._update_many([size_key(size)], change)
+        return new[0]
+
+    # -- the queue ------------------------------------------------------------
+
+    def enqueue(self, size: str, image_id: str, version: int, now: float) -> None:
+        """Queue a derivative, unless it is already queued or uploaded at ``version`` or later."""
+
+        def change(_key: str, record: Record | None) -> Record | None:
+            if record is not None and int(record["version"]) >= version:
+                return None
+            return Derivative(size, image_id, version, next_attempt=now, queued_at=now).as_record()
+
+        self._update_many([derivative_key(size, image_id)], change)
+
+    def due(self, now: float, limit: int) -> list[Derivative]:
+        """Queued derivatives whose next attempt is due, soonest first."""
+        return [Derivative.from_record(record) for record in self._due(now, limit)]
+
+    def settle(self, results: list[Derivative]) -> None:
+        """Write the outcome of upload attempts; a result for a flushed or removed item is dropped."""
+        by_key = {item.record_key: item for item in results}
+
+        def change(key: str, record: Record | None) -> Record | None:
+            result = by_key[key]
+            if record is None or int(record["version"]) != result.version:
+                return None  # flushed or removed meanwhile: this result no longer applies
+            return {**record, **result.as_record()}
+
+        if by_key:
+            self._update_many(list(by_key), change)
+
+    def uploaded(self, size: str, image_ids: Iterable[str], version: int) -> set[str]:
+        """Which of ``image_ids`` are uploaded for ``size`` at ``version``."""
+        records = self._get_many([derivative_key(size, i) for i in image_ids])
+        return {
+            str(r["image_id"]) for r in records.values() if r.get("state") == UPLOADED and int(r["version"]) == version
+        }
+
+    def queue_stats(self) -> QueueStats:
+        """Derivatives per state, and when the oldest queued one was queued."""
+        counts = dict.fromkeys(STATES, 0)
+        counts.update(self._state_counts())
+        return QueueStats(counts, self._oldest_queued())
+
+    def requeue_parked(self, now: float) -> int:
+        """Queue every parked derivative again with its attempts reset; returns how many."""
+        requeued: list[str] = []
+
+        def change(key: str, record: Record | None) -> Record | None:
+            if record is None or record.get("state") != PARKED:
+                return None
+            requeued.append(key)
+            return {**record, "state": QUEUED, "attempts": 0, "next_attempt": now}
+
+        keys = self._keys_in_state(PARKED)
+        if keys:
+            self._update_many(keys, change)
+        return len(set(requeued))
+
+    # -- leases ---------------------------------------------------------------
+
+    def acquire_lease(self, name: str, owner: str, ttl: float, now: float) -> bool:
+        """Take (or extend) the lease ``name`` for ``ttl`` seconds unless another owner holds it."""
+        taken: list[bool] = []
+
+        def change(_key: str, record: Record | None) -> Record | None:
+            held = record is not None and record.get("owner") not in (owner, "") and float(record["expires"]) > now
+            taken[:] = [not held]
+            return None if held else {"huimages": "lease", "owner": owner, "expires": now + ttl}
+
+        self._update_many([lease_key(name)], change)
+        return taken[0]
+
+    def release_lease(self, name: str, owner: str) -> None:
+        """Give the lease back if ``owner`` still holds it."""
+
+        def change(_key: str, record: Record | None) -> Record | None:
+            if record is None or record.get("owner") != owner:
+                return None
+            return {"huimages": "lease", "owner": "", "expires": 0.0}
+
+        self._update_many([lease_key(name)], change)
