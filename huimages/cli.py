@@ -226,7 +226,7 @@ def migrate(batch: int, workers: int, delete_attachments: bool) -> None:
 @main.command("process-queue")
 def process_queue() -> None:
     """Upload queued derivatives to the CDN bucket (what cron's /processqueue does)."""
-    cdn = _client().service.cdn
+    cdn = _client().service.publisher
     if cdn is None:
         raise click.ClickException("no CDN is configured: set CDN_BUCKET and CDN_URL")
     report = cdn.run()

@@ -70,7 +70,7 @@ class Client:
         """``scaled_imageurl`` for many images at once, with one catalog query for all of them."""
         parsed = self.service.parse_size(size)
         ids = [validate_id(i) for i in imageids]
-        cdn = self.service.cdn
+        cdn = self.service.publisher
         on_cdn = cdn.urls(parsed.spec, ids) if cdn is not None else {}
         return {i: on_cdn.get(i) or self._url(parsed, parsed.spec, i) for i in ids}
 

@@ -46,7 +46,7 @@ class ImageService:
     catalog: Catalog
     cache: DerivativeCache
     policy: SizePolicy
-    cdn: CdnPublisher | None = None
+    publisher: CdnPublisher | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ImageService:
@@ -62,7 +62,7 @@ class ImageService:
             cache=DerivativeCache(settings.paths.cache_dir, settings.limits.lock_timeout),
             policy=SizePolicy(settings),
         )
-        service.cdn = open_publisher(settings, service.derivative_bytes, couch)
+        service.publisher = open_publisher(settings, service.derivative_bytes, couch)
         return service
 
     def parse_size(self, token: str) -> Size:
@@ -148,10 +148,10 @@ class ImageService:
         deadline = Deadline(f"{size.token}/{image_id}", self.settings.limits.render_timeout)
         rendered = render(original, size, self.settings.jpeg_quality, self.settings.limits, deadline)
         deadline.check("encoding")
-        if self.cdn is not None:
+        if self.publisher is not None:
             # Queued before the file is written: if the write fails, the queue
             # run renders it again; a cached file is never left unqueued.
-            self.cdn.enqueue(size.token, image_id)
+            self.publisher.enqueue(size.token, image_id)
         cached = self.cache.write(size.token, image_id, rendered.data)
         logger.info(
             "rendered %s/%s.jpeg (%d bytes) in %.1f ms",
@@ -171,10 +171,10 @@ class ImageService:
         """
         outcomes = []
         for token in dict.fromkeys((size.token, size.spec)):
-            if cache_only or self.cdn is None:
+            if cache_only or self.publisher is None:
                 outcomes.append(FlushOutcome(token, None, self.cache.remove_size(token)))
             else:
-                report = self.cdn.flush(token, self.cache.remove_size)
+                report = self.publisher.flush(token, self.cache.remove_size)
                 outcomes.append(FlushOutcome(token, report.version, report.removed, report.invalidation))
         return outcomes
 

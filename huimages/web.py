@@ -115,9 +115,9 @@ class ImageApp:
                 "403 Forbidden",
                 "/processqueue answers requests from this host, or with Authorization: Bearer <HUIMAGES_ADMIN_TOKEN>",
             )
-        if self.service.cdn is None:
+        if self.service.publisher is None:
             raise HttpError("404 Not Found", "no CDN is configured: set CDN_BUCKET and CDN_URL")
-        return _json(start_response, "200 OK", self.service.cdn.run().as_dict())
+        return _json(start_response, "200 OK", self.service.publisher.run().as_dict())
 
     def _error(self, environ: Environ, start_response: StartResponse, exc: HuImagesError) -> Iterable[bytes]:
         status = next((s for cls, s in _STATUS if isinstance(exc, cls)), "500 Internal Server Error")

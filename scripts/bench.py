@@ -359,14 +359,14 @@ def _cdn_runs(s3: Any, endpoint: str, small: list[bytes], home: Path) -> None:
             "CDN_BATCH": str(batch),
         }
         service = ImageService.from_settings(Settings.from_env(env))
-        assert service.cdn is not None
+        assert service.publisher is not None
         now = time.time()
         for data in small:
             image_id = compute_id(data)
             service.cache.write("80x60", image_id, data).close()
-            service.cdn.store.enqueue("80x60", image_id, 1, now)
+            service.publisher.store.enqueue("80x60", image_id, 1, now)
         start = time.perf_counter()
-        report = service.cdn.run()
+        report = service.publisher.run()
         seconds = time.perf_counter() - start
         assert report.uploaded == count and report.queued == 0, report
         rates[label] = count / seconds

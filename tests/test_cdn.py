@@ -38,8 +38,8 @@ class Site:
         self.client = Client(self.settings)
         self.app: ImageApp = create_app(service=self.client.service)
         self.bucket = env["CDN_BUCKET"]
-        assert self.client.service.cdn is not None
-        self.cdn = self.client.service.cdn
+        assert self.client.service.publisher is not None
+        self.cdn = self.client.service.publisher
         self.queue = self.cdn.store
         self.offset = 0.0  # seconds the publisher's clock is ahead of the wall clock
         self.cdn.clock = lambda: time.time() + self.offset

@@ -245,8 +245,8 @@ def example_config() -> str:
         port=80,
         processes=4,
         python="/opt/huimages/.venv/bin/python",
-        server_py=Path("/opt/huimages/server.py"),
-        lua_script=Path("/opt/huimages/huimages/cache_headers.lua"),
+        server_py=Path("/opt/huimages/huimages/server.py"),
+        lua_script=Path("/opt/huimages/huimages/fronts/cache_headers.lua"),
     )
     return render_config(cfg)
 
