@@ -1,18 +1,23 @@
 """huimages: store an image once, serve it in any size by URL.
 
-The module functions are huImages' API, bound lazily to a default ``Client``
-built from the environment on first use (never at import time). Sites that
-need more than one configuration create ``Client(settings)`` objects instead.
+The module functions are huImages' API, with the arguments, defaults and
+return values of huImages' last release (``{}`` for an unknown ID,
+``(None, None)`` for unknown dimensions, ``None`` for image data that cannot
+be had). They are adapters over a default ``Client``, built from the
+environment on first use (never at import time). ``Client`` is the modern API:
+the same methods, raising ``HuImagesError`` subclasses instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import threading
 from collections.abc import Mapping
 from typing import Any
 
-from huimages.client import Client
+from huimages.catalog.docs import alt_text
+from huimages.client import DEFAULT_SIZE, Client
 from huimages.config import Settings
 from huimages.errors import (
     BackendUnavailable,
@@ -25,7 +30,9 @@ from huimages.errors import (
     InvalidImageId,
     InvalidSize,
     StorageError,
+    UnknownImage,
 )
+from huimages.markup import img_tag
 
 __all__ = [
     "BackendUnavailable",
@@ -40,7 +47,9 @@ __all__ = [
     "InvalidSize",
     "Settings",
     "StorageError",
+    "UnknownImage",
     "default_client",
+    "delete_image",
     "get_imagedoc",
     "get_length",
     "get_next_imageid",
@@ -50,9 +59,11 @@ __all__ = [
     "reset_default_client",
     "save_image",
     "scaled_dimensions",
+    "scaled_imagedata",
     "scaled_imageurl",
     "scaled_tag",
     "set_title",
+    "update_metadata",
 ]
 
 _default: Client | None = None
@@ -85,31 +96,72 @@ def save_image(
     filename: str = "image.jpeg",
     typ: str = "",
 ) -> str:
+    """Store an image; returns its ID (``base32(sha1(bytes))`` + ``01``)."""
     return default_client().save_image(imagedata, contenttype, timestamp, title, references, filename, typ)
 
 
-def get_imagedoc(imageid: str) -> dict[str, Any]:
-    return default_client().get_imagedoc(imageid)
+def delete_image(imageid: str) -> None:
+    """Delete an image and everything derived from it; an unknown ID is silently ignored."""
+    with contextlib.suppress(InvalidImageId):  # no such image can exist
+        default_client().delete_image(imageid)
+
+
+def get_imagedoc(imageid: str) -> dict[str, Any] | None:
+    """The image's document; ``{}`` for an unknown ID; ``None`` when the catalog cannot be reached."""
+    try:
+        return default_client().get_imagedoc(imageid)
+    except (ImageNotFound, InvalidImageId):
+        return {}
+    except BackendUnavailable:
+        return None
 
 
 def get_length(imageid: str) -> int:
+    """The length in bytes of the original."""
     return default_client().get_length(imageid)
 
 
 def imageurl(imageid: str, size: str = "o") -> str:
+    """The same as ``scaled_imageurl(imageid, size)``, with the original as the default size."""
     return default_client().imageurl(imageid, size)
 
 
-def scaled_imageurl(imageid: str, size: str = "square") -> str:
+def scaled_imageurl(imageid: str, size: str = DEFAULT_SIZE) -> str:
+    """The URL of a scaled version (on the CDN once uploaded there)."""
     return default_client().scaled_imageurl(imageid, size)
 
 
-def scaled_dimensions(imageid: str, size: str = "square") -> tuple[int, int]:
-    return default_client().scaled_dimensions(imageid, size)
+def scaled_imagedata(imageid: str, size: str = DEFAULT_SIZE) -> bytes | None:
+    """The bytes of a scaled version; ``None`` when it cannot be had."""
+    try:
+        return default_client().scaled_imagedata(imageid, size)
+    except HuImagesError:
+        return None
 
 
-def scaled_tag(imageid: str, size: str = "square", **attrs: Any) -> str:
-    return default_client().scaled_tag(imageid, size, **attrs)
+def scaled_dimensions(imageid: str, size: str = DEFAULT_SIZE) -> tuple[int, int] | tuple[None, None]:
+    """(width, height) after scaling; ``WxH!`` needs no lookup; ``(None, None)`` on any failure."""
+    client = default_client()
+    try:
+        parsed = client.service.parse_size(size)
+        if parsed.crop:
+            return parsed.width, parsed.height
+        return client.scaled_dimensions(imageid, size)
+    except HuImagesError:
+        return None, None
+
+
+def scaled_tag(imageid: str, size: str = DEFAULT_SIZE, *args: str, **kwargs: Any) -> str:
+    """An ``<img .../>`` tag; for an unknown image it still names the URL, without width and height."""
+    client = default_client()
+    try:
+        return client.scaled_tag(imageid, size, *args, **kwargs)
+    except HuImagesError:
+        pass  # huImages still wrote a tag: the URL, and what is known
+    doc = get_imagedoc(imageid) or {}
+    width, height = scaled_dimensions(imageid, size)
+    alt = alt_text(doc, client.settings.alt_addition)
+    return img_tag(client.scaled_imageurl(imageid, size), width, height, alt, args, kwargs)
 
 
 def get_random_imageid() -> str:
@@ -124,5 +176,17 @@ def get_previous_imageid(imageid: str) -> str:
     return default_client().get_previous_imageid(imageid)
 
 
-def set_title(imageid: str, title: str) -> None:
-    default_client().set_title(imageid, title)
+def update_metadata(
+    doc_id: str,
+    timestamp: datetime.datetime | str | None = None,
+    title: str = "",
+    references: Mapping[str, Any] | None = None,
+    typ: str = "",
+) -> str:
+    """Merge metadata into an image's document as ``save_image`` does, without bytes; returns the ID."""
+    return default_client().update_metadata(doc_id, timestamp, title, references, typ)
+
+
+def set_title(imageid: str, newtitle: str) -> None:
+    """Add a title (the newest is the alt text; the first is the URL's title)."""
+    default_client().set_title(imageid, newtitle)

@@ -18,12 +18,12 @@ import os
 import shutil
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from huimages.errors import RenderBusy, StorageError
-from huimages.fsutil import atomic_write_open, is_within
-from huimages.ids import validate_id
+from huimages.fsutil import atomic_write, atomic_write_open, is_within
+from huimages.ids import is_valid_id, validate_id
 
 logger = logging.getLogger(__name__)
 
@@ -127,10 +127,101 @@ class DerivativeCache:
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
 
+    def link_name(self, name: str, spec: str) -> None:
+        """Make the folder of a named size a link to its numeric one (``small`` -> ``240x160``).
+
+        Then ``/small/<id>.jpeg`` and ``/240x160/<id>.jpeg`` are one file, which
+        lighttpd serves under either path. A real folder left by an earlier
+        release is merged into the numeric one first.
+        """
+        if name == spec or not _is_plain_token(name) or not _is_plain_token(spec):
+            return
+        link = self.root / name
+        try:
+            if os.readlink(link) == spec:
+                return
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            if exc.errno != errno.EINVAL or not link.is_dir():
+                raise
+            self._merge_folder(link, self.root / spec)
+        self.root.mkdir(parents=True, exist_ok=True)
+        temporary = self.root / f".{name}.{os.getpid()}.link"
+        temporary.unlink(missing_ok=True)
+        os.symlink(spec, temporary)
+        try:
+            os.replace(temporary, link)
+        except OSError:
+            temporary.unlink(missing_ok=True)
+            if os.readlink(link) != spec:  # another process linked it meanwhile: fine; anything else is not
+                raise
+
+    def link_names(self, sizes: Mapping[str, str]) -> None:
+        """``link_name`` for every named size (before lighttpd starts serving)."""
+        for name, spec in sizes.items():
+            self.link_name(name, spec)
+
+    @staticmethod
+    def _merge_folder(folder: Path, into: Path) -> None:
+        into.mkdir(parents=True, exist_ok=True)
+        for entry in folder.iterdir():
+            if entry.name.startswith("."):
+                entry.unlink(missing_ok=True)  # a killed writer's temporary file
+            elif (into / entry.name).exists():
+                entry.unlink(missing_ok=True)
+            else:
+                os.replace(entry, into / entry.name)
+        folder.rmdir()
+
+    def remove_image(self, image_id: str) -> int:
+        """Delete every cached derivative of one image on this host; returns how many were removed."""
+        validate_id(image_id)
+        removed = 0
+        try:
+            folders = [e for e in os.scandir(self.root) if e.is_dir(follow_symlinks=False) and _is_plain_token(e.name)]
+        except FileNotFoundError:
+            return 0
+        for folder in folders:
+            try:
+                os.unlink(os.path.join(folder.path, f"{image_id}.jpeg"))
+                removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
+
+    def sizes(self) -> list[str]:
+        """The size folders of the cache (links of named sizes left out: they are their numeric folder)."""
+        try:
+            entries = list(os.scandir(self.root))
+        except FileNotFoundError:
+            return []
+        return sorted(e.name for e in entries if e.is_dir(follow_symlinks=False) and _is_plain_token(e.name))
+
+    def image_ids(self, size_token: str) -> list[str]:
+        """The IDs whose derivative of one size is cached here."""
+        try:
+            names = os.listdir(self.root / size_token)
+        except FileNotFoundError:
+            return []
+        return sorted(n[:-5] for n in names if n.endswith(".jpeg") and is_valid_id(n[:-5]))
+
+    def read_state(self, name: str) -> str | None:
+        """A small value this host keeps beside the cache (e.g. where its sweep stopped)."""
+        try:
+            return (self.root / _STATE_DIR / name).read_text()
+        except FileNotFoundError:
+            return None
+
+    def write_state(self, name: str, value: str) -> None:
+        atomic_write(self.root / _STATE_DIR / name, value.encode())
+
     def remove_size(self, size_token: str) -> int:
         """Delete every cached file of one size; returns how many were removed."""
         folder = self.root / size_token
-        if not _is_plain_token(size_token) or not folder.is_dir() or not is_within(self.root, folder):
+        if not _is_plain_token(size_token) or folder.is_symlink() or not folder.is_dir():
+            return 0
+        if not is_within(self.root, folder):
             return 0
         count = sum(1 for _ in folder.glob("*.jpeg"))
         shutil.rmtree(folder, ignore_errors=True)

@@ -16,9 +16,11 @@ from typing import Any
 
 import click
 
+from huimages.catalog import open_catalog
 from huimages.client import Client
 from huimages.config import SETTINGS_SPECS, Settings
 from huimages.errors import HuImagesError
+from huimages.originals import open_primary
 
 
 class _Group(click.Group):
@@ -72,8 +74,10 @@ def serve(host: str, port: int, workers: int | None, threads: int, use_lighttpd:
     if not use_lighttpd:
         run(settings, host, port, workers or default_workers(), threads)
         return
+    from huimages.cache import DerivativeCache
     from huimages.fronts.lighttpd import FrontConfig, run_front
 
+    DerivativeCache(settings.paths.cache_dir).link_names(settings.sizes)  # /small/... as static hits at once
     cfg = FrontConfig.from_settings(settings, host=host, port=port, processes=workers or default_workers())
     sys.exit(run_front(cfg))
 
@@ -172,13 +176,30 @@ def info(image_id: str) -> None:
 
 
 @main.command()
-def check() -> None:
-    """Say whether each configured backend answers; exit 1 if one does not."""
-    report = _client().service.health()
+@click.option("--all", "check_all", is_flag=True, help="Check every original's ACL, not a sample of 100.")
+def check(check_all: bool) -> None:
+    """Say whether each backend answers, and whether S3 originals are public; exit 1 on any problem."""
+    from huimages.originals.s3 import S3Store
+
+    service = _client().service
+    report = service.health()
     for role, item in report.items():
         state = "ok" if item["ok"] else f"FAILED: {item['error']}"
         click.echo(f"{role:10} {item['backend']}: {state}")
-    if not all(item["ok"] for item in report.values()):
+    problems = not all(item["ok"] for item in report.values())
+    store = open_primary(service.settings)
+    if isinstance(store, S3Store) and report["originals"]["ok"]:
+        checked, public = store.public_ids(None if check_all else 100)
+        scope = "all" if check_all else "a sample of"
+        if public:
+            problems = True
+            click.echo(f"public    {len(public)} of {scope} {checked} originals are readable by anyone: ", nl=False)
+            click.echo("run `huimages migrate --make-private`")
+            for image_id in public[:20]:
+                click.echo(f"  {image_id}")
+        else:
+            click.echo(f"public    none of {scope} {checked} originals")
+    if problems:
         sys.exit(1)
 
 
@@ -186,29 +207,56 @@ def check() -> None:
 @click.option("--batch", default=100, show_default=True, type=click.IntRange(1, 10000), help="IDs fetched per query.")
 @click.option("--workers", default=8, show_default=True, type=click.IntRange(1, 64), help="Concurrent transfers.")
 @click.option("--delete-attachments", is_flag=True, help="Delete each attachment once its copy is verified.")
-def migrate(batch: int, workers: int, delete_attachments: bool) -> None:
-    """Copy legacy CouchDB attachments into the originals store (S3).
+@click.option("--make-private", is_flag=True, help="Remove public grants from S3 originals (huImages set them).")
+def migrate(batch: int, workers: int, delete_attachments: bool, make_private: bool) -> None:
+    """Bring a huImages deployment up to date; safe to interrupt and rerun.
 
-    Also moves CDN queue records that earlier releases kept in the image
-    database into the queue's own database. Can be interrupted and rerun:
-    nothing is copied twice, and an attachment is deleted only after its copy
-    was read back and its sha1 checked.
+    Copies legacy CouchDB attachments into the originals store (an
+    attachment is deleted, with --delete-attachments, only after its copy was
+    read back and its sha1 checked); moves CDN queue records out of the image
+    database; gives records written by huImages their displayed size (EXIF
+    rotation), length and content type; with --make-private, makes every S3
+    original private.
     """
+    from huimages import migrate as steps
+    from huimages.originals.s3 import S3Store
+
+    settings = _settings()
+    target = open_primary(settings)
+    if make_private and not isinstance(target, S3Store):
+        raise click.ClickException("--make-private is about S3 originals: set S3BUCKET")
+    failed = False
+    if settings.couch.server:
+        failed |= _migrate_couch(settings, target, batch, workers, delete_attachments)
+    catalog = open_catalog(settings)
+    with _bar(catalog.count(), "checking records") as bar:
+        records = steps.fix_legacy_records(catalog, target, progress=bar.update)
+    click.echo(f"records of huImages corrected: {records.fixed} of {records.checked}")
+    for image_id, reason in sorted(records.failed.items()):
+        click.echo(f"  {image_id}: {reason}")
+    failed |= bool(records.failed)
+    if make_private:
+        assert isinstance(target, S3Store)
+        ids = target.all_ids()
+        with _bar(len(ids), "making originals private") as bar:
+            checked, changed = steps.make_private(target, ids, progress=bar.update)
+        click.echo(f"originals made private: {changed} of {checked}")
+    if failed:
+        sys.exit(1)
+
+
+def _migrate_couch(settings: Settings, target: Any, batch: int, workers: int, delete_attachments: bool) -> bool:
+    """The CouchDB steps of `migrate`; returns whether anything failed."""
     from huimages.cdn import open_queue
     from huimages.cdn.couchdb import CouchQueue
     from huimages.migrate import migrate_attachments
-    from huimages.originals import open_legacy, open_primary
+    from huimages.originals import open_legacy
 
-    settings = _settings()
-    if not settings.couch.server:
-        raise click.ClickException("migrate copies legacy CouchDB attachments: set COUCHSERVER")
     queue = open_queue(settings)
     if isinstance(queue, CouchQueue):
         click.echo(f"CDN queue records moved out of the image database: {queue.move_from_image_database()}")
     legacy = open_legacy(settings)
-    target = open_primary(settings)
-    total = legacy.count_pending()
-    with click.progressbar(length=total, label=f"migrating to the {target.name}", file=sys.stderr) as bar:
+    with _bar(legacy.count_pending(), f"migrating to the {target.name}") as bar:
         report = migrate_attachments(
             legacy, target, batch=batch, workers=workers, delete_attachments=delete_attachments, progress=bar.update
         )
@@ -219,8 +267,30 @@ def migrate(batch: int, workers: int, delete_attachments: bool) -> None:
     click.echo(f"failed: {len(report.failed)}")
     for image_id, reason in sorted(report.failed.items()):
         click.echo(f"  {image_id}: {reason}")
-    if report.failed:
-        sys.exit(1)
+    return bool(report.failed)
+
+
+def _bar(length: int, label: str) -> Any:
+    return click.progressbar(length=length, label=label, file=sys.stderr)
+
+
+@main.command()
+@click.argument("image_ids", nargs=-1, required=True)
+def delete(image_ids: tuple[str, ...]) -> None:
+    """Delete images: record, original, cached derivatives, CDN objects. Unknown IDs are not an error.
+
+    Other image servers of a cluster drop their cached copies at their next `huimages sweep`.
+    """
+    client = _client()
+    for image_id in image_ids:
+        client.delete_image(image_id)
+        click.echo(f"deleted {image_id}")
+
+
+@main.command()
+def sweep() -> None:
+    """Remove this host's cached derivatives of images deleted anywhere (run from cron on every host)."""
+    click.echo(f"{_client().service.sweep_deleted()} cached derivatives of deleted images removed")
 
 
 @main.command("process-queue")
@@ -246,12 +316,12 @@ def flush(size: str, cache_only: bool) -> None:
     parsed = service.parse_size(size)
     if parsed.is_original:
         raise click.ClickException("o is the original itself; there is nothing to flush")
-    for outcome in service.flush(parsed, cache_only=cache_only):
-        if outcome.version is None:
-            click.echo(f"{outcome.token}: {outcome.removed} cached files removed")
-            continue
-        note = f", CloudFront invalidation {outcome.invalidation}" if outcome.invalidation else ""
-        click.echo(f"{outcome.token}: version {outcome.version}, {outcome.removed} cached files removed{note}")
+    outcome = service.flush(parsed, cache_only=cache_only)
+    if outcome.version is None:
+        click.echo(f"{outcome.token}: {outcome.removed} cached files removed")
+        return
+    note = f", CloudFront invalidation {outcome.invalidation}" if outcome.invalidation else ""
+    click.echo(f"{outcome.token}: version {outcome.version}, {outcome.removed} cached files removed{note}")
 
 
 @main.group(invoke_without_command=True)
@@ -267,6 +337,34 @@ def queue(ctx: click.Context) -> None:
         click.echo(f"{state:9} {count}")
     if stats.oldest_queued_at is not None:
         click.echo(f"oldest queued {time.time() - stats.oldest_queued_at:.0f} s ago")
+
+
+@queue.command("add-cached")
+@click.option("--size", "sizes", multiple=True, help="Only this size (repeatable); default: every cached size.")
+def queue_add_cached(sizes: tuple[str, ...]) -> None:
+    """Queue the derivatives already in this host's cache for the CDN, without rendering them again.
+
+    How a site with a warm cache switches the CDN on. Derivatives already
+    queued or uploaded are skipped.
+    """
+    service = _client().service
+    publisher = service.publisher
+    if publisher is None:
+        raise click.ClickException("no CDN is configured: set CDN_BUCKET and CDN_URL")
+    tokens = [service.parse_size(s).spec for s in sizes] or service.cache.sizes()
+    queued = already = skipped = 0
+    for token in tokens:
+        ids = service.cache.image_ids(token)
+        if not publisher.accepts(token):
+            skipped += len(ids)
+            continue
+        with _bar(len(ids), f"queueing {token}") as bar:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                added = publisher.enqueue_many(token, chunk)
+                queued, already = queued + added, already + len(chunk) - added
+                bar.update(len(chunk))
+    click.echo(f"queued: {queued}, already queued or uploaded: {already}, sizes not offloaded (CDN_SIZES): {skipped}")
 
 
 @queue.command("retry")

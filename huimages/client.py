@@ -1,23 +1,29 @@
-"""The client API a website uses: store images, emit URLs and ``<img>`` tags.
+"""The modern client API: store images, emit URLs and ``<img>`` tags.
 
-Method names and signatures are those of huImages' module functions, so code
-written against huImages keeps working; ``huimages`` exposes the same names as
-module functions bound to a default client.
+``Client`` methods carry huImages' names, arguments and defaults (sizes
+default to ``150x150``), but raise ``HuImagesError`` subclasses where huImages
+returned ``{}``, ``None`` or ``(None, None)``; the module functions in
+``huimages`` are the huImages-compatible adapters over a default client.
 """
 
 from __future__ import annotations
 
 import datetime
-import html
+import logging
 from collections.abc import Mapping
 from typing import Any
 
-from huimages.catalog.base import Doc
+from huimages.catalog.docs import Doc, alt_text, url_title
 from huimages.config import Settings
 from huimages.ids import validate_id
+from huimages.markup import img_tag
 from huimages.service import ImageService
-from huimages.sizes import Size
-from huimages.urls import SIGNATURE_PARAM, image_path
+from huimages.sizes import Size, output_dimensions
+from huimages.urls import SIGNATURE_PARAM, image_path, titled_path
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SIZE = "150x150"  # huImages' default for every scaled_* function
 
 
 class Client:
@@ -26,6 +32,8 @@ class Client:
     def __init__(self, settings: Settings | None = None, *, service: ImageService | None = None) -> None:
         self.service = service or ImageService.from_settings(settings or Settings.from_env())
         self.settings = self.service.settings
+
+    # -- storing --------------------------------------------------------------
 
     def save_image(
         self,
@@ -39,12 +47,41 @@ class Client:
     ) -> str:
         """Store an image; returns its ID. Saving the same bytes again merges the metadata.
 
-        ``contenttype`` and ``filename`` are accepted for huImages compatibility;
-        the stored content type is the one detected from the bytes, which cannot lie.
-        Raises ``InvalidImage`` or ``ImageTooLarge`` and stores nothing for bad input.
+        The stored content type is the one detected from the bytes, which
+        cannot lie; ``contenttype`` is only a hint (a mismatch is logged).
+        ``filename`` is kept from the first save (alt texts and URL titles
+        fall back to it). Raises ``InvalidImage`` or ``ImageTooLarge`` and
+        stores nothing for bad input.
         """
-        del contenttype, filename
-        return self.service.ingest(imagedata, timestamp=timestamp, title=title, references=references, typ=typ)
+        image_id = self.service.ingest(
+            imagedata, timestamp=timestamp, title=title, references=references, typ=typ, filename=filename
+        )
+        if contenttype:
+            stored = self.service.catalog.get(image_id).get("content_type")
+            if stored and contenttype.lower() != stored:
+                logger.info("%s: given content type %s, the bytes are %s", image_id, contenttype, stored)
+        return image_id
+
+    def update_metadata(
+        self,
+        doc_id: str,
+        timestamp: datetime.datetime | str | None = None,
+        title: str = "",
+        references: Mapping[str, Any] | None = None,
+        typ: str = "",
+    ) -> str:
+        """Merge metadata as ``save_image`` does, without bytes; returns the ID (``UnknownImage`` if none)."""
+        self.service.update_metadata(doc_id, timestamp=timestamp, title=title, references=references, typ=typ)
+        return doc_id
+
+    def set_title(self, imageid: str, title: str) -> None:
+        self.service.catalog.set_title(imageid, title)
+
+    def delete_image(self, imageid: str) -> None:
+        """Delete the image everywhere (record, original, derivatives, CDN); an unknown ID is not an error."""
+        self.service.delete(imageid)
+
+    # -- reading --------------------------------------------------------------
 
     def get_imagedoc(self, imageid: str) -> Doc:
         """The image's catalog document (a dict in huImages' CouchDB shape)."""
@@ -55,45 +92,44 @@ class Client:
         return self.service.original_length(self.get_imagedoc(imageid))
 
     def imageurl(self, imageid: str, size: str = "o") -> str:
-        """The image server URL for ``size`` exactly as given (``o`` by default)."""
-        parsed = self.service.parse_size(size)
-        return self._url(parsed, parsed.token, validate_id(imageid))
+        """The same as ``scaled_imageurl``, with the original as the default size."""
+        return self.scaled_imageurl(imageid, size)
 
-    def scaled_imageurl(self, imageid: str, size: str = "square") -> str:
-        """The URL of a scaled version: on the CDN once uploaded there, else on the image server.
-
-        Named sizes are emitted in numeric form, as huImages did.
-        """
+    def scaled_imageurl(self, imageid: str, size: str = DEFAULT_SIZE) -> str:
+        """The URL of a scaled version: on the CDN once uploaded there, else on the image server."""
         return self.scaled_imageurls([imageid], size)[imageid]
 
-    def scaled_imageurls(self, imageids: list[str], size: str = "square") -> dict[str, str]:
-        """``scaled_imageurl`` for many images at once, with one catalog query for all of them."""
-        parsed = self.service.parse_size(size)
-        ids = [validate_id(i) for i in imageids]
-        cdn = self.service.publisher
-        on_cdn = cdn.urls(parsed.spec, ids) if cdn is not None else {}
-        return {i: on_cdn.get(i) or self._url(parsed, parsed.spec, i) for i in ids}
+    def scaled_imageurls(self, imageids: list[str], size: str = DEFAULT_SIZE) -> dict[str, str]:
+        """``scaled_imageurl`` for many images at once, with one lookup for all of them.
 
-    def scaled_dimensions(self, imageid: str, size: str = "square") -> tuple[int, int]:
+        Named sizes are written in numeric form, as huImages did; with
+        ``HUIMAGES_TITLE_URLS`` (default on) the image server URL carries the
+        image's title as huImages wrote it.
+        """
+        return self._urls(self.service.parse_size(size), [validate_id(i) for i in imageids])
+
+    def scaled_imagedata(self, imageid: str, size: str = DEFAULT_SIZE) -> bytes:
+        """The bytes of a scaled version, rendered here if need be (no HTTP round trip)."""
+        return self.service.derivative(self.service.parse_size(size), validate_id(imageid)).read()
+
+    def scaled_dimensions(self, imageid: str, size: str = DEFAULT_SIZE) -> tuple[int, int]:
         """(width, height) of the image served for ``scaled_imageurl(imageid, size)``."""
         return self.service.dimensions(imageid, self.service.parse_size(size))
 
-    def scaled_tag(self, imageid: str, size: str = "square", **attrs: Any) -> str:
-        """An ``<img .../>`` tag with src, width, height and ``attrs``, every value escaped.
+    def scaled_tag(self, imageid: str, size: str = DEFAULT_SIZE, *args: str, **attrs: Any) -> str:
+        """An ``<img .../>`` tag: src, width, height, ``args`` verbatim, ``attrs`` escaped, and an alt text.
 
-        A trailing underscore is dropped from attribute names, so ``class_="x"``
-        gives ``class="x"``.
+        Without an ``alt`` keyword the alt text is huImages': the newest title,
+        else the file name, followed by ``HUIMAGESALTADDITION``. A trailing
+        underscore is dropped from attribute names (``class_="x"``).
         """
-        width, height = self.scaled_dimensions(imageid, size)
-        parts = [
-            f'src="{html.escape(self.scaled_imageurl(imageid, size))}"',
-            f'width="{width}"',
-            f'height="{height}"',
-        ]
-        for key, value in attrs.items():
-            name = key[:-1] if key.endswith("_") else key
-            parts.append(f'{html.escape(name)}="{html.escape(str(value))}"')
-        return f"<img {' '.join(parts)} />"
+        parsed = self.service.parse_size(size)
+        doc = self.service.catalog.get_live(imageid)
+        width, height = output_dimensions(parsed, int(doc["width"]), int(doc["height"]))
+        src = self._urls(parsed, [imageid], {imageid: doc})[imageid]
+        return img_tag(src, width, height, alt_text(doc, self.settings.alt_addition), args, attrs)
+
+    # -- browsing -------------------------------------------------------------
 
     def get_random_imageid(self) -> str:
         return self.service.catalog.random_id()
@@ -104,12 +140,20 @@ class Client:
     def get_previous_imageid(self, imageid: str) -> str:
         return self.service.catalog.previous_id(imageid)
 
-    def set_title(self, imageid: str, title: str) -> None:
-        self.service.catalog.set_title(imageid, title)
+    def _urls(self, size: Size, ids: list[str], docs: dict[str, Doc] | None = None) -> dict[str, str]:
+        """CDN URLs where uploaded, else image server URLs (titled when the setting says so)."""
+        publisher = self.service.publisher
+        on_cdn = publisher.urls(size.spec, ids) if publisher is not None else {}
+        missing = [i for i in ids if i not in on_cdn]
+        if docs is None:
+            docs = self.service.catalog.find_many(missing) if self.settings.title_urls and missing else {}
+        return {i: on_cdn.get(i) or self._url(size, i, docs.get(i)) for i in ids}
 
-    def _url(self, size: Size, token: str, image_id: str) -> str:
-        """The image server URL, signed when the size policy needs it."""
-        path = image_path(token, image_id)
-        signature = self.service.policy.signature_for(size, path)
+    def _url(self, size: Size, image_id: str, doc: Doc | None = None) -> str:
+        """The image server URL, signed (over the canonical path) when the size policy needs it."""
+        canonical = image_path(size.spec, image_id)
+        titled = doc is not None and self.settings.title_urls
+        path = titled_path(size.spec, image_id, url_title(doc)) if doc is not None and titled else canonical
+        signature = self.service.policy.signature_for(size, canonical)
         query = f"?{SIGNATURE_PARAM}={signature}" if signature else ""
         return f"{self.settings.server_url}{path[1:]}{query}"

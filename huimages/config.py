@@ -153,6 +153,8 @@ class Settings:
     """Everything huimages can be told."""
 
     server_url: str = "http://127.0.0.1:8080/"
+    title_urls: bool = True
+    alt_addition: str = ""
     paths: Paths = dataclasses.field(default_factory=_default_paths)
     jpeg_quality: int = 85
     sizes: Mapping[str, str] = dataclasses.field(default_factory=lambda: dict(DEFAULT_SIZES))
@@ -263,6 +265,17 @@ def _non_negative_float(raw: Any) -> float:
     return value
 
 
+def _bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be on or off (1/0, true/false, yes/no)")
+
+
 def _csv_list(raw: Any) -> tuple[str, ...]:
     items = raw if isinstance(raw, list) else str(raw).split(",")
     return tuple(str(item).strip() for item in items if str(item).strip())
@@ -287,6 +300,8 @@ def _sizes(raw: Any) -> dict[str, str]:
 
 SETTINGS_SPECS: tuple[_Spec, ...] = (
     _Spec("IMAGESERVERURL", "server_url", str, "base URL the URL helpers emit"),
+    _Spec("HUIMAGES_TITLE_URLS", "title_urls", _bool, "URLs carry the image's title, as huImages wrote them"),
+    _Spec("HUIMAGESALTADDITION", "alt_addition", str, "text appended to generated alt texts (huImages' name)"),
     _Spec("HUIMAGES_HOME", "paths.home", Path, "data folder (cache, originals, catalog)"),
     _Spec("HUIMAGES_CACHE_DIR", "paths.cache_dir", Path, "derivative cache (lighttpd's document root)"),
     _Spec("HUIMAGES_ORIGINALS_DIR", "paths.originals_dir", Path, "filesystem originals store"),
@@ -298,7 +313,8 @@ SETTINGS_SPECS: tuple[_Spec, ...] = (
     _Spec("HUIMAGES_LOCK_TIMEOUT", "limits.lock_timeout", _positive_float, "seconds to wait for a render in progress"),
     _Spec("HUIMAGES_SIZES", "sizes", _sizes, "named sizes to add or override: name=WxH[!],..."),
     _Spec("S3BUCKET", "s3.bucket", str, "S3 bucket of the originals (private); unset: filesystem store"),
-    _Spec("HUIMAGES3BUCKET", "s3.bucket", str, "old huImages name of S3BUCKET (wins over it)"),
+    _Spec("HUIMAGESS3BUCKET", "s3.bucket", str, "the name huImages' example lighttpd.conf set (wins over S3BUCKET)"),
+    _Spec("HUIMAGES3BUCKET", "s3.bucket", str, "old huImages name of S3BUCKET (wins over both)"),
     _Spec("AWS_ENDPOINT_URL", "s3.endpoint_url", str, "S3-compatible endpoint (standard AWS name)"),
     _Spec("AWS_ENDPOINT_URL_S3", "s3.endpoint_url", str, "S3 endpoint only (wins over AWS_ENDPOINT_URL)"),
     _Spec("AWS_DEFAULT_REGION", "s3.region", str, "S3 region"),

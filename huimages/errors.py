@@ -65,6 +65,10 @@ class ImageNotFound(HuImagesError, LookupError):
         self.where = where
 
 
+class UnknownImage(ImageNotFound):
+    """The catalog has no record of this ID: never stored, or deleted."""
+
+
 class EmptyStore(HuImagesError, LookupError):
     """Browsing (random/next/previous) asked of a store that holds no image."""
 

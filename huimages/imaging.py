@@ -62,11 +62,15 @@ _REDUCING_GAP = 3.0
 
 @dataclasses.dataclass(frozen=True)
 class Rendered:
-    """A rendered derivative and what it cost: the decoded size tells whether draft decoding worked."""
+    """A rendered derivative and what it cost: the decoded size tells whether draft decoding worked.
+
+    ``source_size`` is the original's size as displayed (EXIF orientation applied).
+    """
 
     data: bytes
     decoded_size: tuple[int, int]
     decode_seconds: float
+    source_size: tuple[int, int]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +115,25 @@ def probe(data: bytes, limits: Limits) -> ImageInfo:
     return info
 
 
+def probe_header(data: bytes) -> tuple[str, int, int]:
+    """Content type and displayed size from the first bytes of an original; no pixel is decoded.
+
+    For records written by huImages, which held the stored (unrotated) size.
+    Raises ``InvalidImage`` when the bytes do not start an accepted image.
+    """
+    with _pillow_errors():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                im = Image.open(io.BytesIO(data), formats=_ACCEPTED)
+        except UnidentifiedImageError:
+            raise InvalidImage(f"not an image in an accepted format ({_ACCEPTED_NAMES})") from None
+        with im:
+            orientation = _orientation(im)
+            width, height = (im.height, im.width) if orientation in _SWAPS_AXES else (im.width, im.height)
+            return CONTENT_TYPES[im.format or ""], width, height
+
+
 def render(data: bytes, size: Size, quality: int, limits: Limits, deadline: Deadline | None = None) -> Rendered:
     """Render ``size`` of the original ``data`` as JPEG.
 
@@ -125,7 +148,7 @@ def render(data: bytes, size: Size, quality: int, limits: Limits, deadline: Dead
         if size.is_original and im.format in ("JPEG", "MPO") and im.mode == "RGB" and orientation == 1:
             started = time.perf_counter()
             _verify_decodes(im)  # served as stored, but only once it decodes completely
-            return Rendered(data, im.size, time.perf_counter() - started)
+            return Rendered(data, im.size, time.perf_counter() - started, im.size)
         swap = orientation in _SWAPS_AXES
         src_w, src_h = (im.height, im.width) if swap else (im.width, im.height)
         out_w, out_h = output_dimensions(size, src_w, src_h)
@@ -150,7 +173,7 @@ def render(data: bytes, size: Size, quality: int, limits: Limits, deadline: Dead
         if orientation in _TRANSPOSE:
             rgb = rgb.transpose(_TRANSPOSE[orientation])
         deadline.check("scaling")
-        return Rendered(_encode(rgb, quality, icc), decoded_size, decode_seconds)
+        return Rendered(_encode(rgb, quality, icc), decoded_size, decode_seconds, (src_w, src_h))
 
 
 def _open(data: bytes, limits: Limits) -> Image.Image:

@@ -1,4 +1,8 @@
-"""``huimages migrate``: copy legacy CouchDB attachments into the originals store.
+"""``huimages migrate``: bring a huImages deployment's data up to date.
+
+Legacy CouchDB attachments are copied into the originals store; records
+written by huImages get their displayed size, length and content type;
+originals huImages made public are made private.
 
 Safe to interrupt and rerun: an original already in the store is not copied
 again (its key is its content address, so it can never be there twice), and an
@@ -13,10 +17,13 @@ import dataclasses
 import logging
 from collections.abc import Callable, Iterator
 
+from huimages.catalog.base import Catalog
 from huimages.errors import HuImagesError
 from huimages.ids import matches
+from huimages.imaging import probe_header
 from huimages.originals.base import OriginalsStore
 from huimages.originals.couchdb import CouchAttachmentStore
+from huimages.originals.s3 import S3Store
 
 logger = logging.getLogger(__name__)
 
@@ -94,3 +101,59 @@ def migrate_attachments(
                 if progress is not None:
                     progress(1)
     return report
+
+
+@dataclasses.dataclass
+class RecordReport:
+    checked: int = 0
+    fixed: int = 0
+    failed: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+HEADER_BYTES = 256 * 1024  # EXIF and image headers sit at the start of a file
+
+
+def fix_legacy_records(
+    catalog: Catalog, originals: OriginalsStore, progress: Callable[[int], None] | None = None
+) -> RecordReport:
+    """Records written by huImages: displayed width and height (EXIF rotation), ``length`` and ``content_type``.
+
+    Only records without ``length`` are huImages'; each costs one ranged read
+    of its original's first bytes and one HEAD. Safe to rerun: fixed records
+    have ``length`` and are skipped.
+    """
+    report = RecordReport()
+    for docs in catalog.pages():
+        for doc in docs:
+            if progress is not None:
+                progress(1)
+            if "length" in doc and "content_type" in doc:
+                continue
+            image_id = str(doc["_id"])
+            report.checked += 1
+            try:
+                content_type, width, height = probe_header(originals.prefix(image_id, HEADER_BYTES))
+                length = originals.length(image_id)
+            except HuImagesError as exc:
+                report.failed[image_id] = str(exc)
+                logger.warning("could not check the record of %s: %s", image_id, exc)
+                continue
+            fields = {"width": width, "height": height, "length": length, "content_type": content_type}
+            catalog.update(image_id, lambda current, fields=fields: {**current, **fields})  # type: ignore[misc]
+            report.fixed += 1
+    return report
+
+
+def make_private(store: S3Store, ids: list[str], progress: Callable[[int], None] | None = None) -> tuple[int, int]:
+    """Remove public grants from originals (huImages made them public); returns (checked, changed).
+
+    Idempotent, so an interrupted run is simply run again.
+    """
+    changed = 0
+    for image_id in ids:
+        if store.bucket.is_public(image_id):
+            store.bucket.make_private(image_id)
+            changed += 1
+        if progress is not None:
+            progress(1)
+    return len(ids), changed

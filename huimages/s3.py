@@ -30,6 +30,7 @@ _CREDENTIALS = frozenset(
 _TRANSIENT = frozenset(
     {"500", "502", "503", "504", "InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout"}
 )
+_PUBLIC_GROUPS = ("/global/AllUsers", "/global/AuthenticatedUsers")
 _UNREACHABLE = (
     botocore.exceptions.EndpointConnectionError,
     botocore.exceptions.ConnectTimeoutError,
@@ -108,6 +109,34 @@ class Bucket:
                 if _code(exc) in _MISSING:
                     return None
                 raise
+
+    def get_prefix(self, key: str, length: int) -> bytes | None:
+        """The first ``length`` bytes of an object (a ranged GET), or None when there is no such object."""
+        with self.errors(f"read the start of {key}"):
+            try:
+                response = self.client.get_object(Bucket=self.name, Key=key, Range=f"bytes=0-{length - 1}")
+            except botocore.exceptions.ClientError as exc:
+                if _code(exc) in _MISSING:
+                    return None
+                raise
+            return bytes(response["Body"].read())
+
+    def keys(self, after: str = "", limit: int = 1000) -> list[str]:
+        """Up to ``limit`` keys in key order, after ``after``."""
+        with self.errors("list the bucket"):
+            answer = self.client.list_objects_v2(Bucket=self.name, StartAfter=after, MaxKeys=limit)
+        return [str(item["Key"]) for item in answer.get("Contents", [])]
+
+    def is_public(self, key: str) -> bool:
+        """Whether the object's ACL grants anything to everyone (or to every AWS user)."""
+        with self.errors(f"read the ACL of {key}"):
+            grants = self.client.get_object_acl(Bucket=self.name, Key=key)["Grants"]
+        return any(str(g.get("Grantee", {}).get("URI", "")).endswith(_PUBLIC_GROUPS) for g in grants)
+
+    def make_private(self, key: str) -> None:
+        """Replace the object's ACL by the private one (owner only)."""
+        with self.errors(f"make {key} private"):
+            self.client.put_object_acl(Bucket=self.name, Key=key, ACL="private")
 
     def delete(self, key: str) -> None:
         with self.errors(f"delete {key}"):

@@ -15,6 +15,11 @@ import sys
 _here = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _here]
 sys.path.insert(0, os.path.dirname(_here))
+# huImages' layout: lighttpd starts the script in its own folder, and the
+# cache (the document root) is ../cache. Given no data folder, that is kept:
+# the checkout is the data folder.
+if os.getcwd() == _here and not {"HUIMAGES_HOME", "HUIMAGES_CACHE_DIR"} & set(os.environ):
+    os.environ["HUIMAGES_HOME"] = os.path.dirname(_here)
 
 from huimages.fronts.fastcgi import main  # noqa: E402
 

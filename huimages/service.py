@@ -16,7 +16,7 @@ from typing import Any
 
 from huimages.cache import CachedFile, DerivativeCache
 from huimages.catalog import Catalog, open_catalog
-from huimages.catalog.base import Doc, format_timestamp
+from huimages.catalog.docs import Doc, format_timestamp
 from huimages.cdn import CdnPublisher, open_publisher
 from huimages.config import Settings
 from huimages.ids import compute_id, validate_id
@@ -47,6 +47,7 @@ class ImageService:
     cache: DerivativeCache
     policy: SizePolicy
     publisher: CdnPublisher | None = None
+    _linked: set[str] = dataclasses.field(default_factory=set, repr=False)  # named sizes linked this process
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ImageService:
@@ -78,6 +79,7 @@ class ImageService:
         title: str = "",
         references: Mapping[str, Any] | None = None,
         typ: str = "",
+        filename: str = "",
     ) -> str:
         """Validate and store an original; returns its ID.
 
@@ -100,9 +102,45 @@ class ImageService:
             title=title,
             references=references,
             typ=typ,
+            filename=filename,
         )
         logger.info("stored %s (%s, %dx%d, %d bytes)", image_id, info.format, info.width, info.height, len(data))
         return image_id
+
+    def update_metadata(self, image_id: str, *, timestamp: datetime.datetime | str | None, **metadata: Any) -> Doc:
+        """Merge title, references and type into an image's record, as saving it again would."""
+        stamp = None if timestamp is None else format_timestamp(timestamp)
+        return self.catalog.update_metadata(image_id, timestamp=stamp, **metadata)
+
+    def delete(self, image_id: str) -> None:
+        """Delete an image: its record, this host's derivatives, its CDN objects and queue items, its original.
+
+        The record goes first, so no host renders it again; every other host's
+        cached files go at its next ``huimages sweep`` (it follows the
+        catalog's deletions). Safe to repeat after a failure; an unknown ID is
+        not an error.
+        """
+        validate_id(image_id)
+        existed = self.catalog.delete(image_id)
+        removed = self.cache.remove_image(image_id)
+        on_cdn = self.publisher.forget_image(image_id) if self.publisher is not None else 0
+        self.originals.delete(image_id)
+        if existed or removed or on_cdn:
+            logger.info("deleted %s (%d cached derivatives, %d CDN objects)", image_id, removed, on_cdn)
+
+    def sweep_deleted(self) -> int:
+        """Remove this host's cached derivatives of images deleted anywhere; returns how many files went."""
+        removed = 0
+        cursor = self.cache.read_state("deletions-cursor")
+        while True:
+            ids, following = self.catalog.deletions(cursor)
+            for image_id in ids:
+                removed += self.cache.remove_image(image_id)
+            if following is not None and following != cursor:
+                self.cache.write_state("deletions-cursor", following)
+            if not ids or following == cursor:
+                return removed
+            cursor = following
 
     # -- derivatives ----------------------------------------------------------
 
@@ -113,12 +151,17 @@ class ImageService:
     def serve(self, size: Size, image_id: str, signature: str | None) -> CachedFile:
         """What a URL serves: the cached file, or a render once the size policy allows it.
 
-        Only renders are gated: a cached file costs nothing more to send.
+        A named size and its numeric form are one derivative, cached once
+        under the numeric form (the name's folder links to it). Only renders
+        are gated: a cached file costs nothing more to send.
         """
-        cached = self.cache.open(size.token, validate_id(image_id))
+        if size.token != size.spec and size.token not in self._linked:
+            self.cache.link_name(size.token, size.spec)
+            self._linked.add(size.token)
+        cached = self.cache.open(size.spec, validate_id(image_id))
         if cached is not None:
             return cached
-        self.policy.check(size, image_path(size.token, image_id), signature)
+        self.policy.check(size, image_path(size.spec, image_id), signature)
         return self.derivative(size, image_id)
 
     def derivative(self, size: Size, image_id: str) -> CachedFile:
@@ -128,11 +171,11 @@ class ImageService:
         host, wait on one lock; the first renders, the others find the file.
         """
         validate_id(image_id)
-        cached = self.cache.open(size.token, image_id)
+        cached = self.cache.open(size.spec, image_id)
         if cached is not None:
             return cached
-        with self.cache.lock(size.token, image_id):
-            cached = self.cache.open(size.token, image_id)
+        with self.cache.lock(size.spec, image_id):
+            cached = self.cache.open(size.spec, image_id)
             if cached is not None:
                 return cached
             return self._render(size, image_id)
@@ -142,41 +185,46 @@ class ImageService:
         return self.derivative(self.parse_size(size_token), image_id).read()
 
     def _render(self, size: Size, image_id: str) -> CachedFile:
-        self.catalog.get_live(image_id)
+        doc = self.catalog.get_live(image_id)
         original = self.originals.get(image_id)
         started = time.perf_counter()
-        deadline = Deadline(f"{size.token}/{image_id}", self.settings.limits.render_timeout)
+        deadline = Deadline(f"{size.spec}/{image_id}", self.settings.limits.render_timeout)
         rendered = render(original, size, self.settings.jpeg_quality, self.settings.limits, deadline)
         deadline.check("encoding")
+        if rendered.source_size != (doc.get("width"), doc.get("height")):
+            self._correct_dimensions(image_id, rendered.source_size)
         if self.publisher is not None:
             # Queued before the file is written: if the write fails, the queue
             # run renders it again; a cached file is never left unqueued.
-            self.publisher.enqueue(size.token, image_id)
-        cached = self.cache.write(size.token, image_id, rendered.data)
+            self.publisher.enqueue(size.spec, image_id)
+        cached = self.cache.write(size.spec, image_id, rendered.data)
         logger.info(
             "rendered %s/%s.jpeg (%d bytes) in %.1f ms",
-            size.token,
+            size.spec,
             image_id,
             len(rendered.data),
             (time.perf_counter() - started) * 1000,
         )
         return cached
 
-    def flush(self, size: Size, cache_only: bool = False) -> list[FlushOutcome]:
+    def _correct_dimensions(self, image_id: str, size: tuple[int, int]) -> None:
+        """A record written by huImages holds the stored, unrotated size: correct it from the render."""
+        width, height = size
+        self.catalog.update(image_id, lambda doc: {**doc, "width": width, "height": height})
+        logger.info("corrected the dimensions of %s to %dx%d (EXIF orientation)", image_id, width, height)
+
+    def flush(self, size: Size, cache_only: bool = False) -> FlushOutcome:
         """Render a size anew: its cached files go, and with a CDN its version rises.
 
-        A named size goes together with its numeric form (``small`` and
-        ``240x160``). The version is shared by every host, so their URLs switch
-        at once; the files are this host's (``cache_only`` on the others).
+        A named size is its numeric form (``small`` is ``240x160``). The
+        version is shared by every host, so their URLs switch at once; the
+        files are this host's (``cache_only`` on the others).
         """
-        outcomes = []
-        for token in dict.fromkeys((size.token, size.spec)):
-            if cache_only or self.publisher is None:
-                outcomes.append(FlushOutcome(token, None, self.cache.remove_size(token)))
-            else:
-                report = self.publisher.flush(token, self.cache.remove_size)
-                outcomes.append(FlushOutcome(token, report.version, report.removed, report.invalidation))
-        return outcomes
+        token = size.spec
+        if cache_only or self.publisher is None:
+            return FlushOutcome(token, None, self.cache.remove_size(token))
+        report = self.publisher.flush(token, self.cache.remove_size)
+        return FlushOutcome(token, report.version, report.removed, report.invalidation)
 
     def health(self) -> dict[str, dict[str, Any]]:
         """Each backend's name and whether it answers (``/healthz``, ``huimages check``)."""

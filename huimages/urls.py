@@ -1,4 +1,9 @@
-"""Image URL paths: ``/<size>/<id>.jpeg[?s=<signature>]``, built and parsed in one place.
+"""Image URL paths, built and parsed in one place.
+
+The canonical path is ``/<size>/<id>.jpeg`` (``?s=<signature>`` when signed).
+Every form huImages wrote into pages is read as the same derivative:
+``/<size>/<id>/<title>.jpeg`` (its ``scaled_imageurl`` for images with a
+title or a file name), ``/<size>/<id>.jpg`` and ``/<size>/<id>``.
 
 Parsing is strict and pure: it sees the decoded path and either returns the
 size token and ID, returns None (not an image path: 404), or raises one of the
@@ -16,12 +21,25 @@ from huimages.ids import validate_id
 
 SIGNATURE_PARAM = "s"
 MAX_PATH = 200  # an image path is at most ~60 characters; anything much longer is not one
-_IMAGE_PATH = re.compile(r"/([^/]*)/([^/]*)\.jpeg")
+# /<size>/<id>.jpeg, /<size>/<id>.jpg, /<size>/<id>, /<size>/<id>/<title>.jpeg (or .jpg)
+_IMAGE_PATH = re.compile(r"/([^/]*)/([^/]*?)(?:\.jpeg|\.jpg|/[^/]+\.jpe?g)?")
+_NOT_IN_TITLES = re.compile(r"[^A-Za-z0-9_=,:-]+")
 
 
 def image_path(size_token: str, image_id: str) -> str:
-    """The path of a derivative; ``!`` stays literal, as in the cache folder name."""
+    """The canonical path of a derivative; ``!`` stays literal, as in the cache folder name."""
     return f"/{size_token}/{image_id}.jpeg"
+
+
+def titled_path(size_token: str, image_id: str, title: str) -> str:
+    """The path huImages' ``scaled_imageurl`` wrote: ``/<size>/<id>/<slug>.jpeg``, or canonical without a slug."""
+    slug = title_slug(title)
+    return f"/{size_token}/{image_id}/{slug}.jpeg" if slug else image_path(size_token, image_id)
+
+
+def title_slug(title: str) -> str:
+    """A title as huImages put it into URLs: spaces as ``-``, every other run outside ``[A-Za-z0-9_=,:-]`` as ``_``."""
+    return _NOT_IN_TITLES.sub("_", title.replace(" ", "-"))
 
 
 def split_request_target(raw: str) -> tuple[str, str]:
@@ -43,13 +61,12 @@ def check_path(path: str) -> None:
 
 
 def parse_image_path(path: str) -> tuple[str, str] | None:
-    """(size token, image ID) of an image path; None if the path is not one."""
+    """(size token, image ID) of an image path in any of its forms; None if the path is not one."""
     check_path(path)
+    if path.lower().endswith((".png", ".gif", ".webp")):
+        raise InvalidPath("image URLs end in .jpeg: /<size>/<id>.jpeg")
     match = _IMAGE_PATH.fullmatch(path)
     if match is None:
-        segments = path.split("/")
-        if len(segments) == 3 and segments[2].lower().endswith((".jpg", ".png", ".gif", ".webp")):
-            raise InvalidPath("image URLs end in .jpeg: /<size>/<id>.jpeg")
         return None
     return match.group(1), validate_id(match.group(2))
 

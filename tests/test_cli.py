@@ -28,10 +28,10 @@ def test_upload_url_tag_info(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(main, ["upload", str(photo), "--title", "Sunset"])
     assert result.exit_code == 0, result.output
     image_id, url = result.stdout.split()
-    assert url == f"http://img.test/o/{image_id}.jpeg"
+    assert url == f"http://img.test/o/{image_id}/Sunset.jpeg"  # huImages' title URL
 
     result = runner.invoke(main, ["url", image_id, "--size", "small"])
-    assert result.stdout.strip() == f"http://img.test/240x160/{image_id}.jpeg"
+    assert result.stdout.strip() == f"http://img.test/240x160/{image_id}/Sunset.jpeg"
     result = runner.invoke(main, ["tag", image_id, "--size", "small"])
     assert 'width="240" height="160"' in result.stdout
     result = runner.invoke(main, ["info", image_id])

@@ -1,5 +1,6 @@
 """The huImages client API, through ``Client`` and the module functions."""
 
+import dataclasses
 import datetime
 from pathlib import Path
 
@@ -35,12 +36,19 @@ def test_saving_twice_merges(client: Client) -> None:
 
 
 def test_urls(client: Client) -> None:
-    image_id = client.save_image(jpeg())
-    assert client.imageurl(image_id) == f"http://img.test/o/{image_id}.jpeg"
-    assert client.imageurl(image_id, "small") == f"http://img.test/small/{image_id}.jpeg"
-    assert client.scaled_imageurl(image_id) == f"http://img.test/75x75!/{image_id}.jpeg"
-    assert client.scaled_imageurl(image_id, "small") == f"http://img.test/240x160/{image_id}.jpeg"
-    assert client.scaled_imageurl(image_id, "100x100") == f"http://img.test/100x100/{image_id}.jpeg"
+    image_id = client.save_image(jpeg(), filename="DSC_0042.JPG")
+    # huImages' URL forms: numeric sizes, the file name (without .jpg) as the title part
+    assert client.imageurl(image_id) == f"http://img.test/o/{image_id}/DSC_0042.jpeg"
+    assert client.imageurl(image_id, "small") == f"http://img.test/240x160/{image_id}/DSC_0042.jpeg"
+    assert client.scaled_imageurl(image_id) == f"http://img.test/150x150/{image_id}/DSC_0042.jpeg"
+    assert client.scaled_imageurl(image_id, "square") == f"http://img.test/75x75!/{image_id}/DSC_0042.jpeg"
+    client.set_title(image_id, "Blick über den Hafen")
+    assert (
+        client.scaled_imageurl(image_id, "100x100") == f"http://img.test/100x100/{image_id}/Blick-_ber-den-Hafen.jpeg"
+    )
+    plain = dataclasses.replace(client.settings, title_urls=False)
+    untitled = Client(service=dataclasses.replace(client.service, settings=plain))
+    assert untitled.scaled_imageurl(image_id, "small") == f"http://img.test/240x160/{image_id}.jpeg"
     with pytest.raises(InvalidSize):
         client.scaled_imageurl(image_id, "nope")
 
@@ -60,10 +68,10 @@ def test_scaled_tag_escapes_everything(client: Client) -> None:
     image_id = client.save_image(jpeg(400, 200))
     tag = client.scaled_tag(image_id, "small", alt='A "quoted" <b>&', class_="hero")
     assert tag == (
-        f'<img src="http://img.test/240x160/{image_id}.jpeg" width="240" height="120" '
+        f'<img src="http://img.test/240x160/{image_id}/image.jpeg" width="240" height="120" '
         'alt="A &quot;quoted&quot; &lt;b&gt;&amp;" class="hero" />'
     )
-    assert 'src="http://img.test/75x75!/' in client.scaled_tag(image_id)
+    assert 'src="http://img.test/150x150/' in client.scaled_tag(image_id)
 
 
 def test_browsing(client: Client) -> None:
@@ -106,10 +114,10 @@ def test_module_functions_use_the_environment(tmp_path: Path, monkeypatch: pytes
     huimages.reset_default_client()
     try:
         image_id = huimages.save_image(jpeg(200, 100), title="env")
-        assert huimages.get_imagedoc(image_id)["title"] == ["env"]
-        assert huimages.scaled_imageurl(image_id, "small") == f"https://images.example.com/240x160/{image_id}.jpeg"
+        assert (huimages.get_imagedoc(image_id) or {})["title"] == ["env"]
+        assert huimages.scaled_imageurl(image_id, "small") == f"https://images.example.com/240x160/{image_id}/env.jpeg"
         assert huimages.scaled_dimensions(image_id, "small") == (200, 100)
-        assert huimages.imageurl(image_id) == f"https://images.example.com/o/{image_id}.jpeg"
+        assert huimages.imageurl(image_id) == f"https://images.example.com/o/{image_id}/env.jpeg"
         assert "width=" in huimages.scaled_tag(image_id)
         assert huimages.get_length(image_id) > 0
         assert huimages.get_random_imageid() == image_id

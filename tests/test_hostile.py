@@ -221,7 +221,8 @@ URLS: dict[str, tuple[int, str]] = {
     f"/99999999999999999999x1/{ID}.jpeg": (400, "a size is"),
     f"/4097x1/{ID}.jpeg": (400, "4096"),
     f"/10x10/{ID.lower()}.jpeg": (400, "upper case"),
-    f"/10x10/{ID}.jpg": (400, "end in .jpeg"),
+    f"/10x10/{ID}.jpg": (403, "needs a signed URL"),  # huImages' .jpg form: the same derivative
+    f"/10x10/{ID}/some-title.jpeg?s={sign('/10x10/' + ID + '.jpeg', KEY)}": (404, "no image"),
     f"/10x10/{ID}.jpeg?s={sign('/11x11/' + ID + '.jpeg', KEY)}": (403, "does not match this path"),
     f"/10x10/{ID}.jpeg?s=": (403, "does not match"),
     f"/10x10/{ID}.jpeg": (403, "needs a signed URL"),

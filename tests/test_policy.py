@@ -49,7 +49,8 @@ def test_signed_sizes(tmp_path: Path) -> None:
     image_id = client.save_image(jpeg(800, 600))
     url = client.scaled_imageurl(image_id, "333x222")
     path, query = path_and_query(url)
-    assert query == f"s={sign(path, NEW_KEY)}"
+    assert path == f"/333x222/{image_id}/image.jpeg"
+    assert query == f"s={sign(f'/333x222/{image_id}.jpeg', NEW_KEY)}"  # signed over the canonical path
     response = call(app, path, QUERY_STRING=query)
     assert response.status == 200 and decode(response.body).size == (296, 222)
     assert "?" not in client.scaled_imageurl(image_id, "small")  # named sizes need no signature

@@ -12,7 +12,7 @@ import couchdb
 import pytest
 from click.testing import CliRunner
 
-from huimages.catalog.base import format_timestamp
+from huimages.catalog.docs import format_timestamp
 from huimages.cli import main
 from huimages.config import Paths, Settings
 from huimages.ids import compute_id, matches

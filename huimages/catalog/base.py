@@ -1,78 +1,22 @@
-"""The abstract catalog: image documents as huImages stored them in CouchDB.
-
-A document is a JSON object: ``_id`` (the image ID), ``ctime``, ``mtime``,
-``title`` (list), ``references`` (dict of lists), ``types`` (list), ``width``,
-``height`` (as displayed, EXIF orientation applied) and optionally
-``deleted``. huimages adds ``content_type`` and ``length``; older readers
-ignore them.
+"""The abstract catalog: image documents by ID (see ``docs`` for their shape).
 
 Implementations provide ``_load``, ``_modify`` (an atomic read-modify-write),
-``_neighbour`` and ``ping``; merging and browsing are built here on top.
+``_delete``, ``_neighbour``, ``_page``, ``deletions``, ``count`` and ``ping``
+(and may answer ``_load_many`` in one query); merging, browsing and deleting
+are built here on top.
 """
 
 from __future__ import annotations
 
 import abc
 import base64
-import datetime
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from huimages.errors import EmptyStore, ImageNotFound
+from huimages.catalog.docs import Doc, merge_into, merge_metadata
+from huimages.errors import EmptyStore, ImageNotFound, UnknownImage
 from huimages.ids import validate_id
-
-Doc = dict[str, Any]
-
-
-def format_timestamp(value: datetime.datetime | str | None) -> str:
-    """huImages' timestamp format: ``20090129T101530.000123``."""
-    if isinstance(value, str):
-        return value
-    moment = value or datetime.datetime.now()
-    return f"{moment.strftime('%Y%m%dT%H%M%S')}.{moment.microsecond:06d}"
-
-
-def merge_into(
-    doc: Doc | None,
-    image_id: str,
-    *,
-    width: int,
-    height: int,
-    content_type: str,
-    length: int,
-    timestamp: str,
-    title: str = "",
-    references: Mapping[str, Any] | None = None,
-    typ: str = "",
-) -> Doc:
-    """The document after saving an image, merged as huImages merged it.
-
-    ``ctime`` is kept from the first save; ``title``, ``types`` and each list in
-    ``references`` gain values they do not hold yet. A pure function, so every
-    backend merges identically.
-    """
-    merged: Doc = dict(doc or {})
-    merged["_id"] = image_id
-    merged.setdefault("ctime", timestamp)
-    merged["mtime"] = timestamp
-    merged["width"], merged["height"] = width, height
-    merged["content_type"] = content_type
-    merged["length"] = length
-    merged.pop("deleted", None)  # saving the bytes again brings the image back
-    merged["title"] = list(merged.get("title") or [])
-    if title and title not in merged["title"]:
-        merged["title"].append(title)
-    merged["types"] = list(merged.get("types") or [])
-    if typ and typ not in merged["types"]:
-        merged["types"].append(typ)
-    refs: dict[str, list[Any]] = {k: list(v) for k, v in (merged.get("references") or {}).items()}
-    for key, value in (references or {}).items():
-        values = refs.setdefault(str(key), [])
-        if value not in values:
-            values.append(value)
-    merged["references"] = refs
-    return merged
 
 
 class Catalog(abc.ABC):
@@ -99,8 +43,29 @@ class Catalog(abc.ABC):
         """
 
     @abc.abstractmethod
+    def _page(self, after: str | None, limit: int) -> list[Doc]:
+        """Up to ``limit`` documents of non-deleted images with IDs after ``after`` (None: from the start)."""
+
+    @abc.abstractmethod
+    def _delete(self, image_id: str) -> bool:
+        """Remove the document and record the deletion; False if there was none."""
+
+    @abc.abstractmethod
+    def deletions(self, cursor: str | None, limit: int = 1000) -> tuple[list[str], str | None]:
+        """IDs deleted after ``cursor`` (None: ever), oldest first, and the cursor to continue from.
+
+        Every host's cache sweep follows this feed, so a deleted image's
+        derivatives go from every host's cache.
+        """
+
+    @abc.abstractmethod
     def count(self) -> int:
         """How many non-deleted images the catalog holds."""
+
+    def _load_many(self, image_ids: list[str]) -> dict[str, Doc]:
+        """The documents that exist among ``image_ids`` (backends answer in one query)."""
+        found = {i: self._load(i) for i in image_ids}
+        return {i: doc for i, doc in found.items() if doc is not None}
 
     @abc.abstractmethod
     def ping(self) -> None:
@@ -114,7 +79,7 @@ class Catalog(abc.ABC):
     def get(self, image_id: str) -> Doc:
         doc = self.find(image_id)
         if doc is None:
-            raise ImageNotFound(image_id, self.name)
+            raise UnknownImage(image_id, self.name)
         return doc
 
     def get_live(self, image_id: str) -> Doc:
@@ -124,21 +89,43 @@ class Catalog(abc.ABC):
             raise ImageNotFound(image_id, f"{self.name} (marked deleted)")
         return doc
 
+    def find_many(self, image_ids: Iterable[str]) -> dict[str, Doc]:
+        """The documents of those of ``image_ids`` that exist."""
+        return self._load_many([validate_id(i) for i in dict.fromkeys(image_ids)])
+
+    def pages(self, batch: int = 500) -> Iterator[list[Doc]]:
+        """Every live image document, ``batch`` at a time, in ID order."""
+        after: str | None = None
+        while docs := self._page(after, batch):
+            yield docs
+            after = str(docs[-1]["_id"])
+
+    def delete(self, image_id: str) -> bool:
+        """Remove an image's document; False if it had none (not an error, as in huImages)."""
+        return self._delete(validate_id(image_id))
+
+    def update(self, image_id: str, change: Callable[[Doc], Doc]) -> Doc:
+        """Atomically change an existing document; ``ImageNotFound`` if there is none."""
+
+        def apply(doc: Doc | None) -> Doc:
+            if doc is None:
+                raise UnknownImage(image_id, self.name)
+            return change(doc)
+
+        return self._modify(validate_id(image_id), apply)
+
+    def update_metadata(self, image_id: str, **metadata: Any) -> Doc:
+        """Merge title, references, type and timestamp into an existing document (see ``merge_metadata``)."""
+        return self.update(image_id, lambda doc: merge_metadata(doc, **metadata))
+
     def record_image(self, image_id: str, **fields: Any) -> Doc:
         """Create or merge the document of a saved image (see ``merge_into``)."""
         validate_id(image_id)
         return self._modify(image_id, lambda doc: merge_into(doc, image_id, **fields))
 
     def set_title(self, image_id: str, title: str) -> Doc:
-        def change(doc: Doc | None) -> Doc:
-            if doc is None:
-                raise ImageNotFound(image_id, self.name)
-            titles = list(doc.get("title") or [])
-            if title and title not in titles:
-                titles.append(title)
-            return {**doc, "title": titles}
-
-        return self._modify(validate_id(image_id), change)
+        """Append a title the image does not have yet."""
+        return self.update_metadata(image_id, timestamp=None, title=title)
 
     def next_id(self, image_id: str) -> str:
         """The following ID in ID order, wrapping to the first after the last."""

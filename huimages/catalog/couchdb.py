@@ -8,15 +8,18 @@ document only: huImages' own clients browse it with ``_all_docs``.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Callable
 
 import couchdb.http
 
-from huimages.catalog.base import Catalog, Doc
+from huimages.catalog.base import Catalog
+from huimages.catalog.docs import Doc
 from huimages.couch import CouchDatabase
 from huimages.errors import BackendUnavailable
+from huimages.ids import is_valid_id
 
 _CONFLICT_RETRIES = 20
 
@@ -47,6 +50,45 @@ class CouchDBCatalog(Catalog):
                 except couchdb.http.ResourceConflict:
                     time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
         raise BackendUnavailable(self.name, f"{image_id} kept changing under {_CONFLICT_RETRIES} attempts")
+
+    def _load_many(self, image_ids: list[str]) -> dict[str, Doc]:
+        if not image_ids:
+            return {}
+        with self.couch.errors(self.name, "read images"):
+            rows = self.couch.db(self.name).view("_all_docs", keys=image_ids, include_docs=True)
+            return {str(row.key): dict(row.doc) for row in rows if row.doc}
+
+    def _page(self, after: str | None, limit: int) -> list[Doc]:
+        options = {} if after is None else {"startkey": after}
+        rows = self.couch.view(self.name, "live", limit=limit + 1, reduce=False, include_docs=True, **options)
+        return [dict(row.doc) for row in rows if row.id != after][:limit]
+
+    def _delete(self, image_id: str) -> bool:
+        db = self.couch.db(self.name)
+        for attempt in range(_CONFLICT_RETRIES):
+            with self.couch.errors(self.name, f"delete {image_id}"):
+                current = db.get(image_id)
+                if current is None:
+                    return False
+                try:
+                    db.delete(current)
+                    return True
+                except couchdb.http.ResourceNotFound:
+                    return False
+                except couchdb.http.ResourceConflict:
+                    time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
+        raise BackendUnavailable(self.name, f"{image_id} kept changing under {_CONFLICT_RETRIES} attempts")
+
+    def deletions(self, cursor: str | None, limit: int = 1000) -> tuple[list[str], str | None]:
+        """From CouchDB's own changes feed: a deleted document stays there as a deletion."""
+        options: dict[str, object] = {"limit": limit}
+        if cursor is not None:
+            options["since"] = json.loads(cursor)
+        with self.couch.errors(self.name, "read the changes feed"):
+            feed = self.couch.db(self.name).changes(**options)
+        results = feed.get("results") or []
+        ids = [str(r["id"]) for r in results if r.get("deleted") and is_valid_id(str(r["id"]))]
+        return ids, json.dumps(feed["last_seq"]) if results else cursor
 
     def _neighbour(self, key: str | None, after: bool) -> str | None:
         options = {} if key is None else {"startkey": key}

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-from huimages.catalog.base import Catalog, Doc
+from huimages.catalog.base import Catalog
+from huimages.catalog.docs import Doc
 from huimages.sqlitedb import SQLiteFile
 
 _SCHEMA = """
@@ -20,7 +22,13 @@ CREATE TABLE IF NOT EXISTS images (
     doc TEXT NOT NULL,
     deleted INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS deletions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL,
+    at REAL NOT NULL
+);
 """
+_CHUNK = 500  # SQLite's limit on bound parameters is 999
 
 
 def _setup(conn: sqlite3.Connection) -> None:
@@ -52,6 +60,37 @@ class SQLiteCatalog(Catalog):
                 (image_id, json.dumps(doc, sort_keys=True), 1 if doc.get("deleted") else 0),
             )
         return doc
+
+    def _load_many(self, image_ids: list[str]) -> dict[str, Doc]:
+        found: dict[str, Doc] = {}
+        with self.file.errors() as conn:
+            for start in range(0, len(image_ids), _CHUNK):
+                chunk = image_ids[start : start + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                for image_id, doc in conn.execute(f"SELECT id, doc FROM images WHERE id IN ({marks})", chunk):
+                    found[image_id] = json.loads(doc)
+        return found
+
+    def _page(self, after: str | None, limit: int) -> list[Doc]:
+        with self.file.errors() as conn:
+            rows = conn.execute(
+                "SELECT doc FROM images WHERE id > ? AND deleted = 0 ORDER BY id LIMIT ?", (after or "", limit)
+            ).fetchall()
+        return [json.loads(doc) for (doc,) in rows]
+
+    def _delete(self, image_id: str) -> bool:
+        with self.file.transaction() as conn:
+            if conn.execute("DELETE FROM images WHERE id = ?", (image_id,)).rowcount == 0:
+                return False
+            conn.execute("INSERT INTO deletions (id, at) VALUES (?, ?)", (image_id, time.time()))
+        return True
+
+    def deletions(self, cursor: str | None, limit: int = 1000) -> tuple[list[str], str | None]:
+        with self.file.errors() as conn:
+            rows = conn.execute(
+                "SELECT seq, id FROM deletions WHERE seq > ? ORDER BY seq LIMIT ?", (int(cursor or 0), limit)
+            ).fetchall()
+        return [str(image_id) for _, image_id in rows], str(rows[-1][0]) if rows else cursor
 
     def _neighbour(self, key: str | None, after: bool) -> str | None:
         where = "deleted = 0" if key is None else ("id > ? AND deleted = 0" if after else "id < ? AND deleted = 0")

@@ -30,6 +30,8 @@ CDN_VIEWS: dict[str, dict[str, str]] = {
     "due": {
         "map": f"function (doc) {{ if ({_DERIVATIVE} && doc.state === 'queued') {{ emit(doc.next_attempt, null); }} }}",
     },
+    # Every derivative by its image (deleting an image).
+    "by_image": {"map": f"function (doc) {{ if ({_DERIVATIVE}) {{ emit(doc.image_id, null); }} }}"},
     # Every derivative by state and queue time: counts, the oldest queued, the parked ones.
     "states": {
         "map": f"function (doc) {{ if ({_DERIVATIVE}) {{ emit([doc.state, doc.queued_at], null); }} }}",
@@ -120,6 +122,23 @@ class CouchQueue(QueueStore):
                 return
             time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
         raise BackendUnavailable(self.name, f"{len(pending)} queue records kept changing")
+
+    def _remove_many(self, keys: list[str]) -> None:
+        db = self._db()
+        with self.couch.errors(self.name, "remove queue records"):
+            rows = db.view("_all_docs", keys=keys)
+            gone = [
+                {"_id": row.id, "_rev": row.value["rev"], "_deleted": True}
+                for row in rows
+                if row.value and not row.value.get("deleted")
+            ]
+            if gone:
+                db.update(gone)
+
+    def _derivatives_of(self, image_id: str) -> list[Record]:
+        self._db()
+        rows = self.couch.view(self.name, "by_image", key=image_id, include_docs=True)
+        return [dict(row.doc) for row in rows]
 
     def _due(self, now: float, limit: int) -> list[Record]:
         self._db()

@@ -33,11 +33,13 @@ from huimages.cache import CACHE_FOREVER
 from huimages.cdn.records import PARKED, QUEUED, UPLOADED, Derivative
 from huimages.cdn.store import QueueStore
 from huimages.config import CdnSettings
+from huimages.errors import UnknownImage
 
 logger = logging.getLogger(__name__)
 
 LEASE = "processqueue"
 _MAX_BACKOFF = 6 * 3600.0
+_GONE = "gone"  # the image was deleted meanwhile: the item is dropped, not retried
 
 #: Renders (if need be) and returns the bytes of a derivative: ``(size token, image ID) -> JPEG``.
 DerivativeSource = Callable[[str, str], bytes]
@@ -103,6 +105,24 @@ class CdnPublisher:
         if self.accepts(size_token):
             self.store.enqueue(size_token, image_id, self.store.size_version(size_token), self.clock())
 
+    def enqueue_many(self, size_token: str, image_ids: list[str]) -> int:
+        """Queue derivatives that exist already (a warm cache); returns how many were not queued before."""
+        if not self.accepts(size_token):
+            return 0
+        return self.store.enqueue_many(size_token, image_ids, self.store.size_version(size_token), self.clock())
+
+    def forget_image(self, image_id: str) -> int:
+        """A deleted image: its uploaded objects leave the CDN bucket, its queue records go; returns objects deleted."""
+        items = self.store.derivatives_of(image_id)
+        uploaded = [item for item in items if item.state == UPLOADED]
+        for item in uploaded:
+            self.bucket.delete(item.key)
+        self.store.remove(items)
+        with self._lock:
+            for key in [k for k in self._lookups if k[1] == image_id]:
+                del self._lookups[key]
+        return len(uploaded)
+
     # -- queue runs -----------------------------------------------------------
 
     def run(self) -> RunReport:
@@ -133,6 +153,8 @@ class CdnPublisher:
                     return
                 seen.update((d.size, d.image_id) for d in batch)
                 results = list(pool.map(self._attempt, batch))
+                self.store.remove(item for item in results if item.state == _GONE)
+                results = [item for item in results if item.state != _GONE]
                 self.store.settle(results)
                 for item in results:
                     if item.state == UPLOADED:
@@ -150,6 +172,10 @@ class CdnPublisher:
         try:
             data = self.source(item.size, item.image_id)
             self.bucket.put(item.key, data, "image/jpeg", CacheControl=CACHE_FOREVER)
+        except UnknownImage:
+            logger.info("dropped %s from the queue: the image was deleted", item.key)
+            item.state = _GONE
+            return item
         except Exception as exc:  # one bad item must not stop the others
             item.attempts += 1
             item.last_error = str(exc)[:500]

@@ -21,15 +21,20 @@ CREATE TABLE IF NOT EXISTS cdn_records (
     doc TEXT NOT NULL,
     state TEXT,
     next_attempt REAL,
-    queued_at REAL
+    queued_at REAL,
+    image_id TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS cdn_records_due ON cdn_records (state, next_attempt);
 CREATE INDEX IF NOT EXISTS cdn_records_age ON cdn_records (state, queued_at);
+CREATE INDEX IF NOT EXISTS cdn_records_image ON cdn_records (image_id);
 """
 _CHUNK = 500  # SQLite's limit on bound parameters is 999
 
 
-def _row(key: str, record: Record) -> tuple[str, str, object, object, object]:
+Row = tuple[str, str, object, object, object, object]
+
+
+def _row(key: str, record: Record) -> Row:
     derivative = record.get("huimages") == "derivative"
     return (
         key,
@@ -37,12 +42,15 @@ def _row(key: str, record: Record) -> tuple[str, str, object, object, object]:
         record["state"] if derivative else None,
         record["next_attempt"] if derivative else None,
         record["queued_at"] if derivative else None,
+        record["image_id"] if derivative else None,
     )
 
 
-def _upsert(conn: sqlite3.Connection, rows: list[tuple[str, str, object, object, object]]) -> None:
+def _upsert(conn: sqlite3.Connection, rows: list[Row]) -> None:
     conn.executemany(
-        "INSERT OR REPLACE INTO cdn_records (key, doc, state, next_attempt, queued_at) VALUES (?, ?, ?, ?, ?)", rows
+        "INSERT OR REPLACE INTO cdn_records (key, doc, state, next_attempt, queued_at, image_id)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        rows,
     )
 
 
@@ -100,6 +108,15 @@ class SQLiteQueue(QueueStore):
                 if record is not None:
                     rows.append(_row(key, record))
             _upsert(conn, rows)
+
+    def _remove_many(self, keys: list[str]) -> None:
+        with self.file.transaction() as conn:
+            conn.executemany("DELETE FROM cdn_records WHERE key = ?", [(key,) for key in keys])
+
+    def _derivatives_of(self, image_id: str) -> list[Record]:
+        with self.file.errors() as conn:
+            rows = conn.execute("SELECT doc FROM cdn_records WHERE image_id = ?", (image_id,)).fetchall()
+        return [json.loads(doc) for (doc,) in rows]
 
     def _due(self, now: float, limit: int) -> list[Record]:
         with self.file.errors() as conn:

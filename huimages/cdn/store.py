@@ -1,8 +1,9 @@
 """The CDN queue store: queue, leases and size versions, written once on a few primitives.
 
-A backend stores JSON records by key (see ``records``) and implements six
-primitives: read many, atomically change many, and four queries (due items,
-counts per state, the oldest queued item, keys in a state), plus ``ping``.
+A backend stores JSON records by key (see ``records``) and implements eight
+primitives: read many, atomically change many, remove many, and five queries
+(due items, counts per state, the oldest queued item, keys in a state, the
+derivatives of one image), plus ``ping``.
 Everything else (what enqueueing means, when a lease is free, how a result is
 settled) lives here, so the SQLite and CouchDB stores cannot disagree.
 """
@@ -43,6 +44,14 @@ class QueueStore(abc.ABC):
     @abc.abstractmethod
     def _update_many(self, keys: list[str], change: Change) -> None:
         """Apply ``change`` to each key as an atomic read-modify-write (retried on conflict)."""
+
+    @abc.abstractmethod
+    def _remove_many(self, keys: list[str]) -> None:
+        """Remove the records under ``keys`` (missing ones are not an error)."""
+
+    @abc.abstractmethod
+    def _derivatives_of(self, image_id: str) -> list[Record]:
+        """The derivative records of one image, whatever their size and state."""
 
     @abc.abstractmethod
     def _due(self, now: float, limit: int) -> list[Record]:
@@ -94,6 +103,32 @@ class QueueStore(abc.ABC):
             return Derivative(size, image_id, version, next_attempt=now, queued_at=now).as_record()
 
         self._update_many([derivative_key(size, image_id)], change)
+
+    def enqueue_many(self, size: str, image_ids: Iterable[str], version: int, now: float) -> int:
+        """``enqueue`` for many images at once; returns how many were queued (the others were already)."""
+        queued: set[str] = set()
+
+        def change(key: str, record: Record | None) -> Record | None:
+            if record is not None and int(record["version"]) >= version:
+                return None
+            image_id = key.rsplit(":", 1)[1]
+            queued.add(image_id)
+            return Derivative(size, image_id, version, next_attempt=now, queued_at=now).as_record()
+
+        keys = [derivative_key(size, i) for i in image_ids]
+        if keys:
+            self._update_many(keys, change)
+        return len(queued)
+
+    def derivatives_of(self, image_id: str) -> list[Derivative]:
+        """Every queued, uploaded or parked derivative of one image."""
+        return [Derivative.from_record(record) for record in self._derivatives_of(image_id)]
+
+    def remove(self, items: Iterable[Derivative]) -> None:
+        """Forget derivatives (their image was deleted)."""
+        keys = [item.record_key for item in items]
+        if keys:
+            self._remove_many(keys)
 
     def due(self, now: float, limit: int) -> list[Derivative]:
         """Queued derivatives whose next attempt is due, soonest first."""

@@ -1,11 +1,13 @@
 """The production front: a lighttpd config, and running lighttpd with it.
 
 lighttpd's document root is the derivative cache, so every hit is a static
-file and never reaches Python. Anything that is not a file (a miss, an error,
-``/healthz``, ``/processqueue``) is rewritten to the FastCGI backends, which
-lighttpd spawns from the package's ``huimages/server.py``. A small mod_magnet script gives hits the
-same ``Cache-Control`` as the Python server without touching the backends'
-responses (mod_setenv cannot tell the two apart in lighttpd 1.4.69).
+file and never reaches Python, under any URL form huImages wrote. Anything
+that is not a file (a miss, an error, ``/healthz``, ``/processqueue``) goes to
+the FastCGI backends through lighttpd's 404 handler, as in huImages' config;
+lighttpd spawns them from the package's ``huimages/server.py``. A small
+mod_magnet script gives hits the same ``Cache-Control`` as the Python server
+without touching the backends' responses (mod_setenv cannot tell the two
+apart in lighttpd 1.4.69).
 """
 
 from __future__ import annotations
@@ -139,9 +141,17 @@ etag.use-inode = "disable"
 magnet.attract-physical-path-to = ( {_quote(cfg.lua_script)} )
 
 # Hidden files (temporary files, lock files) are never served: the app
-# answers them with 404. Everything that is not a file goes to the app.
-url.rewrite-once = ( "^(.*/\\..*)$" => "/_huimages$1" )
-url.rewrite-if-not-file = ( "^(/.*)$" => "/_huimages$1" )
+# answers them with 404. huImages' URL forms /<size>/<id>/<title>.jpeg,
+# /<size>/<id>.jpg and /<size>/<id> are the file /<size>/<id>.jpeg, so once
+# it exists they are static hits too. (Named sizes such as /small/ are links
+# to their numeric folder, made by the app.)
+url.rewrite-once = (
+    "^(.*/\\..*)$" => "/_huimages$1",
+    "^/([^/?]+)/([A-Z2-7]{{32}}01)(/[^/?]+\\.jpe?g|\\.jpg)?(\\?.*)?$" => "/$1/$2.jpeg$4",
+)
+# Whatever is not a file (a miss, /healthz, /processqueue) goes to the app,
+# as in huImages' config; the app sees the URI as the client sent it.
+server.error-handler-404 = "/_huimages/"
 
 # /processqueue runs the CDN upload queue: only from this host.
 $HTTP["url"] =~ "^/processqueue" {{

@@ -67,6 +67,10 @@ class OriginalsStore(abc.ABC):
     def delete(self, image_id: str) -> None:
         self._remove(validate_id(image_id))
 
+    def prefix(self, image_id: str, length: int) -> bytes:
+        """The first ``length`` bytes of an original (enough for its header); stores that can, read only those."""
+        return self.get(image_id)[:length]
+
     def read_back(self, image_id: str) -> bytes | None:
         """The bytes as the store itself holds them, bypassing any local copy (verification)."""
         return self._read(validate_id(image_id))

@@ -10,13 +10,15 @@ rendering a second size does not download the original again.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import os
 from pathlib import Path
 
 from huimages.config import Settings
-from huimages.errors import CorruptOriginal
+from huimages.errors import CorruptOriginal, ImageNotFound
 from huimages.fsutil import atomic_write
-from huimages.ids import matches
+from huimages.ids import is_valid_id, matches, validate_id
 from huimages.originals.base import OriginalsStore
 from huimages.s3 import Bucket, make_client
 
@@ -85,6 +87,40 @@ class S3Store(OriginalsStore):
 
     def ping(self) -> None:
         self.bucket.ping()
+
+    def prefix(self, image_id: str, length: int) -> bytes:
+        path = self._local(image_id)
+        if path is not None and path.is_file():
+            with path.open("rb") as fh:
+                return fh.read(length)
+        data = self.bucket.get_prefix(validate_id(image_id), length)
+        if data is None:
+            raise ImageNotFound(image_id, self.name)
+        return data
+
+    def public_ids(self, sample: int | None = None) -> tuple[int, list[str]]:
+        """Originals readable by anyone (huImages made them so): (how many were checked, the public ones).
+
+        ``sample``: check about that many, from a random place in the bucket on; None: all of them.
+        """
+        ids = self.all_ids() if sample is None else self._sample_ids(sample)
+        return len(ids), [i for i in ids if self.bucket.is_public(i)]
+
+    def _sample_ids(self, count: int) -> list[str]:
+        start = base64.b32encode(os.urandom(20)).decode("ascii")
+        keys = self.bucket.keys(start, count)
+        if len(keys) < count:  # the random start was near the end: go on from the beginning
+            keys += [k for k in self.bucket.keys("", count - len(keys)) if k <= start]
+        return [k for k in dict.fromkeys(keys) if is_valid_id(k)]
+
+    def all_ids(self) -> list[str]:
+        """Every original's ID in the bucket, in key order."""
+        ids: list[str] = []
+        after = ""
+        while keys := self.bucket.keys(after):
+            ids.extend(k for k in keys if is_valid_id(k))
+            after = keys[-1]
+        return ids
 
     def read_back(self, image_id: str) -> bytes | None:
         self.drop_local(image_id)

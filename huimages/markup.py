@@ -1,0 +1,39 @@
+"""HTML for images: the ``<img>`` tag, built in one place with every value escaped."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+
+def attribute_name(key: str) -> str:
+    """A keyword argument as an attribute name: a trailing ``_`` is dropped (``class_`` -> ``class``)."""
+    return key[:-1] if key.endswith("_") else key
+
+
+def img_tag(
+    src: str,
+    width: int | None,
+    height: int | None,
+    alt: str,
+    args: Iterable[str] = (),
+    attrs: Mapping[str, Any] | None = None,
+) -> str:
+    """``<img src=... width=... height=... ARGS k="v"... alt=... />`` as huImages' ``scaled_tag`` wrote it.
+
+    ``args`` are inserted verbatim (huImages' positional arguments: attribute
+    text the caller vouches for); ``alt`` is used unless ``attrs`` has one.
+    """
+    attrs = attrs or {}
+    parts = [f'<img src="{html.escape(src)}"']
+    if width and height:
+        parts.append(f'width="{width}" height="{height}"')
+    parts.extend(args)
+    names = {attribute_name(key) for key in attrs}
+    for key, value in attrs.items():
+        parts.append(f'{html.escape(attribute_name(key))}="{html.escape(str(value))}"')
+    if "alt" not in names:
+        parts.append(f'alt="{html.escape(alt)}"')
+    parts.append("/>")
+    return " ".join(parts)
