@@ -87,7 +87,7 @@ def site(request: pytest.FixtureRequest, tmp_path: Path, seaweed: SeaweedS3) -> 
 def test_end_to_end(site: Site) -> None:
     image_id = site.client.save_image(jpeg(800, 600))
     local = site.client.scaled_imageurl(image_id, "small")
-    assert local == f"http://img.test/240x160/{image_id}.jpeg"
+    assert local == f"http://img.test/240x160/{image_id}/image.jpeg"
     body = site.render(image_id)
     site.render(image_id, "o")  # the original is never offloaded
     assert site.queue.queue_stats().counts["queued"] == 1
@@ -105,11 +105,11 @@ def test_end_to_end(site: Site) -> None:
     cdn_url = f"{CDN}/240x160/1/{image_id}.jpeg"
     assert site.client.scaled_imageurl(image_id, "small") == cdn_url
     assert f'src="{cdn_url}"' in site.client.scaled_tag(image_id, "small")
-    assert site.client.imageurl(image_id, "240x160") == local  # the server URL stays available
+    assert site.client.imageurl(image_id, "240x160") == cdn_url  # as in huImages, the same as scaled_imageurl
     other = site.client.save_image(jpeg(100, 80))
     assert site.client.scaled_imageurls([image_id, other], "small") == {
         image_id: cdn_url,
-        other: f"http://img.test/240x160/{other}.jpeg",
+        other: f"http://img.test/240x160/{other}/image.jpeg",
     }
     result = CliRunner(env=site.env).invoke(main, ["url", image_id, "--size", "small"])
     assert result.stdout.strip() == cdn_url
@@ -193,15 +193,18 @@ def test_s3_down_during_a_run(site: Site) -> None:
 def test_poison_item_parks_without_blocking_others(site: Site) -> None:
     good = site.client.save_image(jpeg(200, 100))
     site.render(good)
-    poison = compute_id(b"an image nobody stored")
+    poison = site.client.save_image(jpeg(201, 100))
+    site.client.service.originals.delete(poison)  # its record stays, its original is gone: it cannot render
     site.queue.enqueue("240x160", poison, 1, time.time())
+    deleted = compute_id(b"an image deleted after it was queued")
+    site.queue.enqueue("240x160", deleted, 1, time.time())
     first = site.process()
     assert (first["uploaded"], first["failed"]) == (1, 1)
     for _ in range(2):
         site.later(1.5)
         site.process()
     stats = site.queue.queue_stats().counts
-    assert stats == {"queued": 0, "uploaded": 1, "parked": 1}
+    assert stats == {"queued": 0, "uploaded": 1, "parked": 1}  # the deleted image's item was dropped at once
     result = CliRunner(env=site.env).invoke(main, ["queue"])
     assert "parked    1" in result.stdout
     result = CliRunner(env=site.env).invoke(main, ["queue", "retry"])
@@ -227,7 +230,7 @@ def test_flush(site: Site) -> None:
     result = CliRunner(env=site.env).invoke(main, ["flush", "small"])
     assert result.exit_code == 0, result.output
     assert "240x160: version 2, 1 cached files removed" in result.stdout
-    assert site.client.scaled_imageurl(image_id, "small") == f"http://img.test/240x160/{image_id}.jpeg"
+    assert site.client.scaled_imageurl(image_id, "small") == f"http://img.test/240x160/{image_id}/image.jpeg"
     site.render(image_id)  # rendered anew and queued at version 2
     assert site.process()["uploaded"] == 1
     assert site.keys() == [f"240x160/1/{image_id}.jpeg", f"240x160/2/{image_id}.jpeg"]  # old one left

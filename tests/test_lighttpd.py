@@ -110,6 +110,36 @@ def test_hit_is_served_without_python(front: Front) -> None:
     assert front.renders(f"240x160/{image_id}") == 1
 
 
+def test_huimages_url_forms_are_static_hits(front: Front) -> None:
+    """Every URL form huImages wrote is served from the one cache file, without Python, once it exists."""
+    image_id = front.client.save_image(jpeg(900, 600), title="Harbour at night")
+    titled = front.client.scaled_imageurl(image_id, "small").removeprefix(front.client.settings.server_url[:-1])
+    assert titled == f"/240x160/{image_id}/Harbour-at-night.jpeg"
+    status, _headers, body = front.get(titled)  # a miss in the title form: the app renders it
+    assert status == 200 and decode(body).size == (240, 160)
+    forms = [
+        titled,
+        f"/240x160/{image_id}.jpeg",
+        f"/240x160/{image_id}/any-other-title.jpg",
+        f"/240x160/{image_id}.jpg",
+        f"/240x160/{image_id}",
+        f"/small/{image_id}.jpeg",
+        f"/small/{image_id}/Harbour-at-night.jpeg",
+    ]
+    backends = front.backends()
+    for pid in backends:
+        os.kill(pid, signal.SIGSTOP)  # Python cannot answer anything now
+    try:
+        answers = [front.get(form, timeout=5) for form in forms]
+    finally:
+        for pid in backends:
+            os.kill(pid, signal.SIGCONT)
+    for form, (status, headers, hit) in zip(forms, answers, strict=True):
+        assert (status, hit) == (200, body), form
+        assert headers["cache-control"] == "public, max-age=31536000, immutable", form
+    assert front.renders(f"240x160/{image_id}") == 1  # one render for every form
+
+
 def test_same_answers_as_the_python_server(front: Front) -> None:
     image_id = front.client.save_image(jpeg(640, 480))
     unknown = "A" * 32 + "01"

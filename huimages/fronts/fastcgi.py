@@ -12,8 +12,11 @@ from __future__ import annotations
 import logging
 import sys
 
+from huimages.cache import DerivativeCache
 from huimages.config import Settings
 from huimages.web import create_app
+
+logger = logging.getLogger(__name__)
 
 BindAddress = str | tuple[str, int] | None
 
@@ -22,6 +25,10 @@ def run(settings: Settings, bind: BindAddress = None) -> None:
     """Serve FastCGI on ``bind`` (a socket path or host and port), or on fd 0 when None."""
     from flup.server.fcgi import WSGIServer
 
+    try:  # lighttpd serves /small/<id>.jpeg from the numeric folder through these links
+        DerivativeCache(settings.paths.cache_dir).link_names(settings.sizes)
+    except OSError as exc:
+        logger.error("cannot link the named sizes' folders in %s: %s", settings.paths.cache_dir, exc)
     app = create_app(settings)
     server = WSGIServer(app, bindAddress=bind, multithreaded=True, multiplexed=False, debug=False, umask=0o002)
     server.run()
