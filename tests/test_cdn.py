@@ -88,7 +88,8 @@ def test_end_to_end(site: Site) -> None:
     image_id = site.client.save_image(jpeg(800, 600))
     local = site.client.scaled_imageurl(image_id, "small")
     assert local == f"http://img.test/240x160/{image_id}/image.jpeg"
-    body = site.render(image_id)
+    body = site.render(image_id, "small")  # first asked for by name: one derivative, under the numeric key
+    assert site.render(image_id, "240x160") == body
     site.render(image_id, "o")  # the original is never offloaded
     assert site.queue.queue_stats().counts["queued"] == 1
 
