@@ -288,6 +288,86 @@ def delete(image_ids: tuple[str, ...]) -> None:
 
 
 @main.command()
+@click.argument("sizes", nargs=-1, required=True)
+@click.option("--all-images", is_flag=True, help="Every image in the catalog.")
+@click.option("--id", "image_ids", multiple=True, help="This image (repeatable).")
+def prerender(sizes: tuple[str, ...], all_images: bool, image_ids: tuple[str, ...]) -> None:
+    """Render SIZES of images now (from their masters), so no page waits for them; cached ones are skipped.
+
+    New derivatives are queued for the CDN when one is configured. To do this
+    for every new image, set HUIMAGES_PRERENDER.
+    """
+    if all_images == bool(image_ids):
+        raise click.UsageError("give --all-images, or one or more --id ID")
+    service = _client().service
+    parsed = [service.parse_size(s) for s in sizes]
+    catalog = service.catalog
+    ids = [str(doc["_id"]) for docs in catalog.pages() for doc in docs] if all_images else list(image_ids)
+    rendered = cached = 0
+    failed: dict[str, str] = {}
+    with _bar(len(ids), "prerendering") as bar:
+        for image_id in ids:
+            try:
+                made = service.prerender(image_id, parsed)
+            except HuImagesError as exc:  # one bad image must not stop the others
+                failed[image_id] = str(exc)
+            else:
+                rendered, cached = rendered + made, cached + len(parsed) - made
+            bar.update(1)
+    click.echo(f"{rendered} derivatives rendered, {cached} were cached already, {len(failed)} failed")
+    for image_id, reason in sorted(failed.items()):
+        click.echo(f"  {image_id}: {reason}")
+    if failed:
+        sys.exit(1)
+
+
+@main.group()
+def masters() -> None:
+    """Masters: each image upright and at most HUIMAGES_MASTER_SIDE pixels, what renders read."""
+
+
+@masters.command("build")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Images at once.")
+def masters_build(workers: int) -> None:
+    """Make the master of every image that has none (images stored before masters); resumable."""
+    import concurrent.futures
+
+    service = _client().service
+    side = service.settings.master_side
+    if not side:
+        raise click.ClickException("masters are off (HUIMAGES_MASTER_SIDE=0)")
+
+    def build(image_id: str) -> bool:
+        if service.originals.get_master(image_id, side) is not None:
+            return False
+        service.master(image_id)
+        return True
+
+    made = already = 0
+    failed: dict[str, str] = {}
+    with (
+        _bar(service.catalog.count(), "building masters") as bar,
+        concurrent.futures.ThreadPoolExecutor(workers) as pool,
+    ):
+        for docs in service.catalog.pages():
+            futures = {pool.submit(build, str(doc["_id"])): str(doc["_id"]) for doc in docs}
+            for future in concurrent.futures.as_completed(futures):
+                try:
+                    if future.result():
+                        made += 1
+                    else:
+                        already += 1
+                except HuImagesError as exc:
+                    failed[futures[future]] = str(exc)
+                bar.update(1)
+    click.echo(f"masters made: {made}, already there: {already}, failed: {len(failed)}")
+    for image_id, reason in sorted(failed.items()):
+        click.echo(f"  {image_id}: {reason}")
+    if failed:
+        sys.exit(1)
+
+
+@main.command()
 def sweep() -> None:
     """Remove this host's cached derivatives of images deleted anywhere (run from cron on every host)."""
     click.echo(f"{_client().service.sweep_deleted()} cached derivatives of deleted images removed")

@@ -85,6 +85,13 @@ class Limits:
     max_upload_bytes: int = 64 * 1024 * 1024
     lock_timeout: float = 60.0
     render_timeout: float = 30.0
+    render_concurrency: int = 0  # 0: one per core of this process
+    render_wait: float = 10.0
+
+    @property
+    def render_slots(self) -> int:
+        """Renders at once per process."""
+        return self.render_concurrency or max(1, len(os.sched_getaffinity(0)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,6 +164,8 @@ class Settings:
     alt_addition: str = ""
     paths: Paths = dataclasses.field(default_factory=_default_paths)
     jpeg_quality: int = 85
+    master_side: int = 2048
+    prerender: tuple[str, ...] = ()
     sizes: Mapping[str, str] = dataclasses.field(default_factory=lambda: dict(DEFAULT_SIZES))
     limits: Limits = dataclasses.field(default_factory=Limits)
     s3: S3Settings = dataclasses.field(default_factory=S3Settings)
@@ -258,6 +267,13 @@ def _positive_float(raw: Any) -> float:
     return value
 
 
+def _non_negative_int(raw: Any) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
 def _non_negative_float(raw: Any) -> float:
     value = float(raw)
     if value < 0:
@@ -307,6 +323,8 @@ SETTINGS_SPECS: tuple[_Spec, ...] = (
     _Spec("HUIMAGES_ORIGINALS_DIR", "paths.originals_dir", Path, "filesystem originals store"),
     _Spec("HUIMAGES_CATALOG", "paths.catalog_file", Path, "SQLite catalog file (also holds the CDN queue)"),
     _Spec("HUIMAGES_JPEG_QUALITY", "jpeg_quality", int, "JPEG quality of derivatives, 1-95"),
+    _Spec("HUIMAGES_MASTER_SIDE", "master_side", _non_negative_int, "long side of each image's master; 0: none"),
+    _Spec("HUIMAGES_PRERENDER", "prerender", _csv_list, "sizes rendered when an image is stored: small,square"),
     _Spec("HUIMAGES_MAX_SIDE", "limits.max_side", _positive_int, "largest width or height a URL may ask for"),
     _Spec("HUIMAGES_MAX_PIXELS", "limits.max_pixels", _positive_int, "largest original, in pixels"),
     _Spec("HUIMAGES_MAX_UPLOAD_BYTES", "limits.max_upload_bytes", _positive_int, "largest original, in bytes"),
@@ -342,6 +360,13 @@ SETTINGS_SPECS: tuple[_Spec, ...] = (
     _Spec("HUIMAGES_ALLOWED_SIZES", "signing.allowed_sizes", _csv_list, "sizes allowed without a signature"),
     _Spec("HUIMAGES_URL_KEYS", "signing.keys", _csv_list, "URL signing keys, newest first (comma-separated)", True),
     _Spec("HUIMAGES_RENDER_TIMEOUT", "limits.render_timeout", _positive_float, "seconds a render may take"),
+    _Spec(
+        "HUIMAGES_RENDER_CONCURRENCY",
+        "limits.render_concurrency",
+        _non_negative_int,
+        "renders at once per process; 0: one per core",
+    ),
+    _Spec("HUIMAGES_RENDER_WAIT", "limits.render_wait", _non_negative_float, "seconds a miss waits for a render slot"),
 )
 _BY_NAME = {spec.name: spec for spec in SETTINGS_SPECS}
 
@@ -384,6 +409,15 @@ def _validate(settings: Settings) -> None:
             parse_spec(token, settings.limits.max_side)
         except ValueError as exc:
             raise ConfigurationError("HUIMAGES_ALLOWED_SIZES", f"{token}: {exc}") from None
+    for token in settings.prerender:
+        try:
+            parse_spec(settings.sizes.get(token, token), settings.limits.max_side)
+        except ValueError as exc:
+            raise ConfigurationError("HUIMAGES_PRERENDER", f"{token}: {exc}") from None
+    if settings.master_side and settings.master_side < 256:
+        raise ConfigurationError(
+            "HUIMAGES_MASTER_SIDE", "a master needs at least 256 pixels on its long side (0: none)"
+        )
     if not 1 <= settings.jpeg_quality <= 95:
         raise ConfigurationError("HUIMAGES_JPEG_QUALITY", f"{settings.jpeg_quality} is outside 1-95")
     for name, spec in settings.sizes.items():

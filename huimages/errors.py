@@ -110,6 +110,15 @@ class RenderBusy(HuImagesError):
         self.retry_after = 2
 
 
+class Overloaded(HuImagesError):
+    """Every render slot of this process stayed busy for the whole wait; nothing was rendered."""
+
+    def __init__(self, key: str, waited: float, slots: int) -> None:
+        super().__init__(f"{key}: all {slots} render slots stayed busy for {waited:.1f} s; try again shortly")
+        self.key = key
+        self.retry_after = 2
+
+
 class InvalidPath(HuImagesError, ValueError):
     """A request path that tries to leave the URL grammar (traversal, encoding tricks)."""
 

@@ -14,16 +14,18 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from huimages.admission import RenderSlots
 from huimages.cache import CachedFile, DerivativeCache
 from huimages.catalog import Catalog, open_catalog
 from huimages.catalog.docs import Doc, format_timestamp
 from huimages.cdn import CdnPublisher, open_publisher
 from huimages.config import Settings
+from huimages.errors import HuImagesError, InvalidImage
 from huimages.ids import compute_id, validate_id
-from huimages.imaging import Deadline, probe, render
+from huimages.imaging import Deadline, Rendered, ingest, make_master, master_dimensions, render
 from huimages.originals import OriginalsStore, open_store
 from huimages.signing import SizePolicy
-from huimages.sizes import Size, output_dimensions, parse_size
+from huimages.sizes import Size, decode_target, output_dimensions, parse_size
 from huimages.urls import image_path
 
 logger = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ class ImageService:
     catalog: Catalog
     cache: DerivativeCache
     policy: SizePolicy
+    slots: RenderSlots
     publisher: CdnPublisher | None = None
     _linked: set[str] = dataclasses.field(default_factory=set, repr=False)  # named sizes linked this process
 
@@ -62,6 +65,7 @@ class ImageService:
             catalog=open_catalog(settings, couch),
             cache=DerivativeCache(settings.paths.cache_dir, settings.limits.lock_timeout),
             policy=SizePolicy(settings),
+            slots=RenderSlots(settings.limits.render_slots, settings.limits.render_wait),
         )
         service.publisher = open_publisher(settings, service.derivative_bytes, couch)
         return service
@@ -81,17 +85,22 @@ class ImageService:
         typ: str = "",
         filename: str = "",
     ) -> str:
-        """Validate and store an original; returns its ID.
+        """Validate and store an original and its master; returns its ID.
 
-        The image is checked completely before anything is written, and the
-        original is stored before its document, so a failure at any step
-        leaves either nothing or an unreferenced (content-addressed, hence
-        harmless and reusable) original, never a document without bytes.
+        The image is checked completely before anything is written (the same
+        decode makes its master), and the original is stored before its
+        document, so a failure at any step leaves either nothing or an
+        unreferenced (content-addressed, hence harmless and reusable)
+        original, never a document without bytes. Then the sizes of
+        ``HUIMAGES_PRERENDER`` are rendered from the master.
         """
-        info = probe(bytes(data), self.settings.limits)
+        ingested = ingest(bytes(data), self.settings.limits, self.settings.master_side)
+        info = ingested.info
         image_id = compute_id(data)
         if not self.originals.exists(image_id):
             self.originals.put(image_id, bytes(data), info.content_type)
+        if ingested.master is not None:
+            self.originals.put_master(image_id, self.settings.master_side, ingested.master)
         self.catalog.record_image(
             image_id,
             width=info.width,
@@ -105,7 +114,25 @@ class ImageService:
             filename=filename,
         )
         logger.info("stored %s (%s, %dx%d, %d bytes)", image_id, info.format, info.width, info.height, len(data))
+        self._prerender(image_id)
         return image_id
+
+    def _prerender(self, image_id: str) -> None:
+        """Render the sizes a site shows new uploads in, so no page waits for them; a failure is logged only."""
+        for token in self.settings.prerender:
+            try:
+                self.derivative(self.parse_size(token), image_id).close()
+            except HuImagesError as exc:
+                logger.warning("could not prerender %s of %s: %s", token, image_id, exc)
+
+    def prerender(self, image_id: str, sizes: list[Size]) -> int:
+        """Render ``sizes`` of an image unless cached; returns how many were rendered."""
+        made = 0
+        for size in sizes:
+            if not self.cache.exists(size.spec, image_id):
+                self.derivative(size, image_id).close()
+                made += 1
+        return made
 
     def update_metadata(self, image_id: str, *, timestamp: datetime.datetime | str | None, **metadata: Any) -> Doc:
         """Merge title, references and type into an image's record, as saving it again would."""
@@ -124,6 +151,8 @@ class ImageService:
         existed = self.catalog.delete(image_id)
         removed = self.cache.remove_image(image_id)
         on_cdn = self.publisher.forget_image(image_id) if self.publisher is not None else 0
+        if self.settings.master_side:
+            self.originals.delete_master(image_id, self.settings.master_side)
         self.originals.delete(image_id)
         if existed or removed or on_cdn:
             logger.info("deleted %s (%d cached derivatives, %d CDN objects)", image_id, removed, on_cdn)
@@ -178,7 +207,8 @@ class ImageService:
             cached = self.cache.open(size.spec, image_id)
             if cached is not None:
                 return cached
-            return self._render(size, image_id)
+            with self.slots.slot(f"{size.spec}/{image_id}"):
+                return self._render(size, image_id)
 
     def derivative_bytes(self, size_token: str, image_id: str) -> bytes:
         """A derivative's bytes, rendered if missing (what the CDN uploads)."""
@@ -186,10 +216,14 @@ class ImageService:
 
     def _render(self, size: Size, image_id: str) -> CachedFile:
         doc = self.catalog.get_live(image_id)
-        original = self.originals.get(image_id)
         started = time.perf_counter()
         deadline = Deadline(f"{size.spec}/{image_id}", self.settings.limits.render_timeout)
-        rendered = render(original, size, self.settings.jpeg_quality, self.settings.limits, deadline)
+        if self.settings.master_side and not size.is_original and "length" not in doc:
+            doc = self._modernise(image_id)
+        rendered = self._render_from_master(size, image_id, doc, deadline)
+        if rendered is None:
+            original = self.originals.get(image_id)
+            rendered = render(original, size, self.settings.jpeg_quality, self.settings.limits, deadline)
         deadline.check("encoding")
         if rendered.source_size != (doc.get("width"), doc.get("height")):
             self._correct_dimensions(image_id, rendered.source_size)
@@ -206,6 +240,69 @@ class ImageService:
             (time.perf_counter() - started) * 1000,
         )
         return cached
+
+    def _render_from_master(self, size: Size, image_id: str, doc: Doc, deadline: Deadline) -> Rendered | None:
+        """The derivative from the image's master, when it has one that covers the size; else None.
+
+        A master covers a size when the decode that size needs fits inside it
+        (always, when the master is the original's full size). A host that
+        lacks the master makes it from the original once.
+        """
+        side = self.settings.master_side
+        if not side or size.is_original:
+            return None
+        width, height = int(doc["width"]), int(doc["height"])
+        master_w, master_h = master_dimensions(width, height, side)
+        need_w, need_h = decode_target(size, width, height)
+        if (master_w, master_h) != (width, height) and (need_w > master_w or need_h > master_h):
+            return None
+        master = self.master(image_id)
+        try:
+            return render(
+                master, size, self.settings.jpeg_quality, self.settings.limits, deadline, source_size=(width, height)
+            )
+        except InvalidImage as exc:  # an unreadable master is made again from the original
+            logger.warning("the master of %s is unreadable (%s); making it again", image_id, exc)
+            self.originals.delete_master(image_id, side)
+            return render(
+                self.master(image_id),
+                size,
+                self.settings.jpeg_quality,
+                self.settings.limits,
+                deadline,
+                source_size=(width, height),
+            )
+
+    def _modernise(self, image_id: str) -> Doc:
+        """Bring a record written by huImages (no ``length``; the stored, unrotated size) up to date.
+
+        One decode of the original makes its master and gives the displayed
+        size, the length and the content type.
+        """
+        original = self.originals.get(image_id)  # a legacy attachment is copied to the primary store here
+        limits = dataclasses.replace(self.settings.limits, max_upload_bytes=max(len(original), 1))
+        ingested = ingest(original, limits, self.settings.master_side)
+        assert ingested.master is not None
+        self.originals.put_master(image_id, self.settings.master_side, ingested.master)
+        info = ingested.info
+        fields = {
+            "width": info.width,
+            "height": info.height,
+            "length": len(original),
+            "content_type": info.content_type,
+        }
+        logger.info("brought the huImages record of %s up to date: %dx%d", image_id, info.width, info.height)
+        return self.catalog.update(image_id, lambda doc: {**doc, **fields})
+
+    def master(self, image_id: str) -> bytes:
+        """The image's master, made from the original and stored if this store has none yet."""
+        side = self.settings.master_side
+        master = self.originals.get_master(image_id, side)
+        if master is None:
+            master = make_master(self.originals.get(image_id), self.settings.limits, side)
+            self.originals.put_master(image_id, side, master)
+            logger.info("made the master of %s", image_id)
+        return master
 
     def _correct_dimensions(self, image_id: str, size: tuple[int, int]) -> None:
         """A record written by huImages holds the stored, unrotated size: correct it from the render."""

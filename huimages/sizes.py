@@ -83,7 +83,7 @@ def fit_dimensions(src_w: int, src_h: int, box_w: int, box_h: int) -> tuple[int,
     return max(1, _round_div(src_w * box_h, src_h)), box_h
 
 
-def crop_box(src_w: int, src_h: int, box_w: int, box_h: int) -> tuple[float, float, float, float]:
+def crop_box(src_w: float, src_h: float, box_w: int, box_h: int) -> tuple[float, float, float, float]:
     """The centred region of the source with the box's aspect ratio.
 
     Returned in source pixels (floats, so no rounding shifts the centre); it

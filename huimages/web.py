@@ -28,6 +28,7 @@ from huimages.errors import (
     InvalidImageId,
     InvalidPath,
     InvalidSize,
+    Overloaded,
     RenderBusy,
     RenderTimeout,
     SizeNotAllowed,
@@ -54,6 +55,7 @@ _STATUS: tuple[tuple[type[HuImagesError], str], ...] = (
     (ImageNotFound, "404 Not Found"),
     (InvalidImage, "422 Unprocessable Entity"),
     (RenderBusy, "503 Service Unavailable"),
+    (Overloaded, "503 Service Unavailable"),
     (BackendUnavailable, "503 Service Unavailable"),
     (StorageError, "500 Internal Server Error"),
 )

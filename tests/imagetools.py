@@ -80,3 +80,41 @@ def difference(a: Image.Image, b: Image.Image) -> float:
 def assert_similar(a: Image.Image, b: Image.Image, tolerance: float = 12.0) -> None:
     diff = difference(a, b)
     assert diff <= tolerance, f"images differ by {diff:.1f} on average (tolerance {tolerance})"
+
+
+def ssim(a: Image.Image, b: Image.Image) -> float:
+    """Structural similarity of two same-size images, on luma (Wang et al. 2004: 11x11 Gaussian, sigma 1.5)."""
+    import numpy as np
+
+    assert a.size == b.size, (a.size, b.size)
+    x = np.asarray(a.convert("L"), dtype=np.float64)
+    y = np.asarray(b.convert("L"), dtype=np.float64)
+    radius = 5
+    offsets = np.arange(-radius, radius + 1)
+    kernel = np.exp(-(offsets**2) / (2 * 1.5**2))
+    kernel /= kernel.sum()
+
+    def blur(m: np.ndarray) -> np.ndarray:
+        m = np.apply_along_axis(lambda r: np.convolve(r, kernel, mode="valid"), 0, m)
+        return np.apply_along_axis(lambda r: np.convolve(r, kernel, mode="valid"), 1, m)
+
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    mx, my = blur(x), blur(y)
+    sxx, syy, sxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    value = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+    return float(value.mean())
+
+
+def photo(width: int, height: int, seed: int = 0) -> Image.Image:
+    """A photo stand-in: detail everywhere (a fractal seen through a lens), sensor noise, hard edges."""
+    from PIL import ImageFilter
+
+    span = 1.2 + seed * 0.01
+    im = Image.effect_mandelbrot((width, height), (-2.2, -span, 1.0, span), 96).convert("RGB")
+    im = im.filter(ImageFilter.GaussianBlur(width / 1200))  # a lens and a demosaic: sharp to two pixels or so
+    noise = Image.effect_noise((width, height), 48).convert("RGB")
+    im = Image.blend(im, noise, 0.1)
+    draw = ImageDraw.Draw(im)
+    draw.ellipse([width // 4, height // 4, width // 2, height // 2], fill=(200, 60, 40))
+    draw.rectangle([width * 2 // 3, height // 5, width * 3 // 4, height * 4 // 5], fill=(30, 90, 220))
+    return im

@@ -217,8 +217,12 @@ def test_legacy_dimensions_are_corrected_on_first_render(home: Path) -> None:
     assert huimages.scaled_dimensions(image_id, "o") == (300, 200)
     client = huimages.default_client()
     # as huImages stored it: the stored (unrotated) size, no length or content type
-    client.service.catalog.update(image_id, lambda doc: {**doc, "width": 200, "height": 300})
+    legacy = {"width": 200, "height": 300}
+    client.service.catalog.update(
+        image_id, lambda doc: {k: v for k, v in doc.items() if k not in ("length", "content_type")} | legacy
+    )
     assert huimages.scaled_dimensions(image_id, "small") == (107, 160)  # what the old record says
     rendered = huimages.scaled_imagedata(image_id, "small")
     assert rendered is not None and decode(rendered).size == (240, 160)
     assert huimages.scaled_dimensions(image_id, "small") == (240, 160)  # corrected by the render
+    assert doc_of(image_id)["length"] and doc_of(image_id)["content_type"] == "image/jpeg"

@@ -117,9 +117,10 @@ def test_method_not_allowed(app: ImageApp, image_id: str) -> None:
 def test_corrupt_original_is_422_and_nothing_cached(app: ImageApp, client: Client) -> None:
     data = jpeg(300, 200)
     image_id = client.save_image(data)
-    # The stored original goes bad on disk after it was accepted.
+    # The stored original goes bad on disk after it was accepted, on a host that has no master of it.
     path = client.service.originals.root / image_id[:2] / image_id  # type: ignore[attr-defined]
     path.write_bytes(data[: len(data) // 2])
+    client.service.originals.delete_master(image_id, client.settings.master_side)
     response = call(app, f"/small/{image_id}.jpeg")
     assert response.status == 422
     assert "truncated or corrupt" in response.text
@@ -135,6 +136,7 @@ def test_io_fault_is_500_not_deleted(app: ImageApp, client: Client) -> None:
     path = client.service.originals.root / image_id[:2] / image_id  # type: ignore[attr-defined]
     path.unlink()
     path.mkdir()  # reading a directory: EISDIR, an I/O fault rather than a bad image
+    client.service.originals.delete_master(image_id, client.settings.master_side)
     response = call(app, f"/small/{image_id}.jpeg")
     assert response.status == 500
     assert "cannot read" in response.text

@@ -20,7 +20,7 @@ def open_primary(settings: Settings) -> OriginalsStore:
         return S3Store.from_settings(settings)
     from huimages.originals.filesystem import FilesystemStore
 
-    return FilesystemStore(settings.paths.originals_dir)
+    return FilesystemStore(settings.paths.originals_dir, settings.paths.home / "masters")
 
 
 def open_legacy(settings: Settings, couch: CouchServer | None = None) -> CouchAttachmentStore:

@@ -1,8 +1,14 @@
 """The abstract originals store.
 
-An implementation provides five primitives (``_read``, ``_write``, ``_size``,
-``_remove``, ``ping``) and translates its own errors into ``huimages.errors``;
-the public methods, which validate IDs and check integrity, live here once.
+An implementation provides five primitives for originals (``_read``,
+``_write``, ``_size``, ``_remove``, ``ping``) and three for masters
+(``_read_master``, ``_write_master``, ``_remove_master``), and translates its
+own errors into ``huimages.errors``; the public methods, which validate IDs
+and check integrity, live here once.
+
+A master is derived data (see ``imaging.ingest``): kept beside the originals
+so every host can use it, never checked against the ID, made again whenever
+it is missing or unreadable.
 """
 
 from __future__ import annotations
@@ -11,6 +17,11 @@ import abc
 
 from huimages.errors import CorruptOriginal, ImageNotFound, StorageError
 from huimages.ids import matches, validate_id
+
+
+def master_key(image_id: str, side: int) -> str:
+    """Where a master lives: its side is part of the key, so changing HUIMAGES_MASTER_SIDE makes new ones."""
+    return f"masters/{side}/{image_id}"
 
 
 class OriginalsStore(abc.ABC):
@@ -36,6 +47,18 @@ class OriginalsStore(abc.ABC):
     @abc.abstractmethod
     def _remove(self, image_id: str) -> None:
         """Remove the bytes; removing what is not there is not an error."""
+
+    @abc.abstractmethod
+    def _read_master(self, key: str) -> bytes | None:
+        """The master stored under ``key`` (``masters/<side>/<id>``), or None."""
+
+    @abc.abstractmethod
+    def _write_master(self, key: str, data: bytes) -> None:
+        """Store a master atomically."""
+
+    @abc.abstractmethod
+    def _remove_master(self, key: str) -> None:
+        """Remove a master; removing what is not there is not an error."""
 
     @abc.abstractmethod
     def ping(self) -> None:
@@ -70,6 +93,15 @@ class OriginalsStore(abc.ABC):
     def prefix(self, image_id: str, length: int) -> bytes:
         """The first ``length`` bytes of an original (enough for its header); stores that can, read only those."""
         return self.get(image_id)[:length]
+
+    def get_master(self, image_id: str, side: int) -> bytes | None:
+        return self._read_master(master_key(validate_id(image_id), side))
+
+    def put_master(self, image_id: str, side: int, data: bytes) -> None:
+        self._write_master(master_key(validate_id(image_id), side), data)
+
+    def delete_master(self, image_id: str, side: int) -> None:
+        self._remove_master(master_key(validate_id(image_id), side))
 
     def read_back(self, image_id: str) -> bytes | None:
         """The bytes as the store itself holds them, bypassing any local copy (verification)."""

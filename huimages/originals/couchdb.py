@@ -87,6 +87,15 @@ class CouchAttachmentStore(OriginalsStore):
                     continue  # the document changed meanwhile; read it again
         raise StorageError(self.name, f"{image_id} kept changing; its attachment was not deleted")
 
+    def _read_master(self, key: str) -> bytes | None:
+        return None  # masters live in the primary store
+
+    def _write_master(self, key: str, data: bytes) -> None:
+        raise StorageError(self.name, "legacy attachments are read-only; masters go to the primary store")
+
+    def _remove_master(self, key: str) -> None:
+        return None
+
     def ping(self) -> None:
         with self.couch.errors(self.name, "reach the server"):
             self.couch.db(self.name).info()
@@ -128,6 +137,18 @@ class LegacyFallback(OriginalsStore):
 
     def _remove(self, image_id: str) -> None:
         self.primary.delete(image_id)
+
+    def _read_master(self, key: str) -> bytes | None:
+        _, side, image_id = key.split("/")
+        return self.primary.get_master(image_id, int(side))
+
+    def _write_master(self, key: str, data: bytes) -> None:
+        _, side, image_id = key.split("/")
+        self.primary.put_master(image_id, int(side), data)
+
+    def _remove_master(self, key: str) -> None:
+        _, side, image_id = key.split("/")
+        self.primary.delete_master(image_id, int(side))
 
     def ping(self) -> None:
         self.primary.ping()

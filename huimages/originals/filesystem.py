@@ -1,4 +1,4 @@
-"""Originals as files: ``<root>/<first two ID characters>/<id>``.
+"""Originals as files: ``<root>/<first two ID characters>/<id>``; masters under ``<masters>/<side>/``.
 
 The two-character fan-out keeps folders small (1,024 of them, evenly filled,
 since IDs are hashes).
@@ -18,25 +18,36 @@ from huimages.originals.base import OriginalsStore
 class FilesystemStore(OriginalsStore):
     name = "filesystem originals"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, masters: Path | None = None) -> None:
         self.root = Path(root)
+        self.masters = Path(masters) if masters is not None else self.root.parent / "masters"
 
     def _path(self, image_id: str) -> Path:
         return self.root / image_id[:2] / image_id
 
-    def _read(self, image_id: str) -> bytes | None:
+    def _master_path(self, key: str) -> Path:
+        _, side, image_id = key.split("/")
+        return self.masters / side / image_id[:2] / image_id
+
+    def _read_file(self, path: Path, what: str) -> bytes | None:
         try:
-            return self._path(image_id).read_bytes()
+            return path.read_bytes()
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise StorageError(self.name, f"cannot read {image_id}: {exc.strerror}") from exc
+            raise StorageError(self.name, f"cannot read {what}: {exc.strerror}") from exc
+
+    def _write_file(self, path: Path, data: bytes, what: str) -> None:
+        try:
+            atomic_write(path, data)
+        except OSError as exc:
+            raise StorageError(self.name, f"cannot write {what}: {exc.strerror}") from exc
+
+    def _read(self, image_id: str) -> bytes | None:
+        return self._read_file(self._path(image_id), image_id)
 
     def _write(self, image_id: str, data: bytes, content_type: str) -> None:
-        try:
-            atomic_write(self._path(image_id), data)
-        except OSError as exc:
-            raise StorageError(self.name, f"cannot write {image_id}: {exc.strerror}") from exc
+        self._write_file(self._path(image_id), data, image_id)
 
     def _size(self, image_id: str) -> int | None:
         try:
@@ -49,6 +60,15 @@ class FilesystemStore(OriginalsStore):
     def _remove(self, image_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self._path(image_id).unlink()
+
+    def _read_master(self, key: str) -> bytes | None:
+        return self._read_file(self._master_path(key), key)
+
+    def _write_master(self, key: str, data: bytes) -> None:
+        self._write_file(self._master_path(key), data, key)
+
+    def _remove_master(self, key: str) -> None:
+        self._master_path(key).unlink(missing_ok=True)
 
     def ping(self) -> None:
         try:

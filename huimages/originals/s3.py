@@ -85,6 +85,35 @@ class S3Store(OriginalsStore):
         self.bucket.delete(image_id)
         self.drop_local(image_id)
 
+    # Masters: objects masters/<side>/<id> in the same (private) bucket, with a local copy.
+
+    def _local_master(self, key: str) -> Path | None:
+        return None if self.local_cache is None else self.local_cache / key
+
+    def _read_master(self, key: str) -> bytes | None:
+        path = self._local_master(key)
+        if path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                return path.read_bytes()
+        data = self.bucket.get(key)
+        if data is not None and path is not None:
+            with contextlib.suppress(OSError):
+                atomic_write(path, data)
+        return data
+
+    def _write_master(self, key: str, data: bytes) -> None:
+        self.bucket.put(key, data, "image/jpeg" if data[:2] == b"\xff\xd8" else "image/png")
+        path = self._local_master(key)
+        if path is not None:
+            with contextlib.suppress(OSError):
+                atomic_write(path, data)
+
+    def _remove_master(self, key: str) -> None:
+        self.bucket.delete(key)
+        path = self._local_master(key)
+        if path is not None:
+            path.unlink(missing_ok=True)
+
     def ping(self) -> None:
         self.bucket.ping()
 

@@ -1,0 +1,143 @@
+"""Masters: made by ingest's one decode, used for every derivative they cover, made again when missing."""
+
+import concurrent.futures
+import threading
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from huimages.cli import main
+from huimages.client import Client
+from huimages.config import DEFAULT_SIZES, Limits, Settings
+from huimages.errors import ImageNotFound
+from huimages.imaging import render
+from huimages.sizes import parse_size
+from huimages.web import create_app
+from tests.imagetools import decode, encode, pattern, photo, ssim, with_orientation
+from tests.wsgi import call
+
+SIDE = 1024  # small masters keep the test quick; the default is 2048
+
+
+def site(tmp_path: Path, **env: str) -> Client:
+    return Client(Settings.from_env({"HUIMAGES_HOME": str(tmp_path), "HUIMAGES_MASTER_SIDE": str(SIDE), **env}))
+
+
+def master_of(client: Client, image_id: str) -> Image.Image:
+    data = client.service.originals.get_master(image_id, SIDE)
+    assert data is not None
+    return decode(data)
+
+
+def test_ingest_makes_an_upright_master(tmp_path: Path) -> None:
+    client = site(tmp_path)
+    image_id = client.save_image(with_orientation(photo(1800, 1200), 6))
+    master = master_of(client, image_id)
+    assert master.size == (SIDE, 683) and master.mode == "RGB"  # upright (stored turned), long side SIDE
+    assert not master.getexif()
+    assert (tmp_path / "masters" / str(SIDE) / image_id[:2] / image_id).is_file()  # under the data folder
+    small = client.save_image(encode(photo(300, 200), "PNG"))
+    assert master_of(client, small).size == (300, 200)  # never enlarged
+    logo = Image.new("RGBA", (400, 200), (0, 0, 0, 0))
+    logo.paste((200, 0, 0, 255), (100, 50, 300, 150))
+    transparent = client.save_image(encode(logo, "PNG"))
+    assert master_of(client, transparent).mode == "RGBA"  # transparency kept for formats that have it
+    off = Client(Settings.from_env({"HUIMAGES_HOME": str(tmp_path / "off"), "HUIMAGES_MASTER_SIDE": "0"}))
+    plain = off.save_image(encode(photo(600, 400), "JPEG"))
+    assert off.service.originals.get_master(plain, 2048) is None
+    assert decode(off.scaled_imagedata(plain, "small")).size == (240, 160)
+
+
+@pytest.mark.parametrize("token", ["240x160", "150x150!", "480x320", "1024x768", "75x75!", "33x999"])
+def test_derivatives_from_the_master_match_the_direct_render(tmp_path: Path, token: str) -> None:
+    """SSIM against the same derivative rendered straight from the original (the bench does this on photos)."""
+    client = site(tmp_path, HUIMAGES_MASTER_SIDE="2048")
+    original = encode(photo(3000, 2000), "JPEG", quality=92)
+    image_id = client.save_image(original)
+    direct = decode(render(original, parse_size(token, DEFAULT_SIZES, 4096), 85, Limits()).data)
+    served = decode(client.scaled_imagedata(image_id, token))
+    assert served.size == direct.size == client.scaled_dimensions(image_id, token)
+    assert ssim(served, direct) >= 0.98
+
+
+def test_renders_read_the_master_not_the_original(tmp_path: Path) -> None:
+    client = site(tmp_path)
+    image_id = client.save_image(encode(photo(2400, 1600), "JPEG"))
+    client.service.originals.delete(image_id)  # only the master is left
+    assert decode(client.scaled_imagedata(image_id, "small")).size == (240, 160)
+    assert decode(client.scaled_imagedata(image_id, "600x600!")).size == (600, 600)  # needs 900x600 of 1024x683
+    with pytest.raises(ImageNotFound):  # larger than the master: from the original, which is gone
+        client.scaled_imagedata(image_id, "2000x2000")
+    with pytest.raises(ImageNotFound):
+        client.scaled_imagedata(image_id, "o")  # never from the master
+
+
+def test_a_missing_or_unreadable_master_is_made_again(tmp_path: Path) -> None:
+    client = site(tmp_path)
+    image_id = client.save_image(encode(photo(2000, 1500), "JPEG"))
+    client.service.originals.delete_master(image_id, SIDE)  # a host that never had it, a wiped folder
+    assert decode(client.scaled_imagedata(image_id, "small")).size == (213, 160)
+    assert master_of(client, image_id).size == (SIDE, 768)
+    client.service.originals.put_master(image_id, SIDE, b"\xff\xd8 not a jpeg any more")
+    assert decode(client.scaled_imagedata(image_id, "medium")).size == (427, 320)
+    assert master_of(client, image_id).size == (SIDE, 768)
+
+
+def test_prerender_at_ingest_and_for_a_store(tmp_path: Path) -> None:
+    client = site(tmp_path, HUIMAGES_PRERENDER="small,square,150x150")
+    image_id = client.save_image(encode(pattern(900, 600), "JPEG"))
+    cache = tmp_path / "cache"
+    for folder in ("240x160", "75x75!", "150x150"):
+        assert (cache / folder / f"{image_id}.jpeg").is_file(), folder
+
+    later = Client(Settings.from_env({"HUIMAGES_HOME": str(tmp_path), "HUIMAGES_MASTER_SIDE": str(SIDE)}))
+    other = later.save_image(encode(pattern(901, 600), "JPEG"))
+    runner = CliRunner(env={"HUIMAGES_HOME": str(tmp_path), "HUIMAGES_MASTER_SIDE": str(SIDE)})
+    result = runner.invoke(main, ["prerender", "medium", "50x50!", "--all-images"])
+    assert result.exit_code == 0, result.output
+    assert "4 derivatives rendered, 0 were cached already, 0 failed" in result.output
+    assert (cache / "480x320" / f"{other}.jpeg").is_file() and (cache / "50x50!" / f"{image_id}.jpeg").is_file()
+    result = runner.invoke(main, ["prerender", "medium", "--id", other])
+    assert "0 derivatives rendered, 1 were cached already" in result.output
+
+
+def test_masters_build_is_resumable(tmp_path: Path) -> None:
+    env = {"HUIMAGES_HOME": str(tmp_path), "HUIMAGES_MASTER_SIDE": "0"}
+    before = Client(Settings.from_env(env))  # images stored before masters existed
+    ids = [before.save_image(encode(pattern(700 + n, 500), "JPEG")) for n in range(3)]
+    runner = CliRunner(env={**env, "HUIMAGES_MASTER_SIDE": str(SIDE)})
+    result = runner.invoke(main, ["masters", "build", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert "masters made: 3, already there: 0, failed: 0" in result.output
+    assert "masters made: 0, already there: 3, failed: 0" in runner.invoke(main, ["masters", "build"]).output
+    client = Client(Settings.from_env({**env, "HUIMAGES_MASTER_SIDE": str(SIDE)}))
+    assert all(client.service.originals.get_master(i, SIDE) for i in ids)
+
+
+def test_admission_control_refuses_with_503_and_keeps_hits_answering(tmp_path: Path) -> None:
+    client = site(tmp_path, HUIMAGES_RENDER_CONCURRENCY="1", HUIMAGES_RENDER_WAIT="0.05")
+    image_id = client.save_image(encode(photo(1600, 1200), "JPEG"))
+    app = create_app(service=client.service)
+    assert call(app, f"/small/{image_id}.jpeg").status == 200  # a hit from now on
+    release = threading.Event()
+    original_render = client.service._render
+
+    def slow_render(*args, **kwargs):
+        release.wait(10)  # holds the only slot until the flood has arrived
+        return original_render(*args, **kwargs)
+
+    client.service._render = slow_render  # type: ignore[method-assign]
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        flood = [pool.submit(call, app, f"/{100 + n}x{100 + n}/{image_id}.jpeg") for n in range(10)]
+        hits = [call(app, f"/small/{image_id}.jpeg") for _ in range(20)]  # while every slot is taken
+        answered, _ = concurrent.futures.wait(flood, timeout=2)  # the one in the slot cannot answer yet
+        release.set()  # the one render in its slot goes on
+        answers = [f.result() for f in flood]
+    assert all(h.status == 200 for h in hits)  # hits never wait for a slot
+    statuses = [a.status for a in answers]
+    assert statuses.count(200) == 1 and statuses.count(503) == 9, statuses  # nothing else failed
+    busy = next(a for a in answers if a.status == 503)
+    assert busy.headers["Retry-After"] == "2" and "render slots" in busy.text
+    assert len(answered) == 9  # the refused ones answered without waiting for the render
