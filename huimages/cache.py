@@ -28,7 +28,10 @@ from huimages.ids import is_valid_id, validate_id
 logger = logging.getLogger(__name__)
 
 #: Cache-Control of every derivative: IDs are content addresses, so a derivative never changes.
-CACHE_FOREVER = "public, max-age=31536000, immutable"
+HIT_MAX_AGE = 31536000
+CACHE_FOREVER = f"public, max-age={HIT_MAX_AGE}, immutable"
+#: What lighttpd's mod_expire sends on the hits it serves itself (it cannot add ``immutable``).
+LIGHTTPD_HIT_CACHE_CONTROL = f"max-age={HIT_MAX_AGE}"
 LOCK_STRIPES = 1024
 _STATE_DIR = ".huimages"  # hidden: never a valid size, denied by the lighttpd config
 

@@ -255,10 +255,24 @@ def _migrate_couch(settings: Settings, target: Any, batch: int, workers: int, de
     queue = open_queue(settings)
     if isinstance(queue, CouchQueue):
         click.echo(f"CDN queue records moved out of the image database: {queue.move_from_image_database()}")
+    from huimages.imaging import make_master
+
     legacy = open_legacy(settings)
+    side = settings.master_side
+
+    def master(image_id: str, data: bytes) -> None:  # the copy's one decode makes its master
+        if side:
+            target.put_master(image_id, side, make_master(data, settings.limits, side))
+
     with _bar(legacy.count_pending(), f"migrating to the {target.name}") as bar:
         report = migrate_attachments(
-            legacy, target, batch=batch, workers=workers, delete_attachments=delete_attachments, progress=bar.update
+            legacy,
+            target,
+            batch=batch,
+            workers=workers,
+            delete_attachments=delete_attachments,
+            progress=bar.update,
+            copied=master,
         )
     click.echo(f"copied: {report.copied}")
     click.echo(f"already in the {target.name}: {report.already}")

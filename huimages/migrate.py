@@ -48,8 +48,17 @@ def pending(legacy: CouchAttachmentStore, batch: int) -> Iterator[list[str]]:
         last = ids[-1]
 
 
-def migrate_one(image_id: str, legacy: CouchAttachmentStore, target: OriginalsStore, delete: bool) -> str:
-    """Copy one original; returns ``copied`` or ``already``; raises with the reason otherwise."""
+def migrate_one(
+    image_id: str,
+    legacy: CouchAttachmentStore,
+    target: OriginalsStore,
+    delete: bool,
+    copied: Callable[[str, bytes], None] | None = None,
+) -> str:
+    """Copy one original; returns ``copied`` or ``already``; raises with the reason otherwise.
+
+    ``copied(image_id, data)`` runs after a copy (it makes the master).
+    """
     outcome = "already"
     if not target.exists(image_id):
         found = legacy.read_with_type(image_id)
@@ -59,6 +68,8 @@ def migrate_one(image_id: str, legacy: CouchAttachmentStore, target: OriginalsSt
         if not matches(image_id, data):
             raise HuImagesError("the attachment's sha1 does not match the image ID; left in place")
         target.put(image_id, data, content_type)
+        if copied is not None:
+            copied(image_id, data)
         outcome = "copied"
     if delete:
         if not target.verified(image_id):
@@ -75,6 +86,7 @@ def migrate_attachments(
     workers: int = 8,
     delete_attachments: bool = False,
     progress: Callable[[int], None] | None = None,
+    copied: Callable[[str, bytes], None] | None = None,
 ) -> MigrationReport:
     report = MigrationReport()
     seen: set[str] = set()
@@ -84,7 +96,7 @@ def migrate_attachments(
             if not ids:
                 break
             seen.update(ids)
-            futures = {pool.submit(migrate_one, i, legacy, target, delete_attachments): i for i in ids}
+            futures = {pool.submit(migrate_one, i, legacy, target, delete_attachments, copied): i for i in ids}
             for future in concurrent.futures.as_completed(futures):
                 image_id = futures[future]
                 try:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from huimages.cache import LIGHTTPD_HIT_CACHE_CONTROL
 from huimages.fronts.lighttpd import missing_parts
 from tests.imagetools import decode, jpeg
 from tests.servers import REPO, free_port, get, running
@@ -73,7 +74,6 @@ def test_lighttpd_spawns_the_installed_entry(tmp_path: Path) -> None:
         check=True,
     ).stdout
     assert f'"bin-path" => "{venv / "bin" / "python"} {installed / "huimages" / "server.py"}"' in config
-    assert str(installed / "huimages" / "fronts" / "cache_headers.lua") in config
 
     upload = subprocess.run(
         [str(venv / "bin" / "huimages"), "upload", str(_photo(tmp_path))],
@@ -89,8 +89,8 @@ def test_lighttpd_spawns_the_installed_entry(tmp_path: Path) -> None:
         status, headers, body = get(port, f"/240x160/{image_id}.jpeg")
         assert status == 200, body[:300]
         assert decode(body).size == (240, 160)
-        status, headers, _ = get(port, f"/240x160/{image_id}.jpeg")  # now a static hit, with the Lua headers
-        assert status == 200 and headers["cache-control"] == "public, max-age=31536000, immutable"
+        status, headers, _ = get(port, f"/240x160/{image_id}.jpeg")  # now a static hit
+        assert status == 200 and headers["cache-control"] == LIGHTTPD_HIT_CACHE_CONTROL
 
 
 def _photo(tmp_path: Path) -> Path:

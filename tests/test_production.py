@@ -21,7 +21,7 @@ from huimages.originals.s3 import S3Store
 from huimages.service import ImageService
 from huimages.web import create_app
 from tests.conftest import backend_settings
-from tests.imagetools import decode, jpeg
+from tests.imagetools import decode, encode, jpeg, pattern
 from tests.servers import PouchCouch, SeaweedS3
 from tests.wsgi import call
 
@@ -114,6 +114,20 @@ def test_two_servers_share_bucket_and_catalog(prod: Settings, tmp_path: Path) ->
     assert second.catalog.get(image_id)["title"] == ["from the first"]
 
 
+def test_a_new_host_renders_from_the_shared_master(prod: Settings, tmp_path: Path, seaweed: SeaweedS3) -> None:
+    """Masters live in the bucket: a host that never saw an image downloads its master, not its original."""
+    first = ImageService.from_settings(prod)
+    image_id = first.ingest(encode(pattern(3000, 2000), "JPEG", quality=95))
+    keys = {o["Key"] for o in seaweed.client().list_objects_v2(Bucket=prod.s3.bucket)["Contents"]}
+    assert keys == {image_id, f"masters/2048/{image_id}"}
+    seaweed.client().delete_object(Bucket=prod.s3.bucket, Key=image_id)  # only the master is left in S3
+    second = ImageService.from_settings(dataclasses.replace(prod, paths=Paths.under(tmp_path / "b")))
+    response = call(create_app(service=second), f"/medium/{image_id}.jpeg")
+    assert response.status == 200 and decode(response.body).size == (480, 320)
+    assert (tmp_path / "b" / "originals-cache" / "masters" / "2048" / image_id).is_file()
+    assert not (tmp_path / "b" / "originals-cache" / image_id[:2] / image_id).exists()  # no original downloaded
+
+
 def test_migrate_copies_verifies_and_resumes(prod: Settings, seaweed: SeaweedS3) -> None:
     ids = [legacy_image(prod, jpeg(200 + n, 150)) for n in range(12)]
     broken = legacy_image(prod, jpeg(90, 90))
@@ -147,7 +161,8 @@ def test_migration_killed_midway_then_rerun(prod: Settings, seaweed: SeaweedS3) 
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
     db = couchdb.Server(prod.couch.server)[prod.couch.db]
-    keys = {o["Key"] for o in client.list_objects_v2(Bucket=prod.s3.bucket).get("Contents", [])}
+    listed = client.list_objects_v2(Bucket=prod.s3.bucket).get("Contents", [])
+    keys = {o["Key"] for o in listed if not o["Key"].startswith("masters/")}
     assert 0 < len(keys) < len(ids)
     s3 = S3Store.from_settings(prod)
     for image_id in ids:  # an attachment is gone only where its copy verifies
@@ -156,8 +171,9 @@ def test_migration_killed_midway_then_rerun(prod: Settings, seaweed: SeaweedS3) 
 
     rerun = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    listing = client.list_objects_v2(Bucket=prod.s3.bucket)["Contents"]
-    assert sorted(o["Key"] for o in listing) == sorted(ids)  # every original exactly once
+    listing = [o["Key"] for o in client.list_objects_v2(Bucket=prod.s3.bucket)["Contents"]]
+    assert sorted(k for k in listing if not k.startswith("masters/")) == sorted(ids)  # every original exactly once
+    assert {k.rsplit("/", 1)[1] for k in listing if k.startswith("masters/2048/")} <= ids  # and masters of copies
     assert all(matches(i, s3.read_back(i) or b"") for i in ids)
     assert not any(db[i].get("_attachments") for i in ids)
 
@@ -168,8 +184,11 @@ def test_s3_down_then_back(prod: Settings, seaweed: SeaweedS3) -> None:
     image_id = service.ingest(jpeg(400, 300))
     assert call(app, f"/small/{image_id}.jpeg").status == 200
     service.originals.primary.drop_local(image_id)  # type: ignore[attr-defined]
+    local_master = prod.paths.originals_cache_dir / "masters" / "2048" / image_id
     seaweed.kill()
     try:
+        assert call(app, f"/100x100/{image_id}.jpeg").status == 200  # the local copy of the master needs no S3
+        local_master.unlink()
         miss = call(app, f"/medium/{image_id}.jpeg")
         assert miss.status == 503 and "Retry-After" in miss.headers
         assert "no answer from bucket" in miss.text
