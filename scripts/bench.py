@@ -27,6 +27,9 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_render
 
 from huimages.config import DEFAULT_SIZES, Limits, Settings
 from huimages.imaging import render
@@ -194,22 +197,147 @@ def bench_lighttpd(photos: list[Path], seconds: int) -> None:
             f'server.document-root = "{service.cache.root}"\nserver.bind = "127.0.0.1"\n'
             f'server.port = {port}\nmimetype.assign = ( ".jpeg" => "image/jpeg" )\n'
         )
-        with _server([lighttpd, "-D", "-f", str(plain)], port):
-            static = _load(f"http://127.0.0.1:{port}/240x160/{image_id}.jpeg", seconds, wrk)
+        port2 = _free_port()
+        conf = write_config(FrontConfig.from_settings(service.settings, environ={}, port=port2, processes=2))
+        static_runs, front_runs = [], []
+        with (
+            _server([lighttpd, "-D", "-f", str(plain)], port) as static_server,
+            _server([lighttpd, "-D", "-f", str(conf)], port2) as front_server,
+        ):
+            for _ in range(3):  # interleaved, so drift on a shared machine hits both alike
+                url = f"http://127.0.0.1:{port}/240x160/{image_id}.jpeg"
+                static_runs.append(_load_cpu(static_server.pid, url, seconds, wrk))
+                url = f"http://127.0.0.1:{port2}/240x160/{image_id}.jpeg"
+                front_runs.append(_load_cpu(front_server.pid, url, seconds, wrk))
+    for n, ((static, s_cpu), (front, f_cpu)) in enumerate(zip(static_runs, front_runs, strict=True), 1):
+        print(
+            f"run {n}: plain static {static:,.0f} req/s, {s_cpu:.1f} us CPU each; huimages front {front:,.0f} req/s,"
+            f" {f_cpu:.1f} us CPU each: {front / static:.2f}x the requests, {s_cpu / f_cpu:.2f}x the requests per CPU"
+        )
+
+    print("\n## Cold renders through lighttpd + FastCGI: distinct misses (from masters), 8 concurrent clients")
+    one, cores_one = _cold_throughput(photos, lighttpd, 1, {"HUIMAGES_RENDER_CONCURRENCY": "1"})
+    print(f"1 backend, 1 render at a time: {one:.1f} renders/s, backends busy on {cores_one:.2f} cores")
+    both, cores_both = _cold_throughput(photos, lighttpd, os.cpu_count() or 1, {})
+    print(f"defaults ({os.cpu_count()} backends, a render per core each): {both:.1f} renders/s,", end="")
+    print(f" backends busy on {cores_both:.2f} cores: {both / one:.2f}x")
+    bench_flood(photos, lighttpd)
+
+
+def _load_cpu(pid: int, url: str, seconds: int, wrk: str | None) -> tuple[float, float]:
+    """Requests per second, and microseconds of the server process's CPU per request."""
+    before, start = _cpu(pid), time.perf_counter()
+    rate = _load(url, seconds, wrk)
+    requests = rate * (time.perf_counter() - start)
+    return rate, (_cpu(pid) - before) / max(requests, 1) * 1e6
+
+
+def _cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _tree_rss(root: int) -> int:
+    """Resident memory of a process and all its descendants, in bytes."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            status = (entry / "status").read_text()
+        except (OSError, IndexError):
+            continue
+        match = re.search(r"VmRSS:\s+(\d+) kB", status)
+        rss[int(entry.name)] = int(match.group(1)) * 1024 if match else 0
+    members, grew = {root}, True
+    while grew:
+        grew = False
+        for pid, parent in parents.items():
+            if parent in members and pid not in members:
+                members.add(pid)
+                grew = True
+    return sum(rss.get(pid, 0) for pid in members)
+
+
+def bench_flood(photos: list[Path], lighttpd: str, count: int = 200) -> None:
+    """``count`` distinct cold URLs at once, while a client keeps asking for a cached one."""
+    from huimages.fronts.lighttpd import FrontConfig, write_config
+
+    print(f"\n## A flood of {count} distinct cold URLs at once; a cached URL asked for throughout")
+    with tempfile.TemporaryDirectory() as home_dir:
+        home = Path(home_dir)
+        service = ImageService.from_settings(Settings.at(home))
+        ids = [service.ingest(p.read_bytes()) for p in photos]
+        service.derivative(service.parse_size("240x160"), ids[0]).close()
+        flood = [f"/{200 + 3 * n}x{150 + 2 * n}!/{ids[n % len(ids)]}.jpeg" for n in range(count)]
         port = _free_port()
         conf = write_config(FrontConfig.from_settings(service.settings, environ={}, port=port, processes=2))
-        with _server([lighttpd, "-D", "-f", str(conf)], port):
-            front = _load(f"http://127.0.0.1:{port}/240x160/{image_id}.jpeg", seconds, wrk)
-    print(f"lighttpd, plain static file: {static:,.0f} requests/s")
-    print(f"lighttpd, huimages front:    {front:,.0f} requests/s ({front / static:.2f}x of static)")
+        with _server([lighttpd, "-D", "-f", str(conf)], port) as front:
+            _flood_run("lighttpd", port, front.pid, flood, f"/240x160/{ids[0]}.jpeg")
+        port = _free_port()
+        os.environ["HUIMAGES_HOME"] = str(home)
+        service.cache.remove_size("240x160")
+        for token in {p.split("/")[1] for p in flood}:
+            service.cache.remove_size(token)
+        service.derivative(service.parse_size("240x160"), ids[0]).close()
+        argv = [sys.executable, "-m", "huimages", "serve", "--port", str(port)]
+        with _server(argv, port) as serve:
+            _flood_run("huimages serve", port, serve.pid, flood, f"/240x160/{ids[0]}.jpeg")
+        del os.environ["HUIMAGES_HOME"]
 
-    print("\n## Cold renders through lighttpd + FastCGI: distinct misses, 8 concurrent clients")
-    rates = {}
-    for procs in (1, 2):
-        rates[procs], cores = _cold_throughput(photos, lighttpd, procs)
-        label = f"{procs} backend process{'es' if procs > 1 else ''}"
-        print(f"{label}: {rates[procs]:.1f} renders/s, backends busy on {cores:.2f} cores on average")
-    print(f"2 backends / 1 backend: {rates[2] / rates[1]:.2f}x")
+
+def _flood_run(label: str, port: int, root: int, flood: list[str], hit: str) -> None:
+    import concurrent.futures
+    import http.client
+    import threading
+
+    def fetch(path: str) -> tuple[int, float]:
+        start = time.perf_counter()
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            conn.request("GET", path)
+            response = conn.getresponse()
+            response.read()
+            conn.close()
+            return response.status, time.perf_counter() - start
+        except OSError:
+            return 0, time.perf_counter() - start
+
+    for _ in range(20):
+        fetch(hit)  # every worker up and warm
+    time.sleep(0.5)
+    idle = _tree_rss(root)
+    done, peak, latencies = threading.Event(), [idle], []
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _tree_rss(root))
+            time.sleep(0.02)
+
+    def hits() -> None:
+        while not done.is_set():
+            status, seconds = fetch(hit)
+            latencies.append(seconds if status == 200 else float("inf"))
+
+    watchers = [threading.Thread(target=sample), threading.Thread(target=hits)]
+    for w in watchers:
+        w.start()
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(len(flood)) as pool:
+        statuses = [status for status, _ in pool.map(fetch, flood)]
+    wall = time.perf_counter() - start
+    done.set()
+    for w in watchers:
+        w.join()
+    latencies.sort()
+    p99 = latencies[int(len(latencies) * 0.99)] * 1000 if latencies else float("nan")
+    counts = {s: statuses.count(s) for s in sorted(set(statuses))}
+    print(
+        f"{label}: answers {counts} in {wall:.1f} s; memory of all its processes {idle / 1e6:.0f} MB idle,"
+        f" {peak[0] / 1e6:.0f} MB at the peak; {len(latencies)} hits meanwhile, p99 {p99:.0f} ms"
+    )
 
 
 def _backend_cpu(parent: int) -> float:
@@ -225,7 +353,7 @@ def _backend_cpu(parent: int) -> float:
     return total
 
 
-def _cold_throughput(photos: list[Path], lighttpd: str, procs: int) -> tuple[float, float]:
+def _cold_throughput(photos: list[Path], lighttpd: str, procs: int, environ: dict[str, str]) -> tuple[float, float]:
     import concurrent.futures
     import http.client
 
@@ -236,7 +364,7 @@ def _cold_throughput(photos: list[Path], lighttpd: str, procs: int) -> tuple[flo
         ids = [service.ingest(p.read_bytes()) for p in photos]
         paths = [f"/{w}x{w * 2 // 3}/{i}.jpeg" for i in ids for w in range(200, 1000, 50)]
         port = _free_port()
-        conf = write_config(FrontConfig.from_settings(service.settings, environ={}, port=port, processes=procs))
+        conf = write_config(FrontConfig.from_settings(service.settings, environ=environ, port=port, processes=procs))
 
         def fetch(path: str) -> None:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
@@ -445,7 +573,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="runs per cold measurement (best is kept)")
     parser.add_argument("--seconds", type=int, default=10, help="length of each load run")
     parser.add_argument("--skip-http", action="store_true", help="skip the server load runs")
-    parser.add_argument("--only", choices=["cold", "memory", "http", "migrate", "cdn"], help="run one section only")
+    parser.add_argument(
+        "--only",
+        choices=["cold", "masters", "ingest", "memory", "http", "migrate", "cdn", "thumbor"],
+        help="run one section only",
+    )
+    parser.add_argument("--thumbor", action="store_true", help="also compare cold renders with thumbor over HTTP")
     parser.add_argument("--peak-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.peak_child:
@@ -459,11 +592,19 @@ def main() -> None:
         else:
             photos = generated_photos(Path(tmp))
             print("photos: generated with Pillow")
-        sections = {args.only} if args.only else {"cold", "memory", "http", "migrate", "cdn"}
+        sections = {args.only} if args.only else {"cold", "masters", "ingest", "memory", "http", "migrate", "cdn"}
+        if args.thumbor:
+            sections.add("thumbor")
         if args.skip_http:
             sections.discard("http")
         if "cold" in sections:
             bench_cold(photos, args.repeat)
+        if "masters" in sections:
+            bench_render.bench_masters(photos, args.repeat)
+        if "ingest" in sections:
+            bench_render.bench_ingest(photos, args.repeat)
+        if "thumbor" in sections:
+            bench_render.bench_thumbor(photos, args.repeat, _server, _free_port)
         if "memory" in sections:
             bench_memory(photos)
         if "http" in sections:
