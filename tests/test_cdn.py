@@ -195,7 +195,8 @@ def test_poison_item_parks_without_blocking_others(site: Site) -> None:
     good = site.client.save_image(jpeg(200, 100))
     site.render(good)
     poison = site.client.save_image(jpeg(201, 100))
-    site.client.service.originals.delete(poison)  # its record stays, its original is gone: it cannot render
+    site.client.service.originals.delete(poison)  # its record stays, its original and master go: it cannot render
+    site.client.service.originals.delete_master(poison, site.settings.master_side)
     site.queue.enqueue("240x160", poison, 1, time.time())
     deleted = compute_id(b"an image deleted after it was queued")
     site.queue.enqueue("240x160", deleted, 1, time.time())
