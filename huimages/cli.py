@@ -58,7 +58,7 @@ def main(verbose: bool) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
 @click.option("--workers", type=click.IntRange(1, 64), help="Worker or FastCGI processes [default: one per core].")
-@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="Threads per worker.")
+@click.option("--threads", default=16, show_default=True, type=click.IntRange(1, 256), help="Threads per worker.")
 @click.option("--lighttpd", "use_lighttpd", is_flag=True, help="Run lighttpd in front, with FastCGI backends.")
 def serve(host: str, port: int, workers: int | None, threads: int, use_lighttpd: bool) -> None:
     """Serve images over HTTP (renders misses, sends cache hits).

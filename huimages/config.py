@@ -87,11 +87,17 @@ class Limits:
     render_timeout: float = 30.0
     render_concurrency: int = 0  # 0: one per core of this process
     render_wait: float = 10.0
+    render_queue: int = -1  # requests that may wait for a slot; -1: twice the slots
 
     @property
     def render_slots(self) -> int:
         """Renders at once per process."""
         return self.render_concurrency or max(1, len(os.sched_getaffinity(0)))
+
+    @property
+    def render_waiting(self) -> int:
+        """Requests that may wait for a render slot per process; more are refused at once."""
+        return 2 * self.render_slots if self.render_queue < 0 else self.render_queue
 
 
 @dataclasses.dataclass(frozen=True)
@@ -367,6 +373,7 @@ SETTINGS_SPECS: tuple[_Spec, ...] = (
         "renders at once per process; 0: one per core",
     ),
     _Spec("HUIMAGES_RENDER_WAIT", "limits.render_wait", _non_negative_float, "seconds a miss waits for a render slot"),
+    _Spec("HUIMAGES_RENDER_QUEUE", "limits.render_queue", int, "misses that may wait for a slot; default 2 per slot"),
 )
 _BY_NAME = {spec.name: spec for spec in SETTINGS_SPECS}
 

@@ -65,7 +65,9 @@ class ImageService:
             catalog=open_catalog(settings, couch),
             cache=DerivativeCache(settings.paths.cache_dir, settings.limits.lock_timeout),
             policy=SizePolicy(settings),
-            slots=RenderSlots(settings.limits.render_slots, settings.limits.render_wait),
+            slots=RenderSlots(
+                settings.limits.render_slots, settings.limits.render_wait, settings.limits.render_waiting
+            ),
         )
         service.publisher = open_publisher(settings, service.derivative_bytes, couch)
         return service
@@ -252,7 +254,7 @@ class ImageService:
         if not side or size.is_original:
             return None
         width, height = int(doc["width"]), int(doc["height"])
-        master_w, master_h = master_dimensions(width, height, side)
+        master_w, master_h = master_dimensions(width, height, side, str(doc.get("content_type", "")))
         need_w, need_h = decode_target(size, width, height)
         if (master_w, master_h) != (width, height) and (need_w > master_w or need_h > master_h):
             return None

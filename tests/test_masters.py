@@ -35,11 +35,13 @@ def test_ingest_makes_an_upright_master(tmp_path: Path) -> None:
     client = site(tmp_path)
     image_id = client.save_image(with_orientation(photo(1800, 1200), 6))
     master = master_of(client, image_id)
-    assert master.size == (SIDE, 683) and master.mode == "RGB"  # upright (stored turned), long side SIDE
+    assert master.size == (900, 600) and master.mode == "RGB"  # upright (stored turned), the JPEG at 1/2 scale
     assert not master.getexif()
     assert (tmp_path / "masters" / str(SIDE) / image_id[:2] / image_id).is_file()  # under the data folder
     small = client.save_image(encode(photo(300, 200), "PNG"))
     assert master_of(client, small).size == (300, 200)  # never enlarged
+    large_png = client.save_image(encode(photo(1500, 600), "PNG"))
+    assert master_of(client, large_png).size == (SIDE, 410)  # other formats: fitted into SIDE
     logo = Image.new("RGBA", (400, 200), (0, 0, 0, 0))
     logo.paste((200, 0, 0, 255), (100, 50, 300, 150))
     transparent = client.save_image(encode(logo, "PNG"))
@@ -65,9 +67,10 @@ def test_derivatives_from_the_master_match_the_direct_render(tmp_path: Path, tok
 def test_renders_read_the_master_not_the_original(tmp_path: Path) -> None:
     client = site(tmp_path)
     image_id = client.save_image(encode(photo(2400, 1600), "JPEG"))
+    assert master_of(client, image_id).size == (600, 400)  # 1/4: the first DCT scale within SIDE
     client.service.originals.delete(image_id)  # only the master is left
     assert decode(client.scaled_imagedata(image_id, "small")).size == (240, 160)
-    assert decode(client.scaled_imagedata(image_id, "600x600!")).size == (600, 600)  # needs 900x600 of 1024x683
+    assert decode(client.scaled_imagedata(image_id, "300x300!")).size == (300, 300)  # needs 450x300 of 600x400
     with pytest.raises(ImageNotFound):  # larger than the master: from the original, which is gone
         client.scaled_imagedata(image_id, "2000x2000")
     with pytest.raises(ImageNotFound):
@@ -79,10 +82,10 @@ def test_a_missing_or_unreadable_master_is_made_again(tmp_path: Path) -> None:
     image_id = client.save_image(encode(photo(2000, 1500), "JPEG"))
     client.service.originals.delete_master(image_id, SIDE)  # a host that never had it, a wiped folder
     assert decode(client.scaled_imagedata(image_id, "small")).size == (213, 160)
-    assert master_of(client, image_id).size == (SIDE, 768)
+    assert master_of(client, image_id).size == (1000, 750)
     client.service.originals.put_master(image_id, SIDE, b"\xff\xd8 not a jpeg any more")
     assert decode(client.scaled_imagedata(image_id, "medium")).size == (427, 320)
-    assert master_of(client, image_id).size == (SIDE, 768)
+    assert master_of(client, image_id).size == (1000, 750)
 
 
 def test_prerender_at_ingest_and_for_a_store(tmp_path: Path) -> None:

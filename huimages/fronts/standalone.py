@@ -46,5 +46,5 @@ class StandaloneServer(BaseApplication):  # type: ignore[misc]
         return create_app(self.settings)
 
 
-def serve(settings: Settings, host: str, port: int, workers: int, threads: int = 4) -> None:
+def serve(settings: Settings, host: str, port: int, workers: int, threads: int = 16) -> None:
     StandaloneServer(settings, host, port, workers, threads).run()
