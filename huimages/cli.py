@@ -232,8 +232,7 @@ def migrate(batch: int, workers: int, delete_attachments: bool, make_private: bo
     with _bar(catalog.count(), "checking records") as bar:
         records = steps.fix_legacy_records(catalog, target, progress=bar.update)
     click.echo(f"records of huImages corrected: {records.fixed} of {records.checked}")
-    for image_id, reason in sorted(records.failed.items()):
-        click.echo(f"  {image_id}: {reason}")
+    _list_failures(records.failed)
     failed |= bool(records.failed)
     if make_private:
         assert isinstance(target, S3Store)
@@ -279,9 +278,20 @@ def _migrate_couch(settings: Settings, target: Any, batch: int, workers: int, de
     if delete_attachments:
         click.echo(f"attachments deleted: {report.deleted}")
     click.echo(f"failed: {len(report.failed)}")
-    for image_id, reason in sorted(report.failed.items()):
-        click.echo(f"  {image_id}: {reason}")
+    _list_failures(report.failed)
     return bool(report.failed)
+
+
+def _list_failures(failed: dict[str, str]) -> None:
+    for image_id, reason in sorted(failed.items()):
+        click.echo(f"  {image_id}: {reason}")
+
+
+def _exit_on_failures(failed: dict[str, str]) -> None:
+    """List what failed, by ID with the reason; exit status 1 if anything did."""
+    _list_failures(failed)
+    if failed:
+        sys.exit(1)
 
 
 def _bar(length: int, label: str) -> Any:
@@ -329,10 +339,7 @@ def prerender(sizes: tuple[str, ...], all_images: bool, image_ids: tuple[str, ..
                 rendered, cached = rendered + made, cached + len(parsed) - made
             bar.update(1)
     click.echo(f"{rendered} derivatives rendered, {cached} were cached already, {len(failed)} failed")
-    for image_id, reason in sorted(failed.items()):
-        click.echo(f"  {image_id}: {reason}")
-    if failed:
-        sys.exit(1)
+    _exit_on_failures(failed)
 
 
 @main.group()
@@ -375,10 +382,7 @@ def masters_build(workers: int) -> None:
                     failed[futures[future]] = str(exc)
                 bar.update(1)
     click.echo(f"masters made: {made}, already there: {already}, failed: {len(failed)}")
-    for image_id, reason in sorted(failed.items()):
-        click.echo(f"  {image_id}: {reason}")
-    if failed:
-        sys.exit(1)
+    _exit_on_failures(failed)
 
 
 @main.command()

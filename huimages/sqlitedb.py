@@ -13,8 +13,9 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from huimages.errors import BackendUnavailable, StorageError
 
@@ -35,6 +36,16 @@ def _use_wal(conn: sqlite3.Connection, patience: float) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.02)
+
+
+_CHUNK = 500  # SQLite's limit on bound parameters is 999
+
+
+def select_in(conn: sqlite3.Connection, query: str, values: Sequence[str]) -> Iterator[Any]:
+    """Rows of ``query`` (whose ``{marks}`` is the IN list) for all ``values``, in chunks SQLite accepts."""
+    for start in range(0, len(values), _CHUNK):
+        chunk = values[start : start + _CHUNK]
+        yield from conn.execute(query.format(marks=",".join("?" * len(chunk))), chunk)
 
 
 class SQLiteFile:

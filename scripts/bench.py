@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,33 +29,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_render
+from bench_render import best_ms, draft_decode
 
 from huimages.config import DEFAULT_SIZES, Limits, Settings
 from huimages.imaging import render
 from huimages.service import ImageService
-from huimages.sizes import Size, decode_target, parse_size
+from huimages.sizes import parse_size
 
 TARGETS = ("240x160", "150x150!", "1024x768")
 LIMITS = Limits(max_pixels=100_000_000, max_upload_bytes=1 << 30)
-
-
-def best_ms(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times) * 1000
-
-
-def draft_decode(data: bytes, size: Size) -> Image.Image:
-    """What Pillow alone needs: open, draft to the render's decode target, decode."""
-    im = Image.open(io.BytesIO(data))
-    need = decode_target(size, im.width, im.height)
-    if im.format == "JPEG":
-        im.draft(None, need)
-    im.load()
-    return im
 
 
 def generated_photos(folder: Path) -> list[Path]:

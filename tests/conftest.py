@@ -51,6 +51,23 @@ def pouch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PouchCouch]:
     server.kill()
 
 
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """moto's server on a free loopback port: CloudFront's API, and an S3 that keeps object ACLs.
+
+    (SeaweedFS, the S3 server of the other tests, ignores ACLs.)
+    """
+    from moto.server import ThreadedMotoServer
+
+    from tests.servers import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
 def backend_settings(
     home: Path, s3: SeaweedS3 | None = None, couch: PouchCouch | None = None, **extra: str
 ) -> Settings:

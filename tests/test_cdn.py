@@ -239,24 +239,10 @@ def test_flush(site: Site) -> None:
     assert site.client.scaled_imageurl(image_id, "small") == f"{CDN}/240x160/2/{image_id}.jpeg"
 
 
-@pytest.fixture(scope="module")
-def cloudfront() -> Iterator[str]:
-    """moto's server speaking the CloudFront API on a free loopback port."""
-    from moto.server import ThreadedMotoServer
-
-    from tests.servers import free_port
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-def test_flush_invalidates_the_old_version(site: Site, cloudfront: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_flush_invalidates_the_old_version(site: Site, moto_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import boto3
 
-    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDFRONT", cloudfront)  # boto3's standard per-service endpoint
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDFRONT", moto_server)  # boto3's standard per-service endpoint
     api = boto3.session.Session().client(
         "cloudfront", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y"
     )

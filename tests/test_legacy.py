@@ -5,7 +5,6 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import couchdb
@@ -27,32 +26,18 @@ from tests.wsgi import call
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def moto_s3() -> Iterator[str]:
-    """moto's S3 API server on a free loopback port: unlike SeaweedFS, it keeps object ACLs."""
-    from moto.server import ThreadedMotoServer
-
-    from tests.servers import free_port
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-def test_public_originals_are_reported_and_made_private(tmp_path: Path, moto_s3: str) -> None:
+def test_public_originals_are_reported_and_made_private(tmp_path: Path, moto_server: str) -> None:
     import boto3
 
     env = {
         "HUIMAGES_HOME": str(tmp_path),
         "S3BUCKET": "originals",
-        "AWS_ENDPOINT_URL_S3": moto_s3,
+        "AWS_ENDPOINT_URL_S3": moto_server,
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
     }
     s3 = boto3.session.Session().client(
-        "s3", endpoint_url=moto_s3, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t"
+        "s3", endpoint_url=moto_server, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t"
     )
     s3.create_bucket(Bucket="originals")
     client = Client(Settings.from_env(env))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from huimages.catalog.base import Catalog
 from huimages.catalog.docs import Doc
-from huimages.sqlitedb import SQLiteFile
+from huimages.sqlitedb import SQLiteFile, select_in
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -28,7 +28,6 @@ CREATE TABLE IF NOT EXISTS deletions (
     at REAL NOT NULL
 );
 """
-_CHUNK = 500  # SQLite's limit on bound parameters is 999
 
 
 def _setup(conn: sqlite3.Connection) -> None:
@@ -62,14 +61,9 @@ class SQLiteCatalog(Catalog):
         return doc
 
     def _load_many(self, image_ids: list[str]) -> dict[str, Doc]:
-        found: dict[str, Doc] = {}
         with self.file.errors() as conn:
-            for start in range(0, len(image_ids), _CHUNK):
-                chunk = image_ids[start : start + _CHUNK]
-                marks = ",".join("?" * len(chunk))
-                for image_id, doc in conn.execute(f"SELECT id, doc FROM images WHERE id IN ({marks})", chunk):
-                    found[image_id] = json.loads(doc)
-        return found
+            rows = select_in(conn, "SELECT id, doc FROM images WHERE id IN ({marks})", image_ids)
+            return {str(image_id): json.loads(doc) for image_id, doc in rows}
 
     def _page(self, after: str | None, limit: int) -> list[Doc]:
         with self.file.errors() as conn:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from huimages.cdn.records import Derivative, Record, derivative_key, lease_key, size_key
 from huimages.cdn.store import Change, QueueStore
-from huimages.sqlitedb import SQLiteFile
+from huimages.sqlitedb import SQLiteFile, select_in
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cdn_records (
@@ -28,7 +28,6 @@ CREATE INDEX IF NOT EXISTS cdn_records_due ON cdn_records (state, next_attempt);
 CREATE INDEX IF NOT EXISTS cdn_records_age ON cdn_records (state, queued_at);
 CREATE INDEX IF NOT EXISTS cdn_records_image ON cdn_records (image_id);
 """
-_CHUNK = 500  # SQLite's limit on bound parameters is 999
 
 
 Row = tuple[str, str, object, object, object, object]
@@ -90,14 +89,9 @@ class SQLiteQueue(QueueStore):
         self.file = SQLiteFile(path, self.name, _setup, busy_timeout)
 
     def _get_many(self, keys: list[str]) -> dict[str, Record]:
-        found: dict[str, Record] = {}
         with self.file.errors() as conn:
-            for start in range(0, len(keys), _CHUNK):
-                chunk = keys[start : start + _CHUNK]
-                marks = ",".join("?" * len(chunk))
-                for key, doc in conn.execute(f"SELECT key, doc FROM cdn_records WHERE key IN ({marks})", chunk):
-                    found[key] = json.loads(doc)
-        return found
+            rows = select_in(conn, "SELECT key, doc FROM cdn_records WHERE key IN ({marks})", keys)
+            return {str(key): json.loads(doc) for key, doc in rows}
 
     def _update_many(self, keys: list[str], change: Change) -> None:
         with self.file.transaction() as conn:
