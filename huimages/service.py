@@ -101,8 +101,8 @@ class ImageService:
         image_id = compute_id(data)
         if not self.originals.exists(image_id):
             self.originals.put(image_id, bytes(data), info.content_type)
-        if ingested.master is not None:
-            self.originals.put_master(image_id, self.settings.master_side, ingested.master)
+            if ingested.master is not None:  # (an image stored before masters gets one when first needed)
+                self.originals.put_master(image_id, self.settings.master_side, ingested.master)
         self.catalog.record_image(
             image_id,
             width=info.width,
