@@ -21,7 +21,7 @@ from huimages.fronts.lighttpd import FrontConfig, find_lighttpd, missing_parts, 
 from huimages.service import ImageService
 from huimages.web import create_app
 from tests.imagetools import decode, encode, jpeg
-from tests.servers import free_port, get, running
+from tests.servers import SeaweedS3, free_port, get, running
 from tests.wsgi import call
 
 pytestmark = pytest.mark.integration
@@ -386,3 +386,42 @@ def test_separately_started_fcgi_backend(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def readme_cron_line() -> str:
+    """The cron line of the README's CDN section, as a site copies it."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    [line] = [line for line in readme.splitlines() if "curl" in line and "/processqueue" in line]
+    return line.split("  ", 1)[1].split(" >", 1)[0]  # without the schedule and the redirection
+
+
+@pytest.mark.parametrize("front_kind", ["lighttpd", "serve"])
+def test_the_readme_cron_line_runs_the_queue(tmp_path: Path, seaweed: SeaweedS3, front_kind: str) -> None:
+    """The README's line, with only the port of the test server, makes a queue run through each front."""
+    import json
+    import shlex
+
+    port = free_port()
+    env = {
+        "HUIMAGES_HOME": str(tmp_path),
+        "IMAGESERVERURL": f"http://127.0.0.1:{port}/",
+        "CDN_BUCKET": seaweed.new_bucket(),
+        "CDN_URL": "https://cdn.test",
+        **{k: v for k, v in seaweed.settings_env("unused").items() if k != "S3BUCKET"},
+    }
+    client = Client(Settings.from_env(env))
+    image_id = client.save_image(jpeg(300, 200))
+    argv = [sys.executable, "-m", "huimages", "serve", "--port", str(port), "--workers", "1"]
+    if front_kind == "lighttpd":
+        argv.append("--lighttpd")
+    command = shlex.split(readme_cron_line().replace("http://127.0.0.1/", f"http://127.0.0.1:{port}/"))
+    with running(argv, port, tmp_path / "front.log", env):
+        assert get(port, f"/small/{image_id}.jpeg")[0] == 200  # rendered and queued
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout)
+        assert (report["busy"], report["uploaded"], report["queued"]) == (False, 1, 0)
+        again = subprocess.run(
+            ["curl", "-fsS", f"http://127.0.0.1:{port}/processqueue"], capture_output=True, text=True
+        )
+        assert json.loads(again.stdout)["uploaded"] == 0  # GET works too, as the Drupal module's cron loaded it
