@@ -171,6 +171,7 @@ def test_same_answers_as_the_python_server(front: Front) -> None:
         ("GET", f"/5000x5000/{image_id}.jpeg", f"/5000x5000/{image_id}.jpeg"),
         ("GET", "/small/../../etc/passwd", "/small/../../etc/passwd"),
         ("GET", "/small%2F..%2F..%2Fetc/passwd.jpeg", "/small/../../etc/passwd.jpeg"),
+        ("GET", f"/481x321%2F{image_id}.jpeg", f"/481x321/{image_id}.jpeg"),  # an encoded slash is a slash
         ("GET", f"/small/{unknown}.jpeg", f"/small/{unknown}.jpeg"),
         ("GET", "/favicon.ico", "/favicon.ico"),
         ("GET", "/.huimages/locks/0001", "/.huimages/locks/0001"),
@@ -185,6 +186,8 @@ def test_same_answers_as_the_python_server(front: Front) -> None:
             assert headers["content-length"] == expected.headers["Content-Length"]
         else:
             assert body == expected.body, raw
+    encoded = front.get(f"/481x321%2F{image_id}.jpeg")  # rendered above: now lighttpd's own static hit
+    assert encoded[0] == 200 and encoded[1]["cache-control"] == LIGHTTPD_HIT_CACHE_CONTROL
     # conditional requests: each server with its own validators
     path = f"/small/{image_id}.jpeg"
     _, headers, _ = front.get(path)
