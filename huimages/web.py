@@ -22,6 +22,7 @@ from huimages.cache import CACHE_FOREVER, CachedFile
 from huimages.config import Settings
 from huimages.errors import (
     BackendUnavailable,
+    CorruptOriginal,
     HuImagesError,
     ImageNotFound,
     InvalidImage,
@@ -54,6 +55,7 @@ _STATUS: tuple[tuple[type[HuImagesError], str], ...] = (
     (RenderTimeout, "503 Service Unavailable"),
     (ImageNotFound, "404 Not Found"),
     (InvalidImage, "422 Unprocessable Entity"),
+    (CorruptOriginal, "422 Unprocessable Entity"),
     (RenderBusy, "503 Service Unavailable"),
     (Overloaded, "503 Service Unavailable"),
     (BackendUnavailable, "503 Service Unavailable"),
@@ -128,11 +130,15 @@ class ImageApp:
         if retry_after is not None:
             headers.append(("Retry-After", str(retry_after)))
         uri = environ.get("REQUEST_URI") or environ.get("PATH_INFO")
-        if status.startswith("5"):
+        message = str(exc)
+        if isinstance(exc, CorruptOriginal):  # the log names the object; the client learns what it needs
+            logger.error("%s for %s: %s", status, uri, exc)
+            message = f"the stored original of {exc.image_id} is corrupt and cannot be served"
+        elif status.startswith("5"):
             logger.error("%s for %s: %s", status, uri, exc)
         else:
             logger.info("%s for %s: %s", status, uri, exc)
-        return _text(start_response, status, str(exc), headers)
+        return _text(start_response, status, message, headers)
 
 
 def create_app(settings: Settings | None = None, *, service: ImageService | None = None) -> ImageApp:

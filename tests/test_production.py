@@ -99,9 +99,34 @@ def test_legacy_attachment_with_wrong_bytes_is_refused(prod: Settings) -> None:
     db.put_attachment(doc, jpeg(101, 100), "image.jpeg", "image/jpeg")  # replaced by other bytes
     service = ImageService.from_settings(prod)
     response = call(create_app(service=service), f"/small/{image_id}.jpeg")
-    assert response.status == 500 and "does not match its ID" in response.text
+    assert response.status == 422 and f"the stored original of {image_id} is corrupt" in response.text
+    assert "couch" not in response.text.lower()  # the log names the object, not the answer
     assert not service.originals.primary.exists(image_id)  # type: ignore[attr-defined]
     assert not service.catalog.get(image_id).get("deleted")
+
+
+def test_a_corrupt_s3_copy_is_repaired_from_the_legacy_attachment(
+    prod: Settings, seaweed: SeaweedS3, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = jpeg(400, 300)
+    image_id = legacy_image(prod, data)
+    # an earlier copy to S3 went bad: other bytes under the ID (S3's own checksum cannot be sent for them)
+    seaweed.client().put_object(Bucket=prod.s3.bucket, Key=image_id, Body=b"not these bytes")
+    service = ImageService.from_settings(prod)
+    app = create_app(service=service)
+    response = call(app, f"/o/{image_id}.jpeg")
+    assert response.status == 200 and response.body == data
+    assert seaweed.client().get_object(Bucket=prod.s3.bucket, Key=image_id)["Body"].read() == data  # repaired
+    assert any("corrupt object" in r.message and "repaired" in r.message for r in caplog.records)
+
+    other = service.ingest(jpeg(401, 300))  # no legacy attachment to fall back on
+    seaweed.client().put_object(Bucket=prod.s3.bucket, Key=other, Body=b"broken")
+    service.originals.primary.drop_local(other)  # type: ignore[attr-defined]
+    with caplog.at_level("ERROR"):
+        broken = call(app, f"/o/{other}.jpeg")
+    assert broken.status == 422 and "corrupt" in broken.text
+    assert any(other in r.getMessage() and str(prod.s3.bucket) in r.getMessage() for r in caplog.records)
+    assert not service.catalog.get(other).get("deleted")
 
 
 def test_two_servers_share_bucket_and_catalog(prod: Settings, tmp_path: Path) -> None:

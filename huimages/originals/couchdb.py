@@ -13,7 +13,7 @@ import logging
 import couchdb.http
 
 from huimages.couch import CouchDatabase
-from huimages.errors import ImageNotFound, StorageError
+from huimages.errors import CorruptOriginal, ImageNotFound, StorageError
 from huimages.ids import matches
 from huimages.originals.base import OriginalsStore
 
@@ -110,18 +110,27 @@ class LegacyFallback(OriginalsStore):
         self.name = primary.name
 
     def _read(self, image_id: str) -> bytes | None:
+        """The primary copy; else (missing, or corrupt) the legacy attachment, which then repairs the primary."""
+        corrupt: CorruptOriginal | None = None
         try:
             return self.primary.get(image_id)
         except ImageNotFound:
             pass
+        except CorruptOriginal as exc:  # this copy is bad; a legacy attachment may still be good
+            corrupt = exc
         found = self.legacy.read_with_type(image_id)
-        if found is None:
-            return None
+        if found is None or not matches(image_id, found[0]):
+            if corrupt is not None:
+                raise corrupt
+            if found is None:
+                return None
+            raise CorruptOriginal(self.legacy.name, image_id, f"the attachment in {self.legacy.couch.where}")
         data, content_type = found
-        if not matches(image_id, data):
-            raise StorageError(self.legacy.name, f"the attachment of {image_id} does not match its ID (sha1 differs)")
-        self.primary.put(image_id, data, content_type)
-        logger.info("migrated legacy original %s to the %s on first use", image_id, self.primary.name)
+        self.primary.put(image_id, data, content_type)  # S3 checks its SHA-1 on the way in
+        if corrupt is not None:
+            logger.error("%s; repaired it from the legacy attachment", corrupt)
+        else:
+            logger.info("migrated legacy original %s to the %s on first use", image_id, self.primary.name)
         return data
 
     def _write(self, image_id: str, data: bytes, content_type: str) -> None:
