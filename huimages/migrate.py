@@ -57,10 +57,13 @@ def migrate_one(
 ) -> str:
     """Copy one original; returns ``copied`` or ``already``; raises with the reason otherwise.
 
-    ``copied(image_id, data)`` runs after a copy (it makes the master).
+    "Already" means read back from the store and checked against the ID:
+    existence alone (a HEAD, a local copy) is never taken as copied, so a
+    missing or corrupt object is copied again. ``copied(image_id, data)``
+    runs after a copy (it makes the master).
     """
     outcome = "already"
-    if not target.exists(image_id):
+    if not target.verified(image_id):
         found = legacy.read_with_type(image_id)
         if found is None:
             raise HuImagesError("the attachment disappeared while migrating")

@@ -166,6 +166,13 @@ def test_migrate_copies_verifies_and_resumes(prod: Settings, seaweed: SeaweedS3)
     assert all(s3.verified(i) for i in ids)
     assert all(db[i].get("_attachments") for i in ids)  # nothing deleted without the flag
 
+    # one copy goes missing and one goes bad: a rerun must not take them as copied
+    seaweed.client().delete_object(Bucket=prod.s3.bucket, Key=ids[0])
+    seaweed.client().put_object(Bucket=prod.s3.bucket, Key=ids[1], Body=b"damaged")
+    result = runner.invoke(main, ["migrate"])
+    assert "copied: 2" in result.stdout and "already in the s3 originals: 10" in result.stdout, result.output
+    assert s3.verified(ids[0]) and s3.verified(ids[1])
+
     result = runner.invoke(main, ["migrate", "--delete-attachments"])
     assert "copied: 0" in result.stdout and "already in the s3 originals: 12" in result.stdout
     assert "attachments deleted: 12" in result.stdout
