@@ -181,13 +181,9 @@ class DerivativeCache:
         """Delete every cached derivative of one image on this host; returns how many were removed."""
         validate_id(image_id)
         removed = 0
-        try:
-            folders = [e for e in os.scandir(self.root) if e.is_dir(follow_symlinks=False) and _is_plain_token(e.name)]
-        except FileNotFoundError:
-            return 0
-        for folder in folders:
+        for folder in self.sizes():
             try:
-                os.unlink(os.path.join(folder.path, f"{image_id}.jpeg"))
+                (self.root / folder / f"{image_id}.jpeg").unlink()
                 removed += 1
             except FileNotFoundError:
                 continue

@@ -9,7 +9,6 @@ returned ``{}``, ``None`` or ``(None, None)``; the module functions in
 from __future__ import annotations
 
 import datetime
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,8 +19,6 @@ from huimages.markup import img_tag
 from huimages.service import ImageService
 from huimages.sizes import Size, output_dimensions
 from huimages.urls import SIGNATURE_PARAM, image_path, titled_path
-
-logger = logging.getLogger(__name__)
 
 DEFAULT_SIZE = "150x150"  # huImages' default for every scaled_* function
 
@@ -53,14 +50,15 @@ class Client:
         fall back to it). Raises ``InvalidImage`` or ``ImageTooLarge`` and
         stores nothing for bad input.
         """
-        image_id = self.service.ingest(
-            imagedata, timestamp=timestamp, title=title, references=references, typ=typ, filename=filename
+        return self.service.ingest(
+            imagedata,
+            timestamp=timestamp,
+            title=title,
+            references=references,
+            typ=typ,
+            filename=filename,
+            content_type_hint=contenttype,
         )
-        if contenttype:
-            stored = self.service.catalog.get(image_id).get("content_type")
-            if stored and contenttype.lower() != stored:
-                logger.info("%s: given content type %s, the bytes are %s", image_id, contenttype, stored)
-        return image_id
 
     def update_metadata(
         self,
@@ -152,8 +150,9 @@ class Client:
     def _url(self, size: Size, image_id: str, doc: Doc | None = None) -> str:
         """The image server URL, signed (over the canonical path) when the size policy needs it."""
         canonical = image_path(size.spec, image_id)
-        titled = doc is not None and self.settings.title_urls
-        path = titled_path(size.spec, image_id, url_title(doc)) if doc is not None and titled else canonical
+        path = canonical
+        if doc is not None and self.settings.title_urls:
+            path = titled_path(size.spec, image_id, url_title(doc))
         signature = self.service.policy.signature_for(size, canonical)
         query = f"?{SIGNATURE_PARAM}={signature}" if signature else ""
         return f"{self.settings.server_url}{path[1:]}{query}"

@@ -140,9 +140,14 @@ def ingest(data: bytes, limits: Limits, master_side: int) -> Ingested:
         return Ingested(info, _make_master(im, info, master_side))
 
 
+def ingest_stored(data: bytes, limits: Limits, master_side: int) -> Ingested:
+    """``ingest`` of an original already stored (whatever upload limit held when it came)."""
+    return ingest(data, dataclasses.replace(limits, max_upload_bytes=max(len(data), 1)), master_side)
+
+
 def make_master(data: bytes, limits: Limits, master_side: int) -> bytes:
     """The master of a stored original (for images stored before masters, or a host that lost one)."""
-    master = ingest(data, dataclasses.replace(limits, max_upload_bytes=max(len(data), 1)), master_side).master
+    master = ingest_stored(data, limits, master_side).master
     assert master is not None
     return master
 
@@ -200,12 +205,6 @@ def probe(data: bytes, limits: Limits) -> ImageInfo:
     smallest JPEG scale) so a truncated or corrupt file is refused at upload
     rather than at its first render.
     """
-    if len(data) > limits.max_upload_bytes:
-        raise ImageTooLarge(
-            f"the file has {len(data)} bytes, more than the limit of {limits.max_upload_bytes}",
-            limits.max_upload_bytes,
-            len(data),
-        )
     return ingest(data, limits, 0).info
 
 

@@ -22,7 +22,7 @@ from huimages.cdn import CdnPublisher, open_publisher
 from huimages.config import Settings
 from huimages.errors import HuImagesError, InvalidImage
 from huimages.ids import compute_id, validate_id
-from huimages.imaging import Deadline, Rendered, ingest, make_master, master_dimensions, render
+from huimages.imaging import Deadline, Rendered, ingest, ingest_stored, make_master, master_dimensions, render
 from huimages.originals import OriginalsStore, open_store
 from huimages.signing import SizePolicy
 from huimages.sizes import Size, decode_target, output_dimensions, parse_size
@@ -86,6 +86,7 @@ class ImageService:
         references: Mapping[str, Any] | None = None,
         typ: str = "",
         filename: str = "",
+        content_type_hint: str | None = None,
     ) -> str:
         """Validate and store an original and its master; returns its ID.
 
@@ -99,6 +100,8 @@ class ImageService:
         ingested = ingest(bytes(data), self.settings.limits, self.settings.master_side)
         info = ingested.info
         image_id = compute_id(data)
+        if content_type_hint and content_type_hint.lower() != info.content_type:
+            logger.info("%s: given content type %s, the bytes are %s", image_id, content_type_hint, info.content_type)
         if not self.originals.exists(image_id):
             self.originals.put(image_id, bytes(data), info.content_type)
             if ingested.master is not None:  # (an image stored before masters gets one when first needed)
@@ -258,22 +261,17 @@ class ImageService:
         need_w, need_h = decode_target(size, width, height)
         if (master_w, master_h) != (width, height) and (need_w > master_w or need_h > master_h):
             return None
-        master = self.master(image_id)
+
+        def from_master() -> Rendered:
+            master = self.master(image_id)
+            return render(master, size, self.settings.jpeg_quality, self.settings.limits, deadline, (width, height))
+
         try:
-            return render(
-                master, size, self.settings.jpeg_quality, self.settings.limits, deadline, source_size=(width, height)
-            )
+            return from_master()
         except InvalidImage as exc:  # an unreadable master is made again from the original
             logger.warning("the master of %s is unreadable (%s); making it again", image_id, exc)
             self.originals.delete_master(image_id, side)
-            return render(
-                self.master(image_id),
-                size,
-                self.settings.jpeg_quality,
-                self.settings.limits,
-                deadline,
-                source_size=(width, height),
-            )
+            return from_master()
 
     def _modernise(self, image_id: str) -> Doc:
         """Bring a record written by huImages (no ``length``; the stored, unrotated size) up to date.
@@ -282,8 +280,7 @@ class ImageService:
         size, the length and the content type.
         """
         original = self.originals.get(image_id)  # a legacy attachment is copied to the primary store here
-        limits = dataclasses.replace(self.settings.limits, max_upload_bytes=max(len(original), 1))
-        ingested = ingest(original, limits, self.settings.master_side)
+        ingested = ingest_stored(original, self.settings.limits, self.settings.master_side)
         assert ingested.master is not None
         self.originals.put_master(image_id, self.settings.master_side, ingested.master)
         info = ingested.info
