@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from huimages.catalog.docs import alt_text
-from huimages.client import DEFAULT_SIZE, Client
+from huimages.client import DEFAULT_DENSITIES, DEFAULT_SIZE, PICTURE_FORMATS, Client
 from huimages.config import Settings
 from huimages.errors import (
     BackendUnavailable,
@@ -61,6 +61,8 @@ __all__ = [
     "scaled_dimensions",
     "scaled_imagedata",
     "scaled_imageurl",
+    "scaled_picture",
+    "scaled_srcset",
     "scaled_tag",
     "set_title",
     "update_metadata",
@@ -121,14 +123,40 @@ def get_length(imageid: str) -> int:
     return default_client().get_length(imageid)
 
 
-def imageurl(imageid: str, size: str = "o") -> str:
+def imageurl(imageid: str, size: str = "o", *, format: str = "jpeg") -> str:
     """The same as ``scaled_imageurl(imageid, size)``, with the original as the default size."""
-    return default_client().imageurl(imageid, size)
+    return default_client().imageurl(imageid, size, format=format)
 
 
-def scaled_imageurl(imageid: str, size: str = DEFAULT_SIZE) -> str:
-    """The URL of a scaled version (on the CDN once uploaded there)."""
-    return default_client().scaled_imageurl(imageid, size)
+def scaled_imageurl(imageid: str, size: str = DEFAULT_SIZE, *, format: str = "jpeg") -> str:
+    """The URL of a scaled version in ``format`` (jpeg, webp or avif; on the CDN once uploaded there)."""
+    return default_client().scaled_imageurl(imageid, size, format=format)
+
+
+def scaled_srcset(
+    imageid: str,
+    size: str = DEFAULT_SIZE,
+    densities: tuple[float, ...] = DEFAULT_DENSITIES,
+    *,
+    widths: tuple[int, ...] | None = None,
+    format: str = "jpeg",
+) -> str:
+    """A ``srcset`` value (``"<url> 1x, <url> 2x"``, or width descriptors with ``widths``); see ``Client``."""
+    return default_client().scaled_srcset(imageid, size, densities, widths=widths, format=format)
+
+
+def scaled_picture(
+    imageid: str,
+    size: str = DEFAULT_SIZE,
+    formats: tuple[str, ...] = PICTURE_FORMATS,
+    densities: tuple[float, ...] = DEFAULT_DENSITIES,
+    *,
+    widths: tuple[int, ...] | None = None,
+    sizes: str | None = None,
+    **attrs: Any,
+) -> str:
+    """A ``<picture>`` with AVIF and WebP sources and a JPEG ``<img>``; see ``Client.scaled_picture``."""
+    return default_client().scaled_picture(imageid, size, formats, densities, widths=widths, sizes=sizes, **attrs)
 
 
 def scaled_imagedata(imageid: str, size: str = DEFAULT_SIZE) -> bytes | None:

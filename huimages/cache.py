@@ -1,4 +1,4 @@
-"""The derivative cache on disk: ``<cache>/<size>/<id>.jpeg``.
+"""The derivative cache on disk: ``<cache>/<size>/<id>.<format>`` (``.jpeg``, ``.webp``, ``.avif``).
 
 This layout is the URL path, so lighttpd (or any static server) can use the
 cache folder as its document root and serve every hit without Python.
@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from huimages.errors import RenderBusy, StorageError
+from huimages.formats import FORMATS, JPEG, Format
 from huimages.fsutil import atomic_write, atomic_write_open, is_within
 from huimages.ids import is_valid_id, validate_id
 
@@ -66,7 +67,7 @@ class DerivativeCache:
         self.lock_timeout = lock_timeout
         self._lock_dir = self.root / _STATE_DIR / "locks"
 
-    def path(self, size_token: str, image_id: str) -> Path:
+    def path(self, size_token: str, image_id: str, fmt: Format = JPEG) -> Path:
         """The cache file for a derivative.
 
         Both parts must be plain names (``[A-Za-z0-9!]`` and a valid ID), so the
@@ -75,33 +76,33 @@ class DerivativeCache:
         validate_id(image_id)
         if not _is_plain_token(size_token):
             raise ValueError(f"size token {size_token!r} is not a plain folder name")
-        return self.root / size_token / f"{image_id}.jpeg"
+        return self.root / size_token / f"{image_id}.{fmt.extension}"
 
-    def open(self, size_token: str, image_id: str) -> CachedFile | None:
+    def open(self, size_token: str, image_id: str, fmt: Format = JPEG) -> CachedFile | None:
         """Open a cached derivative for reading, or None on a miss."""
         try:
-            fd = os.open(self.path(size_token, image_id), os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(self.path(size_token, image_id, fmt), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise StorageError("cache", f"cannot read {size_token}/{image_id}.jpeg: {exc.strerror}") from exc
+            raise StorageError("cache", f"cannot read {size_token}/{image_id}.{fmt.extension}: {exc.strerror}") from exc
         return CachedFile.of(fd)
 
-    def exists(self, size_token: str, image_id: str) -> bool:
-        return self.path(size_token, image_id).is_file()
+    def exists(self, size_token: str, image_id: str, fmt: Format = JPEG) -> bool:
+        return self.path(size_token, image_id, fmt).is_file()
 
-    def write(self, size_token: str, image_id: str, data: bytes) -> CachedFile:
+    def write(self, size_token: str, image_id: str, data: bytes, fmt: Format = JPEG) -> CachedFile:
         """Store a derivative atomically; returns it opened (valid even if it is removed at once)."""
-        path = self.path(size_token, image_id)
+        path = self.path(size_token, image_id, fmt)
         try:
             return CachedFile.of(atomic_write_open(path, data))
         except OSError as exc:
             raise StorageError("cache", f"cannot write {path}: {exc.strerror}") from exc
 
     @contextlib.contextmanager
-    def lock(self, size_token: str, image_id: str) -> Iterator[None]:
+    def lock(self, size_token: str, image_id: str, fmt: Format = JPEG) -> Iterator[None]:
         """Hold the render lock for one derivative (shared by every process on this host)."""
-        key = f"{size_token}/{image_id}"
+        key = f"{size_token}/{image_id}.{fmt.extension}"
         stripe = zlib.crc32(key.encode()) % LOCK_STRIPES
         self._lock_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self._lock_dir / f"{stripe:04d}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -178,15 +179,16 @@ class DerivativeCache:
         folder.rmdir()
 
     def remove_image(self, image_id: str) -> int:
-        """Delete every cached derivative of one image on this host; returns how many were removed."""
+        """Delete every cached derivative of one image (every size and format) here; returns how many were removed."""
         validate_id(image_id)
         removed = 0
         for folder in self.sizes():
-            try:
-                (self.root / folder / f"{image_id}.jpeg").unlink()
-                removed += 1
-            except FileNotFoundError:
-                continue
+            for fmt in FORMATS.values():
+                try:
+                    (self.root / folder / f"{image_id}.{fmt.extension}").unlink()
+                    removed += 1
+                except FileNotFoundError:
+                    continue
         return removed
 
     def sizes(self) -> list[str]:
@@ -197,13 +199,15 @@ class DerivativeCache:
             return []
         return sorted(e.name for e in entries if e.is_dir(follow_symlinks=False) and _is_plain_token(e.name))
 
-    def image_ids(self, size_token: str) -> list[str]:
-        """The IDs whose derivative of one size is cached here."""
+    def image_ids(self, size_token: str, fmt: Format = JPEG) -> list[str]:
+        """The IDs whose derivative of one size, in one format, is cached here."""
         try:
             names = os.listdir(self.root / size_token)
         except FileNotFoundError:
             return []
-        return sorted(n[:-5] for n in names if n.endswith(".jpeg") and is_valid_id(n[:-5]))
+        ending = f".{fmt.extension}"
+        stems = (n[: -len(ending)] for n in names if n.endswith(ending))
+        return sorted(stem for stem in stems if is_valid_id(stem))
 
     def read_state(self, name: str) -> str | None:
         """A small value this host keeps beside the cache (e.g. where its sweep stopped)."""
@@ -222,7 +226,7 @@ class DerivativeCache:
             return 0
         if not is_within(self.root, folder):
             return 0
-        count = sum(1 for _ in folder.glob("*.jpeg"))
+        count = sum(1 for fmt in FORMATS.values() for _ in folder.glob(f"*.{fmt.extension}"))
         shutil.rmtree(folder, ignore_errors=True)
         return count
 

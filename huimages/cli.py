@@ -7,6 +7,7 @@ place (``_Group.invoke``), so commands do not translate errors themselves.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import sys
@@ -20,6 +21,7 @@ from huimages.catalog import open_catalog
 from huimages.client import Client
 from huimages.config import SETTINGS_SPECS, Settings
 from huimages.errors import HuImagesError
+from huimages.formats import FORMATS
 from huimages.originals import open_primary
 
 
@@ -163,9 +165,24 @@ def url(image_id: str, size: str) -> None:
 @main.command()
 @click.argument("image_id")
 @click.option("--size", default="square", show_default=True, help="A size name, WxH or WxH!.")
-def tag(image_id: str, size: str) -> None:
-    """Print an <img> tag for IMAGE_ID at SIZE."""
-    click.echo(_client().scaled_tag(image_id, size))
+@click.option("--picture", is_flag=True, help="A <picture> with AVIF and WebP sources and a JPEG <img>.")
+@click.option("--srcset", is_flag=True, help="Only the srcset value (1x and 2x, or --width descriptors).")
+@click.option("--format", "format_name", default="jpeg", show_default=True, help="Format of --srcset URLs.")
+@click.option("--width", "widths", type=int, multiple=True, help="A width descriptor candidate (repeatable).")
+@click.option("--sizes", "sizes_attr", help="The sizes attribute of --picture with --width.")
+def tag(
+    image_id: str, size: str, picture: bool, srcset: bool, format_name: str, widths: tuple[int, ...], sizes_attr: str
+) -> None:
+    """Print an <img> tag for IMAGE_ID at SIZE (or a <picture>, or a srcset value)."""
+    client = _client()
+    if picture and srcset:
+        raise click.UsageError("--picture and --srcset exclude each other")
+    if picture:
+        click.echo(client.scaled_picture(image_id, size, widths=widths or None, sizes=sizes_attr))
+    elif srcset:
+        click.echo(client.scaled_srcset(image_id, size, widths=widths or None, format=format_name))
+    else:
+        click.echo(client.scaled_tag(image_id, size))
 
 
 @main.command()
@@ -451,15 +468,15 @@ def queue_add_cached(sizes: tuple[str, ...]) -> None:
         raise click.ClickException("no CDN is configured: set CDN_BUCKET and CDN_URL")
     tokens = [service.parse_size(s).spec for s in sizes] or service.cache.sizes()
     queued = already = skipped = 0
-    for token in tokens:
-        ids = service.cache.image_ids(token)
+    for token, fmt in itertools.product(tokens, FORMATS.values()):
+        ids = service.cache.image_ids(token, fmt)
         if not publisher.accepts(token):
             skipped += len(ids)
             continue
-        with _bar(len(ids), f"queueing {token}") as bar:
+        with _bar(len(ids), f"queueing {token} ({fmt.name})") as bar:
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
-                added = publisher.enqueue_many(token, chunk)
+                added = publisher.enqueue_many(token, chunk, fmt)
                 queued, already = queued + added, already + len(chunk) - added
                 bar.update(len(chunk))
     click.echo(f"queued: {queued}, already queued or uploaded: {already}, sizes not offloaded (CDN_SIZES): {skipped}")

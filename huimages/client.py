@@ -14,13 +14,17 @@ from typing import Any
 
 from huimages.catalog.docs import Doc, alt_text, url_title
 from huimages.config import Settings
+from huimages.formats import FORMATS, Format
 from huimages.ids import validate_id
-from huimages.markup import img_tag
+from huimages.markup import img_tag, picture_tag, srcset_value
+from huimages.responsive import Candidate, density_candidates, width_candidates
 from huimages.service import ImageService
 from huimages.sizes import Size, output_dimensions
 from huimages.urls import SIGNATURE_PARAM, image_path, titled_path
 
 DEFAULT_SIZE = "150x150"  # huImages' default for every scaled_* function
+DEFAULT_DENSITIES = (1, 2)
+PICTURE_FORMATS = ("avif", "webp")  # best first: a browser takes the first <source> it can show
 
 
 class Client:
@@ -89,22 +93,77 @@ class Client:
         """Length in bytes of the stored original."""
         return self.service.original_length(self.get_imagedoc(imageid))
 
-    def imageurl(self, imageid: str, size: str = "o") -> str:
+    def imageurl(self, imageid: str, size: str = "o", *, format: str = "jpeg") -> str:
         """The same as ``scaled_imageurl``, with the original as the default size."""
-        return self.scaled_imageurl(imageid, size)
+        return self.scaled_imageurl(imageid, size, format=format)
 
-    def scaled_imageurl(self, imageid: str, size: str = DEFAULT_SIZE) -> str:
-        """The URL of a scaled version: on the CDN once uploaded there, else on the image server."""
-        return self.scaled_imageurls([imageid], size)[imageid]
+    def scaled_imageurl(self, imageid: str, size: str = DEFAULT_SIZE, *, format: str = "jpeg") -> str:
+        """The URL of a scaled version in ``format`` (jpeg, webp, avif): on the CDN once uploaded there."""
+        return self.scaled_imageurls([imageid], size, format=format)[imageid]
 
-    def scaled_imageurls(self, imageids: list[str], size: str = DEFAULT_SIZE) -> dict[str, str]:
+    def scaled_imageurls(
+        self, imageids: list[str], size: str = DEFAULT_SIZE, *, format: str = "jpeg"
+    ) -> dict[str, str]:
         """``scaled_imageurl`` for many images at once, with one lookup for all of them.
 
         Named sizes are written in numeric form, as huImages did; with
         ``HUIMAGES_TITLE_URLS`` (default on) the image server URL carries the
         image's title as huImages wrote it.
         """
-        return self._urls(self.service.parse_size(size), [validate_id(i) for i in imageids])
+        fmt = self._format(format)
+        return self._urls(self.service.parse_size(size), [validate_id(i) for i in imageids], fmt=fmt)
+
+    def scaled_srcset(
+        self,
+        imageid: str,
+        size: str = DEFAULT_SIZE,
+        densities: tuple[float, ...] = DEFAULT_DENSITIES,
+        *,
+        widths: tuple[int, ...] | None = None,
+        format: str = "jpeg",
+    ) -> str:
+        """A ``srcset`` value: ``"<url> 1x, <url> 2x"``, or ``"<url> 320w, ..."`` with ``widths``.
+
+        A 2x candidate is the box doubled (``WxH!`` becomes ``2Wx2H!``); width
+        candidates keep the box's shape. Candidates the original is too small
+        for are left out, as are sizes the size policy would refuse to render.
+        """
+        doc = self.service.catalog.get_live(validate_id(imageid))
+        parsed = self.service.parse_size(size)
+        return srcset_value(self._candidate_urls(imageid, doc, parsed, densities, widths, format))
+
+    def scaled_picture(
+        self,
+        imageid: str,
+        size: str = DEFAULT_SIZE,
+        formats: tuple[str, ...] = PICTURE_FORMATS,
+        densities: tuple[float, ...] = DEFAULT_DENSITIES,
+        *,
+        widths: tuple[int, ...] | None = None,
+        sizes: str | None = None,
+        **attrs: Any,
+    ) -> str:
+        """``<picture>``: a ``<source>`` per format (best first), then a JPEG ``<img>`` fallback.
+
+        The ``<img>`` carries ``src`` (the 1x JPEG), ``srcset``, ``width`` and
+        ``height`` (of ``size``), the alt text (as ``scaled_tag`` makes it) and
+        ``attrs``, all escaped. With ``widths``, pass ``sizes`` too (the
+        layout's width, e.g. ``"(max-width: 600px) 100vw, 600px"``). Formats
+        this server does not serve (``HUIMAGES_FORMATS``) are left out.
+        """
+        parsed = self.service.parse_size(size)
+        doc = self.service.catalog.get_live(validate_id(imageid))
+        sources = []
+        for name in formats:
+            if name != "jpeg" and name in self.settings.formats:
+                urls = self._candidate_urls(imageid, doc, parsed, densities, widths, name)
+                sources.append((FORMATS[name].content_type, srcset_value(urls)))
+        fallback = self._candidate_urls(imageid, doc, parsed, densities, widths, "jpeg")
+        src = self._urls(parsed, [imageid], {imageid: doc})[imageid]
+        width, height = output_dimensions(parsed, int(doc["width"]), int(doc["height"]))
+        extra = {"srcset": srcset_value(fallback), **({"sizes": sizes} if sizes else {}), **attrs}
+        img = img_tag(src, width, height, alt_text(doc, self.settings.alt_addition), (), extra)
+        return picture_tag(sources, img, sizes)
 
     def scaled_imagedata(self, imageid: str, size: str = DEFAULT_SIZE) -> bytes:
         """The bytes of a scaled version, rendered here if need be (no HTTP round trip)."""
@@ -138,21 +197,46 @@ class Client:
     def get_previous_imageid(self, imageid: str) -> str:
         return self.service.catalog.previous_id(imageid)
 
-    def _urls(self, size: Size, ids: list[str], docs: dict[str, Doc] | None = None) -> dict[str, str]:
+    def _format(self, name: str) -> Format:
+        return self.service.output_format(name)
+
+    def _candidate_urls(
+        self,
+        image_id: str,
+        doc: Doc,
+        size: Size,
+        densities: tuple[float, ...],
+        widths: tuple[int, ...] | None,
+        format_name: str,
+    ) -> list[tuple[str, str]]:
+        """(URL, descriptor) of each srcset candidate the server will render."""
+        src_w, src_h, max_side = int(doc["width"]), int(doc["height"]), self.settings.limits.max_side
+        candidates: list[Candidate] = (
+            width_candidates(size, widths, src_w, src_h, max_side)
+            if widths
+            else density_candidates(size, densities, src_w, src_h, max_side)
+        )
+        fmt = self._format(format_name)
+        allowed = [c for c in candidates if self.service.policy.can_render(c.size)]
+        return [(self._urls(c.size, [image_id], {image_id: doc}, fmt)[image_id], c.descriptor) for c in allowed]
+
+    def _urls(
+        self, size: Size, ids: list[str], docs: dict[str, Doc] | None = None, fmt: Format = FORMATS["jpeg"]
+    ) -> dict[str, str]:
         """CDN URLs where uploaded, else image server URLs (titled when the setting says so)."""
         publisher = self.service.publisher
-        on_cdn = publisher.urls(size.spec, ids) if publisher is not None else {}
+        on_cdn = publisher.urls(size.spec, ids, fmt) if publisher is not None else {}
         missing = [i for i in ids if i not in on_cdn]
         if docs is None:
             docs = self.service.catalog.find_many(missing) if self.settings.title_urls and missing else {}
-        return {i: on_cdn.get(i) or self._url(size, i, docs.get(i)) for i in ids}
+        return {i: on_cdn.get(i) or self._url(size, i, docs.get(i), fmt) for i in ids}
 
-    def _url(self, size: Size, image_id: str, doc: Doc | None = None) -> str:
+    def _url(self, size: Size, image_id: str, doc: Doc | None, fmt: Format) -> str:
         """The image server URL, signed (over the canonical path) when the size policy needs it."""
-        canonical = image_path(size.spec, image_id)
+        canonical = image_path(size.spec, image_id, fmt)
         path = canonical
         if doc is not None and self.settings.title_urls:
-            path = titled_path(size.spec, image_id, url_title(doc))
+            path = titled_path(size.spec, image_id, url_title(doc), fmt)
         signature = self.service.policy.signature_for(size, canonical)
         query = f"?{SIGNATURE_PARAM}={signature}" if signature else ""
         return f"{self.settings.server_url}{path[1:]}{query}"

@@ -143,3 +143,12 @@ class RenderTimeout(HuImagesError):
         super().__init__(f"rendering {key} took {seconds:.1f} s, over the limit of {limit:g} s; nothing was cached")
         self.key = key
         self.retry_after = 30
+
+
+class FormatNotServed(HuImagesError, LookupError):
+    """A URL names a format (extension) this server does not serve."""
+
+    def __init__(self, extension: str, allowed: tuple[str, ...]) -> None:
+        super().__init__(f"the format {extension[:10]!r} is not served here; use one of: {', '.join(allowed)}")
+        self.extension = extension
+        self.allowed = allowed

@@ -23,7 +23,8 @@ from collections.abc import Iterator
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from huimages.config import Limits
-from huimages.errors import HuImagesError, ImageTooLarge, InvalidImage, RenderTimeout
+from huimages.errors import HuImagesError, ImageTooLarge, InvalidImage, InvalidSize, RenderTimeout
+from huimages.formats import JPEG, Encoding
 from huimages.sizes import Size, crop_box, decode_target, fit_dimensions, output_dimensions
 
 logger = logging.getLogger(__name__)
@@ -230,25 +231,29 @@ def probe_header(data: bytes) -> tuple[str, int, int]:
 def render(
     data: bytes,
     size: Size,
-    quality: int,
+    output: Encoding | int,
     limits: Limits,
     deadline: Deadline | None = None,
     source_size: tuple[int, int] | None = None,
 ) -> Rendered:
-    """Render ``size`` of the original (or of its master) ``data`` as JPEG.
+    """Render ``size`` of the original (or of its master) ``data`` in the ``output`` encoding.
 
-    ``o`` returns the original bytes unchanged when they already are an
-    upright RGB JPEG (as huImages served them); anything else is rendered at
-    full size, so every ``.jpeg`` URL serves a JPEG. From a master, pass the
+    ``output`` is an ``Encoding`` (format, quality, speed), or a JPEG quality.
+    WebP and AVIF keep an original's transparency; JPEG flattens it on white.
+    ``o`` as JPEG returns the original bytes unchanged when they already are
+    an upright RGB JPEG (as huImages served them); anything else is rendered
+    at full size, so every ``.jpeg`` URL serves a JPEG. From a master, pass the
     original's displayed size as ``source_size``: the output has exactly the
     size the original would give (what ``scaled_dimensions`` says).
     ``deadline`` is checked between the steps (a single Pillow call is not
     interrupted).
     """
     deadline = deadline or Deadline.none()
+    encoding = Encoding.of(output)
     with _open(data, limits) as im:
         orientation = _orientation(im)
-        if size.is_original and im.format in ("JPEG", "MPO") and im.mode == "RGB" and orientation == 1:
+        as_stored = encoding.format is JPEG and im.format in ("JPEG", "MPO") and im.mode == "RGB"
+        if size.is_original and as_stored and orientation == 1:
             started, stored_size = time.perf_counter(), im.size
             _verify_decodes(im)  # served as stored, but only once it decodes completely (at 1/8 scale)
             return Rendered(data, im.size, time.perf_counter() - started, stored_size)
@@ -256,6 +261,12 @@ def render(
         stored_w, stored_h = im.size
         src_w, src_h = (stored_h, stored_w) if swap else (stored_w, stored_h)
         out_w, out_h = output_dimensions(size, *(source_size or (src_w, src_h)))
+        if max(out_w, out_h) > encoding.format.max_side:
+            raise InvalidSize(
+                size.token,
+                f"{encoding.format.name} holds at most {encoding.format.max_side} pixels a side and this would be"
+                f" {out_w}x{out_h}; ask for a smaller size or another format",
+            )
         need_w, need_h = decode_target(size, src_w, src_h)
         started = time.perf_counter()
         with _pillow_errors():
@@ -264,7 +275,7 @@ def render(
             icc = im.info.get("icc_profile")
             im.load()
             decoded_size = im.size
-            rgb, icc = _to_rgb(im, icc)
+            rgb, icc = _to_rgb(im, icc, keep_alpha=encoding.format.alpha)
         decode_seconds = time.perf_counter() - started
         deadline.check("decoding")
         # Work in the stored (unrotated) frame; rotate the small result last.
@@ -279,7 +290,7 @@ def render(
         if orientation in _TRANSPOSE:
             rgb = rgb.transpose(_TRANSPOSE[orientation])
         deadline.check("scaling")
-        return Rendered(_encode(rgb, quality, icc), decoded_size, decode_seconds, source_size or (src_w, src_h))
+        return Rendered(_encode(rgb, encoding, icc), decoded_size, decode_seconds, source_size or (src_w, src_h))
 
 
 def _open(data: bytes, limits: Limits) -> Image.Image:
@@ -381,8 +392,8 @@ def _orientation(im: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def _to_rgb(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
-    """Any mode to RGB; returns the image and the ICC profile still valid for it."""
+def _to_rgb(im: Image.Image, icc: bytes | None, keep_alpha: bool = False) -> tuple[Image.Image, bytes | None]:
+    """Any mode to RGB (RGBA if it has transparency and ``keep_alpha``), and the ICC profile still valid for it."""
     mode = im.mode
     if mode == "RGB":
         return im, icc
@@ -390,6 +401,8 @@ def _to_rgb(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | No
         return _cmyk_to_rgb(im, icc), None
     if _has_alpha(im):
         rgba = im.convert("RGBA")
+        if keep_alpha:
+            return rgba, icc if mode.startswith("RGB") else None
         flat = Image.new("RGB", rgba.size, _WHITE)
         flat.paste(rgba, mask=rgba.getchannel("A"))
         return flat, icc if mode.startswith("RGB") else None
@@ -412,13 +425,16 @@ def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> Image.Image:
     return im.convert("RGB")
 
 
-def _encode(im: Image.Image, quality: int, icc: bytes | None) -> bytes:
-    """Progressive JPEG; metadata stripped but for the colour profile."""
+def _encode(im: Image.Image, encoding: Encoding, icc: bytes | None) -> bytes:
+    """Encode as ``encoding`` says (JPEG is progressive); metadata stripped but for the colour profile."""
     out = io.BytesIO()
-    options: dict[str, object] = {"quality": quality, "progressive": True}
+    options = encoding.save_options()
     if icc and _is_rgb_profile(icc):
         options["icc_profile"] = icc
-    im.save(out, "JPEG", **options)
+    try:
+        im.save(out, encoding.format.pillow, **options)
+    except (OSError, ValueError) as exc:
+        raise InvalidImage(f"cannot encode this image as {encoding.format.name}: {exc}") from None
     return out.getvalue()
 
 

@@ -37,3 +37,17 @@ def img_tag(
         parts.append(f'alt="{html.escape(alt)}"')
     parts.append("/>")
     return " ".join(parts)
+
+
+def srcset_value(candidates: Iterable[tuple[str, str]]) -> str:
+    """A ``srcset`` attribute's value from (URL, descriptor) pairs: ``"<url> 1x, <url> 2x"`` (not yet escaped)."""
+    return ", ".join(f"{url} {descriptor}" for url, descriptor in candidates)
+
+
+def picture_tag(sources: Iterable[tuple[str, str]], img: str, sizes: str | None = None) -> str:
+    """``<picture>`` with a ``<source type=... srcset=...>`` per (content type, srcset value) before ``img``."""
+    sizes_attr = f' sizes="{html.escape(sizes)}"' if sizes else ""
+    parts = [
+        f'<source type="{html.escape(kind)}" srcset="{html.escape(srcset)}"{sizes_attr} />' for kind, srcset in sources
+    ]
+    return f"<picture>{''.join(parts)}{img}</picture>"

@@ -20,7 +20,8 @@ from huimages.catalog import Catalog, open_catalog
 from huimages.catalog.docs import Doc, format_timestamp
 from huimages.cdn import CdnPublisher, open_publisher
 from huimages.config import Settings
-from huimages.errors import HuImagesError, InvalidImage
+from huimages.errors import FormatNotServed, HuImagesError, InvalidImage
+from huimages.formats import EXTENSIONS, JPEG, Encoding, Format
 from huimages.ids import compute_id, validate_id
 from huimages.imaging import Deadline, Rendered, ingest, ingest_stored, make_master, master_dimensions, render
 from huimages.originals import OriginalsStore, open_store
@@ -74,6 +75,13 @@ class ImageService:
 
     def parse_size(self, token: str) -> Size:
         return parse_size(token, self.settings.sizes, self.settings.limits.max_side)
+
+    def output_format(self, extension: str) -> Format:
+        """The format a URL extension names, if this server serves it; else ``FormatNotServed`` (404)."""
+        fmt = EXTENSIONS.get(extension)
+        if fmt is None or fmt.name not in self.settings.formats:
+            raise FormatNotServed(extension, self.settings.formats)
+        return fmt
 
     # -- ingest ---------------------------------------------------------------
 
@@ -182,7 +190,7 @@ class ImageService:
         doc = self.catalog.get_live(image_id)
         return output_dimensions(size, int(doc["width"]), int(doc["height"]))
 
-    def serve(self, size: Size, image_id: str, signature: str | None) -> CachedFile:
+    def serve(self, size: Size, image_id: str, signature: str | None, fmt: Format = JPEG) -> CachedFile:
         """What a URL serves: the cached file, or a render once the size policy allows it.
 
         A named size and its numeric form are one derivative, cached once
@@ -192,61 +200,65 @@ class ImageService:
         if size.token != size.spec and size.token not in self._linked:
             self.cache.link_name(size.token, size.spec)
             self._linked.add(size.token)
-        cached = self.cache.open(size.spec, validate_id(image_id))
+        cached = self.cache.open(size.spec, validate_id(image_id), fmt)
         if cached is not None:
             return cached
-        self.policy.check(size, image_path(size.spec, image_id), signature)
-        return self.derivative(size, image_id)
+        self.policy.check(size, image_path(size.spec, image_id, fmt), signature)
+        return self.derivative(size, image_id, fmt)
 
-    def derivative(self, size: Size, image_id: str) -> CachedFile:
-        """The cache file of ``size`` of ``image_id``, opened; rendered first if missing.
+    def derivative(self, size: Size, image_id: str, fmt: Format = JPEG) -> CachedFile:
+        """The cache file of ``size`` of ``image_id`` in ``fmt``, opened; rendered first if missing.
 
         Concurrent callers for one derivative, in any thread or process on this
         host, wait on one lock; the first renders, the others find the file.
         """
         validate_id(image_id)
-        cached = self.cache.open(size.spec, image_id)
+        cached = self.cache.open(size.spec, image_id, fmt)
         if cached is not None:
             return cached
-        with self.cache.lock(size.spec, image_id):
-            cached = self.cache.open(size.spec, image_id)
+        with self.cache.lock(size.spec, image_id, fmt):
+            cached = self.cache.open(size.spec, image_id, fmt)
             if cached is not None:
                 return cached
-            with self.slots.slot(f"{size.spec}/{image_id}"):
-                return self._render(size, image_id)
+            with self.slots.slot(f"{size.spec}/{image_id}.{fmt.extension}"):
+                return self._render(size, image_id, fmt)
 
-    def derivative_bytes(self, size_token: str, image_id: str) -> bytes:
+    def derivative_bytes(self, size_token: str, image_id: str, fmt: Format = JPEG) -> bytes:
         """A derivative's bytes, rendered if missing (what the CDN uploads)."""
-        return self.derivative(self.parse_size(size_token), image_id).read()
+        return self.derivative(self.parse_size(size_token), image_id, fmt).read()
 
-    def _render(self, size: Size, image_id: str) -> CachedFile:
+    def _render(self, size: Size, image_id: str, fmt: Format) -> CachedFile:
         doc = self.catalog.get_live(image_id)
         started = time.perf_counter()
         deadline = Deadline(f"{size.spec}/{image_id}", self.settings.limits.render_timeout)
         if self.settings.master_side and not size.is_original and "length" not in doc:
             doc = self._modernise(image_id)
-        rendered = self._render_from_master(size, image_id, doc, deadline)
+        encoding = self.settings.encoding(fmt.name)
+        rendered = self._render_from_master(size, image_id, doc, encoding, deadline)
         if rendered is None:
             original = self.originals.get(image_id)
-            rendered = render(original, size, self.settings.jpeg_quality, self.settings.limits, deadline)
+            rendered = render(original, size, encoding, self.settings.limits, deadline)
         deadline.check("encoding")
         if rendered.source_size != (doc.get("width"), doc.get("height")):
             self._correct_dimensions(image_id, rendered.source_size)
         if self.publisher is not None:
             # Queued before the file is written: if the write fails, the queue
             # run renders it again; a cached file is never left unqueued.
-            self.publisher.enqueue(size.spec, image_id)
-        cached = self.cache.write(size.spec, image_id, rendered.data)
+            self.publisher.enqueue(size.spec, image_id, fmt)
+        cached = self.cache.write(size.spec, image_id, rendered.data, fmt)
         logger.info(
-            "rendered %s/%s.jpeg (%d bytes) in %.1f ms",
+            "rendered %s/%s.%s (%d bytes) in %.1f ms",
             size.spec,
             image_id,
+            fmt.extension,
             len(rendered.data),
             (time.perf_counter() - started) * 1000,
         )
         return cached
 
-    def _render_from_master(self, size: Size, image_id: str, doc: Doc, deadline: Deadline) -> Rendered | None:
+    def _render_from_master(
+        self, size: Size, image_id: str, doc: Doc, encoding: Encoding, deadline: Deadline
+    ) -> Rendered | None:
         """The derivative from the image's master, when it has one that covers the size; else None.
 
         A master covers a size when the decode that size needs fits inside it
@@ -264,7 +276,7 @@ class ImageService:
 
         def from_master() -> Rendered:
             master = self.master(image_id)
-            return render(master, size, self.settings.jpeg_quality, self.settings.limits, deadline, (width, height))
+            return render(master, size, encoding, self.settings.limits, deadline, (width, height))
 
         try:
             return from_master()

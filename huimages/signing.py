@@ -5,8 +5,8 @@ and burn CPU and disk. Sizes that are always allowed: ``o``, the named sizes
 (by name or numeric form) and ``HUIMAGES_ALLOWED_SIZES``. Any other size is
 rendered under ``open`` without more ado; under ``named`` only with a
 signature; and as soon as keys are configured, only with a signature, whatever
-the policy. A signature is an HMAC-SHA256 of the exact path
-(``/<size>/<id>.jpeg``) with one of ``HUIMAGES_URL_KEYS`` (newest first: the
+the policy. A signature is an HMAC-SHA256 of the exact path, extension
+included (``/<size>/<id>.jpeg``, ``/<size>/<id>.webp``) with one of ``HUIMAGES_URL_KEYS`` (newest first: the
 first key signs, all keys verify, so keys rotate without breaking URLs).
 """
 
@@ -48,6 +48,10 @@ class SizePolicy:
 
     def needs_signature(self, size: Size) -> bool:
         return not self.is_free(size) and bool(self.keys)
+
+    def can_render(self, size: Size) -> bool:
+        """Whether a URL of this size can be emitted that the server will render (signed if need be)."""
+        return self.is_free(size) or bool(self.keys) or self.mode == "open"
 
     def signature_for(self, size: Size, path: str) -> str | None:
         """What the client appends to a URL it emits (None when no signature is needed)."""

@@ -1,9 +1,10 @@
 """Image URL paths, built and parsed in one place.
 
-The canonical path is ``/<size>/<id>.jpeg`` (``?s=<signature>`` when signed).
-Every form huImages wrote into pages is read as the same derivative:
-``/<size>/<id>/<title>.jpeg`` (its ``scaled_imageurl`` for images with a
-title or a file name), ``/<size>/<id>.jpg`` and ``/<size>/<id>``.
+The canonical path is ``/<size>/<id>.<format>`` (``.jpeg``, ``.webp``,
+``.avif``; ``?s=<signature>`` when signed). Every form huImages wrote into
+pages is read as the same JPEG: ``/<size>/<id>/<title>.jpeg`` (its
+``scaled_imageurl`` for images with a title or a file name),
+``/<size>/<id>.jpg`` and ``/<size>/<id>``. A title works with every format.
 
 Parsing is strict and pure: it sees the decoded path and either returns the
 size token and ID, returns None (not an image path: 404), or raises one of the
@@ -14,27 +15,37 @@ the grammar (``..``, an encoded slash, a NUL) is refused before any I/O.
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 from urllib.parse import parse_qs, unquote
 
 from huimages.errors import InvalidPath
+from huimages.formats import JPEG, Format
 from huimages.ids import validate_id
 
 SIGNATURE_PARAM = "s"
 MAX_PATH = 200  # an image path is at most ~60 characters; anything much longer is not one
-# /<size>/<id>.jpeg, /<size>/<id>.jpg, /<size>/<id>, /<size>/<id>/<title>.jpeg (or .jpg)
-_IMAGE_PATH = re.compile(r"/([^/]*)/([^/]*?)(?:\.jpeg|\.jpg|/[^/]+\.jpe?g)?")
+# /<size>/<id>.<ext>, /<size>/<id>, /<size>/<id>/<title>.<ext>; an extension is a short word (checked later)
+_IMAGE_PATH = re.compile(r"/([^/]*)/([^/.]*)(?:\.([A-Za-z0-9]{1,8})|/[^/]+\.([A-Za-z0-9]{1,8}))?")
 _NOT_IN_TITLES = re.compile(r"[^A-Za-z0-9_=,:-]+")
 
 
-def image_path(size_token: str, image_id: str) -> str:
+class ImagePath(NamedTuple):
+    """A parsed image path: the size token, the ID, and the extension as written (``jpeg`` when none was)."""
+
+    size_token: str
+    image_id: str
+    extension: str
+
+
+def image_path(size_token: str, image_id: str, fmt: Format = JPEG) -> str:
     """The canonical path of a derivative; ``!`` stays literal, as in the cache folder name."""
-    return f"/{size_token}/{image_id}.jpeg"
+    return f"/{size_token}/{image_id}.{fmt.extension}"
 
 
-def titled_path(size_token: str, image_id: str, title: str) -> str:
-    """The path huImages' ``scaled_imageurl`` wrote: ``/<size>/<id>/<slug>.jpeg``, or canonical without a slug."""
+def titled_path(size_token: str, image_id: str, title: str, fmt: Format = JPEG) -> str:
+    """huImages' ``scaled_imageurl`` form ``/<size>/<id>/<slug>.jpeg`` (in any format); canonical without a slug."""
     slug = title_slug(title)
-    return f"/{size_token}/{image_id}/{slug}.jpeg" if slug else image_path(size_token, image_id)
+    return f"/{size_token}/{image_id}/{slug}.{fmt.extension}" if slug else image_path(size_token, image_id, fmt)
 
 
 def title_slug(title: str) -> str:
@@ -60,15 +71,17 @@ def check_path(path: str) -> None:
         raise InvalidPath("the path contains '..', '\\', '//' or percent-encoding; not allowed")
 
 
-def parse_image_path(path: str) -> tuple[str, str] | None:
-    """(size token, image ID) of an image path in any of its forms; None if the path is not one."""
+def parse_image_path(path: str) -> ImagePath | None:
+    """Size token, image ID and extension of an image path in any of its forms; None if the path is not one.
+
+    The extension is returned as written: whether it names a format served
+    here is the service's to say.
+    """
     check_path(path)
-    if path.lower().endswith((".png", ".gif", ".webp")):
-        raise InvalidPath("image URLs end in .jpeg: /<size>/<id>.jpeg")
     match = _IMAGE_PATH.fullmatch(path)
     if match is None:
         return None
-    return match.group(1), validate_id(match.group(2))
+    return ImagePath(match.group(1), validate_id(match.group(2)), match.group(3) or match.group(4) or "jpeg")
 
 
 def signature_of(query: str) -> str | None:

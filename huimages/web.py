@@ -23,6 +23,7 @@ from huimages.config import Settings
 from huimages.errors import (
     BackendUnavailable,
     CorruptOriginal,
+    FormatNotServed,
     HuImagesError,
     ImageNotFound,
     InvalidImage,
@@ -54,6 +55,7 @@ _STATUS: tuple[tuple[type[HuImagesError], str], ...] = (
     (SizeNotAllowed, "403 Forbidden"),
     (RenderTimeout, "503 Service Unavailable"),
     (ImageNotFound, "404 Not Found"),
+    (FormatNotServed, "404 Not Found"),
     (InvalidImage, "422 Unprocessable Entity"),
     (CorruptOriginal, "422 Unprocessable Entity"),
     (RenderBusy, "503 Service Unavailable"),
@@ -101,9 +103,10 @@ class ImageApp:
             raise HttpError("404 Not Found", "no such resource; image URLs look like /<size>/<id>.jpeg")
         if method not in ("GET", "HEAD"):
             raise HttpError("405 Method Not Allowed", f"{method} is not allowed here", [("Allow", "GET, HEAD")])
-        size = self.service.parse_size(parsed[0])
-        cached = self.service.serve(size, parsed[1], signature_of(query))
-        return _file_response(environ, start_response, cached, head=method == "HEAD")
+        size = self.service.parse_size(parsed.size_token)
+        fmt = self.service.output_format(parsed.extension)
+        cached = self.service.serve(size, parsed.image_id, signature_of(query), fmt)
+        return _file_response(environ, start_response, cached, fmt.content_type, head=method == "HEAD")
 
     def _health(self, start_response: StartResponse) -> Iterable[bytes]:
         report = self.service.health()
@@ -172,7 +175,7 @@ def request_target(environ: Environ) -> tuple[str, str]:
 
 
 def _file_response(
-    environ: Environ, start_response: StartResponse, cached: CachedFile, *, head: bool
+    environ: Environ, start_response: StartResponse, cached: CachedFile, content_type: str, *, head: bool
 ) -> Iterable[bytes]:
     fd, stat = cached.fd, cached.stat
     etag = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
@@ -185,7 +188,7 @@ def _file_response(
         os.close(fd)
         start_response("304 Not Modified", headers)
         return []
-    headers += [("Content-Type", "image/jpeg"), ("Content-Length", str(stat.st_size))]
+    headers += [("Content-Type", content_type), ("Content-Length", str(stat.st_size))]
     start_response("200 OK", headers)
     fh = os.fdopen(fd, "rb")
     if head:

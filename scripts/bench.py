@@ -557,7 +557,7 @@ def main() -> None:
     parser.add_argument("--skip-http", action="store_true", help="skip the server load runs")
     parser.add_argument(
         "--only",
-        choices=["cold", "masters", "ingest", "memory", "http", "migrate", "cdn", "thumbor"],
+        choices=["cold", "masters", "formats", "ingest", "memory", "http", "migrate", "cdn", "thumbor"],
         help="run one section only",
     )
     parser.add_argument("--thumbor", action="store_true", help="also compare cold renders with thumbor over HTTP")
@@ -574,7 +574,9 @@ def main() -> None:
         else:
             photos = generated_photos(Path(tmp))
             print("photos: generated with Pillow")
-        sections = {args.only} if args.only else {"cold", "masters", "ingest", "memory", "http", "migrate", "cdn"}
+        sections = (
+            {args.only} if args.only else {"cold", "masters", "formats", "ingest", "memory", "http", "migrate", "cdn"}
+        )
         if args.thumbor:
             sections.add("thumbor")
         if args.skip_http:
@@ -583,6 +585,8 @@ def main() -> None:
             bench_cold(photos, args.repeat)
         if "masters" in sections:
             bench_render.bench_masters(photos, args.repeat)
+        if "formats" in sections:
+            bench_render.bench_formats(photos, args.repeat)
         if "ingest" in sections:
             bench_render.bench_ingest(photos, args.repeat)
         if "thumbor" in sections:

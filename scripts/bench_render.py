@@ -14,12 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
+from PIL import Image, ImageOps
 
 from huimages.config import DEFAULT_SIZES, Limits, Settings
 from huimages.imaging import ingest, render
 from huimages.service import ImageService
-from huimages.sizes import Size, decode_target, parse_size
+from huimages.sizes import Size, decode_target, output_dimensions, parse_size
 from tests.imagetools import ssim
 
 LIMITS = Limits(max_pixels=100_000_000, max_upload_bytes=1 << 30)
@@ -101,6 +101,56 @@ def bench_ingest(photos: list[Path], repeat: int) -> None:
             f"{master_ms / (check_ms + render_ms):>8.2f}x{kilobytes:>10.0f}"
         )
     print("budget: ingest with a master / (checking decode + cold 1024x768); at most 1.00 meets it")
+
+
+FORMAT_SIZES = ("240x160", "480x320", "1024x768")
+
+
+def bench_formats(photos: list[Path], repeat: int) -> None:
+    """Cold renders from the master per format: time, bytes, SSIM against the original scaled the same way."""
+    settings = Settings()
+    encodings = {name: settings.encoding(name) for name in ("jpeg", "webp", "avif")}
+    qualities = ", ".join(f"{n} q{e.quality}" for n, e in encodings.items()) + f", AVIF speed {settings.avif_speed}"
+    print(f"\n## Formats ({qualities}): cold render from the master, best of {repeat}; SSIM against the original")
+    print("## decoded in full and scaled with LANCZOS to the same size (no encoding)")
+    print(f"{'photo':<14}{'size':>9}" + "".join(f"{n + ' ms':>10}{'KB':>7}{'SSIM':>8}" for n in encodings))
+    totals: dict[tuple[str, str], list[float]] = {}
+    deltas: dict[tuple[str, str], list[float]] = {}
+    for path in photos:
+        data = path.read_bytes()
+        made = ingest(data, LIMITS, MASTER_SIDE)
+        assert made.master is not None
+        source = (made.info.width, made.info.height)
+        upright = ImageOps.exif_transpose(_decode(data)).convert("RGB")
+        for token in FORMAT_SIZES:
+            size = parse_size(token, DEFAULT_SIZES, 4096)
+            reference = upright.resize(output_dimensions(size, *source), Image.Resampling.LANCZOS)
+            row = f"{path.stem[:13]:<14}{token:>9}"
+            scores = {}
+            for name, encoding in encodings.items():
+
+                def cold(m: bytes = made.master, s: Size = size, e: Any = encoding, src: Any = source) -> Any:
+                    return render(m, s, e, LIMITS, source_size=src)
+
+                ms = best_ms(cold, repeat)
+                out = cold().data
+                scores[name] = ssim(_decode(out).convert("RGB"), reference)
+                total = totals.setdefault((token, name), [0.0, 0.0])
+                total[0] += ms
+                total[1] += len(out)
+                row += f"{ms:>10.1f}{len(out) / 1000:>7.1f}{scores[name]:>8.4f}"
+            for name in encodings:
+                deltas.setdefault((token, name), []).append(scores[name] - scores["jpeg"])
+            print(row)
+    for token in FORMAT_SIZES:
+        jpeg_ms, jpeg_bytes = totals[(token, "jpeg")]
+        for name in ("webp", "avif"):
+            ms, size_bytes = totals[(token, name)]
+            delta = deltas[(token, name)]
+            print(
+                f"all photos {token:>9} {name}: {ms / jpeg_ms:.2f}x the JPEG's time, {size_bytes / jpeg_bytes:.2f}x its"
+                f" bytes, SSIM {sum(delta) / len(delta):+.4f} vs the JPEG's on average (worst photo {min(delta):+.4f})"
+            )
 
 
 def _decode(data: bytes) -> Image.Image:

@@ -64,6 +64,13 @@ def with_orientation(im: Image.Image, orientation: int) -> bytes:
     return encode(stored, "JPEG", quality=92, exif=exif.tobytes())
 
 
+def transparent_png(width: int = 400, height: int = 300) -> bytes:
+    """Red, with the left half fully transparent."""
+    im = Image.new("RGBA", (width, height), (220, 20, 20, 255))
+    im.paste((0, 0, 255, 0), (0, 0, width // 2, height))
+    return encode(im, "PNG")
+
+
 def decode(data: bytes) -> Image.Image:
     im = Image.open(io.BytesIO(data))
     im.load()

@@ -116,6 +116,27 @@ def test_end_to_end(site: Site) -> None:
     assert result.stdout.strip() == cdn_url
 
 
+def test_every_format_goes_to_the_cdn_with_its_type(site: Site) -> None:
+    image_id = site.client.save_image(jpeg(800, 600))
+    bodies = {}
+    for fmt in ("jpeg", "webp", "avif"):
+        response = call(site.app, f"/small/{image_id}.{fmt}")
+        assert response.status == 200, response.text
+        bodies[fmt] = response.body
+    assert site.process()["uploaded"] == 3
+    assert site.keys() == sorted(f"240x160/1/{image_id}.{fmt}" for fmt in bodies)
+    for fmt, body in bodies.items():
+        obj = site.seaweed.client().get_object(Bucket=site.bucket, Key=f"240x160/1/{image_id}.{fmt}")
+        assert obj["ContentType"] == f"image/{fmt}" and obj["Body"].read() == body
+        assert site.client.scaled_imageurl(image_id, "small", format=fmt) == f"{CDN}/240x160/1/{image_id}.{fmt}"
+    picture = site.client.scaled_picture(image_id, "small")
+    assert f"{CDN}/240x160/1/{image_id}.avif 1x" in picture and f"{CDN}/240x160/1/{image_id}.webp 1x" in picture
+    assert f"http://img.test/480x320/{image_id}/image.avif 2x" in picture  # not uploaded yet: the image server
+    site.client.delete_image(image_id)
+    assert site.keys() == []
+    assert not list(site.settings.paths.cache_dir.rglob(f"{image_id}.*"))
+
+
 def test_processqueue_access(site: Site) -> None:
     far = "203.0.113.9"  # only a value in the WSGI environ; nothing is sent anywhere
     denied = call(site.app, "/processqueue", REMOTE_ADDR=far)

@@ -20,7 +20,7 @@ from huimages.config import Settings
 from huimages.fronts.lighttpd import FrontConfig, find_lighttpd, missing_parts, write_config
 from huimages.service import ImageService
 from huimages.web import create_app
-from tests.imagetools import decode, encode, jpeg
+from tests.imagetools import decode, encode, jpeg, transparent_png
 from tests.servers import SeaweedS3, free_port, get, running
 from tests.wsgi import call
 
@@ -139,6 +139,37 @@ def test_huimages_url_forms_are_static_hits(front: Front) -> None:
         assert (status, hit) == (200, body), form
         assert headers["cache-control"] == LIGHTTPD_HIT_CACHE_CONTROL, form
     assert front.renders(f"240x160/{image_id}") == 1  # one render for every form
+
+
+def test_webp_and_avif_are_static_hits_with_their_types(front: Front) -> None:
+    """Each format is its own cache file, served by lighttpd with its content type, validators and Cache-Control."""
+    image_id = front.client.save_image(transparent_png(), title="Logo")
+    paths = {
+        fmt: front.client.scaled_imageurl(image_id, "small", format=fmt).removeprefix(
+            front.client.settings.server_url[:-1]
+        )
+        for fmt in ("webp", "avif")
+    }
+    misses = {fmt: front.get(path) for fmt, path in paths.items()}  # rendered by the app
+    backends = front.backends()
+    for pid in backends:
+        os.kill(pid, signal.SIGSTOP)  # Python cannot answer anything now
+    try:
+        for fmt, path in paths.items():
+            for form in (path, f"/small/{image_id}.{fmt}", f"/240x160/{image_id}.{fmt}"):
+                status, headers, body = front.get(form, timeout=5)
+                assert (status, body) == (200, misses[fmt][2]), form
+                assert headers["content-type"] == f"image/{fmt}", form
+                assert headers["cache-control"] == LIGHTTPD_HIT_CACHE_CONTROL, form
+                assert front.get(form, headers={"If-None-Match": headers["etag"]}, timeout=5)[0] == 304
+            im = decode(misses[fmt][2])
+            assert im.mode == "RGBA" and im.getpixel((2, 2))[3] == 0  # type: ignore[index]
+    finally:
+        for pid in backends:
+            os.kill(pid, signal.SIGCONT)
+    assert front.renders(f"240x160/{image_id}.webp") == 1 and front.renders(f"240x160/{image_id}.avif") == 1
+    status, headers, body = front.get(f"/small/{image_id}.png")  # no such format: the app says which there are
+    assert status == 404 and b"use one of: jpeg, webp, avif" in body and headers["cache-control"] == "no-store"
 
 
 def test_a_flood_of_cold_urls_is_bounded_and_hits_keep_answering(front: Front) -> None:

@@ -149,16 +149,16 @@ sizes = st.one_of(
 
 
 @settings(max_examples=300)
-@given(sizes, st.binary(min_size=1, max_size=8))
-def test_every_emitted_url_round_trips(size: str, content: bytes) -> None:
+@given(sizes, st.binary(min_size=1, max_size=8), st.sampled_from(["jpeg", "webp", "avif"]))
+def test_every_emitted_url_round_trips(size: str, content: bytes, fmt: str) -> None:
     client = Client(
         service=ImageService.from_settings(dataclasses.replace(POLICY_SETTINGS, server_url="http://img.test/"))
     )
     image_id = compute_id(content)
-    for url in (client.scaled_imageurl(image_id, size), client.imageurl(image_id, size)):
+    for url in (client.scaled_imageurl(image_id, size, format=fmt), client.imageurl(image_id, size, format=fmt)):
         path, query = path_and_query(url)
         parsed = parse_image_path(path)
-        assert parsed is not None and parsed[1] == image_id
+        assert parsed is not None and parsed.image_id == image_id and parsed.extension == fmt
         emitted = parse_size(parsed[0], DEFAULT_SIZES, 4096)
         assert emitted.spec == parse_size(size, DEFAULT_SIZES, 4096).spec
         POLICY.check(emitted, path, signature_of(query))  # the server accepts what the client emits

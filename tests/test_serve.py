@@ -43,6 +43,18 @@ def test_render_and_hit_over_http(live: tuple[int, Client, Path]) -> None:
     assert (head_status, head_body, head_headers["content-length"]) == (200, b"", str(len(body)))
 
 
+def test_webp_and_avif_over_http(live: tuple[int, Client, Path]) -> None:
+    port, client, _ = live
+    image_id = client.save_image(jpeg(800, 600))
+    for fmt in ("webp", "avif"):
+        path = f"/small/{image_id}.{fmt}"
+        status, headers, body = get(port, path)
+        assert status == 200 and headers["content-type"] == f"image/{fmt}"
+        assert headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert decode(body).size == (213, 160)
+        assert get(port, path, headers={"If-None-Match": headers["etag"]})[0] == 304
+
+
 def test_errors_over_http(live: tuple[int, Client, Path]) -> None:
     port, _, _ = live
     status, _, body = get(port, "/0x0/" + "A" * 32 + "01.jpeg")

@@ -8,7 +8,7 @@ failed upload is retried with exponential backoff and parked after
 ``CDN_MAX_ATTEMPTS`` with its last error; nothing is dropped. From the moment a
 derivative is recorded as uploaded, the URL helpers emit its CDN URL.
 
-Object keys are ``<size>/<version>/<id>.jpeg``. Flushing a size raises its
+Object keys are ``<size>/<version>/<id>.<format>``. Flushing a size raises its
 version, so changed renderings get new keys and no CDN invalidation is needed
 (CloudFront's is optional, for the old keys).
 
@@ -34,6 +34,7 @@ from huimages.cdn.records import PARKED, QUEUED, UPLOADED, Derivative
 from huimages.cdn.store import QueueStore
 from huimages.config import CdnSettings
 from huimages.errors import UnknownImage
+from huimages.formats import FORMATS, JPEG, Format
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +42,8 @@ LEASE = "processqueue"
 _MAX_BACKOFF = 6 * 3600.0
 _GONE = "gone"  # the image was deleted meanwhile: the item is dropped, not retried
 
-#: Renders (if need be) and returns the bytes of a derivative: ``(size token, image ID) -> JPEG``.
-DerivativeSource = Callable[[str, str], bytes]
+#: Renders (if need be) and returns the bytes of a derivative: ``(size token, image ID, format) -> bytes``.
+DerivativeSource = Callable[[str, str, Format], bytes]
 
 
 @dataclasses.dataclass
@@ -90,7 +91,7 @@ class CdnPublisher:
         self.source = source
         self.invalidate = invalidate
         self.clock = clock
-        self._lookups: dict[tuple[str, str], tuple[float, bool]] = {}
+        self._lookups: dict[tuple[str, str, str], tuple[float, bool]] = {}
         self._versions: dict[str, tuple[float, int]] = {}
         self._lock = threading.Lock()
 
@@ -100,16 +101,17 @@ class CdnPublisher:
             return False
         return self.settings.sizes is None or size_token in self.settings.sizes
 
-    def enqueue(self, size_token: str, image_id: str) -> None:
+    def enqueue(self, size_token: str, image_id: str, fmt: Format = JPEG) -> None:
         """Queue a freshly rendered derivative (if its size goes to the CDN)."""
         if self.accepts(size_token):
-            self.store.enqueue(size_token, image_id, self.store.size_version(size_token), self.clock())
+            self.store.enqueue(size_token, image_id, self.store.size_version(size_token), self.clock(), fmt.name)
 
-    def enqueue_many(self, size_token: str, image_ids: list[str]) -> int:
+    def enqueue_many(self, size_token: str, image_ids: list[str], fmt: Format = JPEG) -> int:
         """Queue derivatives that exist already (a warm cache); returns how many were not queued before."""
         if not self.accepts(size_token):
             return 0
-        return self.store.enqueue_many(size_token, image_ids, self.store.size_version(size_token), self.clock())
+        version = self.store.size_version(size_token)
+        return self.store.enqueue_many(size_token, image_ids, version, self.clock(), fmt.name)
 
     def forget_image(self, image_id: str) -> int:
         """A deleted image: its uploaded objects leave the CDN bucket, its queue records go; returns objects deleted."""
@@ -119,7 +121,7 @@ class CdnPublisher:
             self.bucket.delete(item.key)
         self.store.remove(items)
         with self._lock:
-            for key in [k for k in self._lookups if k[1] == image_id]:
+            for key in [k for k in self._lookups if k[1] == image_id]:  # every size and format
                 del self._lookups[key]
         return len(uploaded)
 
@@ -145,13 +147,13 @@ class CdnPublisher:
     def _drain(self, report: RunReport, now: float, owner: str) -> None:
         # Items are read as due at the run's start; a failure is rescheduled at
         # least a second later, so no item is tried twice in one run.
-        seen: set[tuple[str, str]] = set()
+        seen: set[str] = set()
         with concurrent.futures.ThreadPoolExecutor(self.settings.concurrency) as pool:
             while True:
-                batch = [d for d in self.store.due(now, self.settings.batch) if (d.size, d.image_id) not in seen]
+                batch = [d for d in self.store.due(now, self.settings.batch) if d.record_key not in seen]
                 if not batch:
                     return
-                seen.update((d.size, d.image_id) for d in batch)
+                seen.update(d.record_key for d in batch)
                 results = list(pool.map(self._attempt, batch))
                 self.store.remove(item for item in results if item.state == _GONE)
                 results = [item for item in results if item.state != _GONE]
@@ -170,8 +172,9 @@ class CdnPublisher:
     def _attempt(self, item: Derivative) -> Derivative:
         """Upload one derivative; returns it with its new state (never raises)."""
         try:
-            data = self.source(item.size, item.image_id)
-            self.bucket.put(item.key, data, "image/jpeg", CacheControl=CACHE_FOREVER)
+            fmt = FORMATS[item.format]
+            data = self.source(item.size, item.image_id, fmt)
+            self.bucket.put(item.key, data, fmt.content_type, CacheControl=CACHE_FOREVER)
         except UnknownImage:
             logger.info("dropped %s from the queue: the image was deleted", item.key)
             item.state = _GONE
@@ -192,27 +195,27 @@ class CdnPublisher:
 
     # -- URLs -----------------------------------------------------------------
 
-    def url(self, size_token: str, image_id: str) -> str | None:
-        return self.urls(size_token, [image_id]).get(image_id)
+    def url(self, size_token: str, image_id: str, fmt: Format = JPEG) -> str | None:
+        return self.urls(size_token, [image_id], fmt).get(image_id)
 
-    def urls(self, size_token: str, image_ids: list[str]) -> dict[str, str]:
+    def urls(self, size_token: str, image_ids: list[str], fmt: Format = JPEG) -> dict[str, str]:
         """CDN URLs of those derivatives that are uploaded (one store query for all)."""
         if not self.accepts(size_token) or not image_ids:
             return {}
         version = self._version(size_token)
         now = time.monotonic()
         with self._lock:
-            cached = {i: self._lookups.get((size_token, i)) for i in image_ids}
+            cached = {i: self._lookups.get((size_token, i, fmt.name)) for i in image_ids}
         unknown = [i for i, hit in cached.items() if hit is None or hit[0] < now]
         if unknown:
-            uploaded = self.store.uploaded(size_token, unknown, version)
+            uploaded = self.store.uploaded(size_token, unknown, version, fmt.name)
             expires = now + self.settings.lookup_ttl
             with self._lock:
                 for image_id in unknown:
-                    self._lookups[(size_token, image_id)] = (expires, image_id in uploaded)
+                    self._lookups[(size_token, image_id, fmt.name)] = (expires, image_id in uploaded)
                     cached[image_id] = (expires, image_id in uploaded)
         base = f"{self.settings.url}/{size_token}/{version}"
-        return {i: f"{base}/{i}.jpeg" for i, hit in cached.items() if hit and hit[1]}
+        return {i: f"{base}/{i}.{fmt.extension}" for i, hit in cached.items() if hit and hit[1]}
 
     def _version(self, size_token: str) -> int:
         now = time.monotonic()

@@ -1,7 +1,8 @@
 """The records of the CDN queue, whatever store keeps them.
 
 Every record is a JSON document under a key: ``derivative:<size>:<id>`` (one
-derivative's way to the CDN bucket), ``size:<size>`` (a size's version) and
+JPEG derivative's way to the CDN bucket; ``derivative:<size>:<id>.<format>``
+for the other formats), ``size:<size>`` (a size's version) and
 ``lease:<name>`` (who runs the queue). The shapes are those the CouchDB
 catalog kept in the image database before the queue got a database of its own.
 """
@@ -20,8 +21,9 @@ KEY_PREFIXES = ("derivative:", "lease:", "size:")
 Record = dict[str, Any]
 
 
-def derivative_key(size: str, image_id: str) -> str:
-    return f"derivative:{size}:{image_id}"
+def derivative_key(size: str, image_id: str, fmt: str = "jpeg") -> str:
+    """The record key; a JPEG's is the one written before there were other formats."""
+    return f"derivative:{size}:{image_id}" if fmt == "jpeg" else f"derivative:{size}:{image_id}.{fmt}"
 
 
 def size_key(size: str) -> str:
@@ -44,15 +46,16 @@ class Derivative:
     last_error: str = ""
     next_attempt: float = 0.0
     queued_at: float = 0.0
+    format: str = "jpeg"
 
     @property
     def key(self) -> str:
         """The object key in the CDN bucket: a flushed size gets new keys, never a stale hit."""
-        return f"{self.size}/{self.version}/{self.image_id}.jpeg"
+        return f"{self.size}/{self.version}/{self.image_id}.{self.format}"
 
     @property
     def record_key(self) -> str:
-        return derivative_key(self.size, self.image_id)
+        return derivative_key(self.size, self.image_id, self.format)
 
     def as_record(self) -> Record:
         return {"huimages": "derivative", **dataclasses.asdict(self)}
@@ -68,6 +71,7 @@ class Derivative:
             last_error=str(record.get("last_error", "")),
             next_attempt=float(record["next_attempt"]),
             queued_at=float(record["queued_at"]),
+            format=str(record.get("format", "jpeg")),
         )
 
 

@@ -94,30 +94,23 @@ class QueueStore(abc.ABC):
 
     # -- the queue ------------------------------------------------------------
 
-    def enqueue(self, size: str, image_id: str, version: int, now: float) -> None:
+    def enqueue(self, size: str, image_id: str, version: int, now: float, fmt: str = "jpeg") -> None:
         """Queue a derivative, unless it is already queued or uploaded at ``version`` or later."""
+        self.enqueue_many(size, [image_id], version, now, fmt)
 
-        def change(_key: str, record: Record | None) -> Record | None:
-            if record is not None and int(record["version"]) >= version:
-                return None
-            return Derivative(size, image_id, version, next_attempt=now, queued_at=now).as_record()
-
-        self._update_many([derivative_key(size, image_id)], change)
-
-    def enqueue_many(self, size: str, image_ids: Iterable[str], version: int, now: float) -> int:
+    def enqueue_many(self, size: str, image_ids: Iterable[str], version: int, now: float, fmt: str = "jpeg") -> int:
         """``enqueue`` for many images at once; returns how many were queued (the others were already)."""
+        ids = {derivative_key(size, i, fmt): i for i in image_ids}
         queued: set[str] = set()
 
         def change(key: str, record: Record | None) -> Record | None:
             if record is not None and int(record["version"]) >= version:
                 return None
-            image_id = key.rsplit(":", 1)[1]
-            queued.add(image_id)
-            return Derivative(size, image_id, version, next_attempt=now, queued_at=now).as_record()
+            queued.add(key)
+            return Derivative(size, ids[key], version, next_attempt=now, queued_at=now, format=fmt).as_record()
 
-        keys = [derivative_key(size, i) for i in image_ids]
-        if keys:
-            self._update_many(keys, change)
+        if ids:
+            self._update_many(list(ids), change)
         return len(queued)
 
     def derivatives_of(self, image_id: str) -> list[Derivative]:
@@ -147,9 +140,9 @@ class QueueStore(abc.ABC):
         if by_key:
             self._update_many(list(by_key), change)
 
-    def uploaded(self, size: str, image_ids: Iterable[str], version: int) -> set[str]:
-        """Which of ``image_ids`` are uploaded for ``size`` at ``version``."""
-        records = self._get_many([derivative_key(size, i) for i in image_ids])
+    def uploaded(self, size: str, image_ids: Iterable[str], version: int, fmt: str = "jpeg") -> set[str]:
+        """Which of ``image_ids`` are uploaded for ``size`` in ``fmt`` at ``version``."""
+        records = self._get_many([derivative_key(size, i, fmt) for i in image_ids])
         return {
             str(r["image_id"]) for r in records.values() if r.get("state") == UPLOADED and int(r["version"]) == version
         }

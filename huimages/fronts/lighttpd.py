@@ -129,7 +129,7 @@ server.document-root = {_quote(cfg.cache_dir)}
 #   server.username  = "www-data"
 #   server.groupname = "www-data"
 
-mimetype.assign = ( ".jpeg" => "image/jpeg" )
+mimetype.assign = ( ".jpeg" => "image/jpeg", ".webp" => "image/webp", ".avif" => "image/avif" )
 static-file.etags = "enable"
 # IDs are content addresses, so ETag and Last-Modified stay valid forever;
 # leave the inode out so a copied cache keeps its ETags.
@@ -142,12 +142,14 @@ expire.mimetypes = ( "image/" => "access plus {HIT_MAX_AGE} seconds" )
 
 # Hidden files (temporary files, lock files) are never served: the app
 # answers them with 404. huImages' URL forms /<size>/<id>/<title>.jpeg,
-# /<size>/<id>.jpg and /<size>/<id> are the file /<size>/<id>.jpeg, so once
-# it exists they are static hits too. (Named sizes such as /small/ are links
-# to their numeric folder, made by the app.)
+# /<size>/<id>.jpg and /<size>/<id> are the file /<size>/<id>.jpeg, and
+# /<size>/<id>/<title>.webp (or .avif) is /<size>/<id>.webp, so once the file
+# exists they are static hits too. (Named sizes such as /small/ are links to
+# their numeric folder, made by the app.)
 url.rewrite-once = (
     "^(.*/\\..*)$" => "/_huimages$1",
     "^/([^/?]+)/([A-Z2-7]{{32}}01)(/[^/?]+\\.jpe?g|\\.jpg)?(\\?.*)?$" => "/$1/$2.jpeg$4",
+    "^/([^/?]+)/([A-Z2-7]{{32}}01)/[^/?]+\\.(webp|avif)(\\?.*)?$" => "/$1/$2.$3$4",
 )
 # Whatever is not a file (a miss, /healthz, /processqueue) goes to the app,
 # as in huImages' config; the app sees the URI as the client sent it.
