@@ -108,7 +108,7 @@ FORMAT_SIZES = ("240x160", "480x320", "1024x768")
 
 def bench_formats(photos: list[Path], repeat: int) -> None:
     """Cold renders from the master per format: time, bytes, SSIM against the original scaled the same way."""
-    settings = Settings()
+    settings = Settings.from_env()  # HUIMAGES_AVIF_QUALITY=... scripts/bench.py --only formats tries others
     encodings = {name: settings.encoding(name) for name in ("jpeg", "webp", "avif")}
     qualities = ", ".join(f"{n} q{e.quality}" for n, e in encodings.items()) + f", AVIF speed {settings.avif_speed}"
     print(f"\n## Formats ({qualities}): cold render from the master, best of {repeat}; SSIM against the original")
