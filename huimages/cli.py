@@ -335,13 +335,15 @@ def delete(image_ids: tuple[str, ...]) -> None:
 def prerender(sizes: tuple[str, ...], all_images: bool, image_ids: tuple[str, ...]) -> None:
     """Render SIZES of images now (from their masters), so no page waits for them; cached ones are skipped.
 
+    A size may name a format: small.webp, 150x150!.avif (JPEG when none).
+
     New derivatives are queued for the CDN when one is configured. To do this
     for every new image, set HUIMAGES_PRERENDER.
     """
     if all_images == bool(image_ids):
         raise click.UsageError("give --all-images, or one or more --id ID")
     service = _client().service
-    parsed = [service.parse_size(s) for s in sizes]
+    parsed = [service.parse_derivative(s) for s in sizes]
     catalog = service.catalog
     ids = [str(doc["_id"]) for docs in catalog.pages() for doc in docs] if all_images else list(image_ids)
     rendered = cached = 0

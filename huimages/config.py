@@ -351,7 +351,7 @@ SETTINGS_SPECS: tuple[_Spec, ...] = (
     _Spec("HUIMAGES_AVIF_QUALITY", "avif_quality", int, "AVIF quality of derivatives, 1-100"),
     _Spec("HUIMAGES_AVIF_SPEED", "avif_speed", int, "AVIF encoder speed, 0 (smallest files) to 10 (fastest)"),
     _Spec("HUIMAGES_MASTER_SIDE", "master_side", _non_negative_int, "long side of each image's master; 0: none"),
-    _Spec("HUIMAGES_PRERENDER", "prerender", _csv_list, "sizes rendered when an image is stored: small,square"),
+    _Spec("HUIMAGES_PRERENDER", "prerender", _csv_list, "sizes rendered at ingest: small,square,small.avif"),
     _Spec("HUIMAGES_MAX_SIDE", "limits.max_side", _positive_int, "largest width or height a URL may ask for"),
     _Spec("HUIMAGES_MAX_PIXELS", "limits.max_pixels", _positive_int, "largest original, in pixels"),
     _Spec("HUIMAGES_MAX_UPLOAD_BYTES", "limits.max_upload_bytes", _positive_int, "largest original, in bytes"),
@@ -437,9 +437,18 @@ def _validate(settings: Settings) -> None:
             parse_spec(token, settings.limits.max_side)
         except ValueError as exc:
             raise ConfigurationError("HUIMAGES_ALLOWED_SIZES", f"{token}: {exc}") from None
+    try:
+        object.__setattr__(settings, "formats", parse_formats(settings.formats))
+    except ValueError as exc:
+        raise ConfigurationError("HUIMAGES_FORMATS", str(exc)) from None
     for token in settings.prerender:
+        size, dot, extension = token.rpartition(".")
+        if dot and extension not in settings.formats:
+            served = ", ".join(settings.formats)
+            message = f"{token}: {extension!r} is not a format served here ({served})"
+            raise ConfigurationError("HUIMAGES_PRERENDER", message)
         try:
-            parse_spec(settings.sizes.get(token, token), settings.limits.max_side)
+            parse_spec(settings.sizes.get(size or token, size or token), settings.limits.max_side)
         except ValueError as exc:
             raise ConfigurationError("HUIMAGES_PRERENDER", f"{token}: {exc}") from None
     if settings.master_side and settings.master_side < 256:
@@ -455,10 +464,6 @@ def _validate(settings: Settings) -> None:
     ):
         if not low <= value <= high:
             raise ConfigurationError(name, f"{value} is outside {low}-{high}")
-    try:
-        object.__setattr__(settings, "formats", parse_formats(settings.formats))
-    except ValueError as exc:
-        raise ConfigurationError("HUIMAGES_FORMATS", str(exc)) from None
     for name, spec in settings.sizes.items():
         if not name.isascii() or not name.isalpha() or not name.islower() or name == "o":
             raise ConfigurationError("HUIMAGES_SIZES", f"size name {name!r} must be lower-case ASCII letters, not 'o'")

@@ -76,6 +76,11 @@ class ImageService:
     def parse_size(self, token: str) -> Size:
         return parse_size(token, self.settings.sizes, self.settings.limits.max_side)
 
+    def parse_derivative(self, token: str) -> tuple[Size, Format]:
+        """A size with an optional format: ``small``, ``small.webp``, ``150x150!.avif`` (JPEG when none)."""
+        size, dot, extension = token.rpartition(".")
+        return (self.parse_size(size), self.output_format(extension)) if dot else (self.parse_size(token), JPEG)
+
     def output_format(self, extension: str) -> Format:
         """The format a URL extension names, if this server serves it; else ``FormatNotServed`` (404)."""
         fmt = EXTENSIONS.get(extension)
@@ -134,16 +139,17 @@ class ImageService:
         """Render the sizes a site shows new uploads in, so no page waits for them; a failure is logged only."""
         for token in self.settings.prerender:
             try:
-                self.derivative(self.parse_size(token), image_id).close()
+                size, fmt = self.parse_derivative(token)
+                self.derivative(size, image_id, fmt).close()
             except HuImagesError as exc:
                 logger.warning("could not prerender %s of %s: %s", token, image_id, exc)
 
-    def prerender(self, image_id: str, sizes: list[Size]) -> int:
-        """Render ``sizes`` of an image unless cached; returns how many were rendered."""
+    def prerender(self, image_id: str, derivatives: list[tuple[Size, Format]]) -> int:
+        """Render these sizes (in these formats) of an image unless cached; returns how many were rendered."""
         made = 0
-        for size in sizes:
-            if not self.cache.exists(size.spec, image_id):
-                self.derivative(size, image_id).close()
+        for size, fmt in derivatives:
+            if not self.cache.exists(size.spec, image_id, fmt):
+                self.derivative(size, image_id, fmt).close()
                 made += 1
         return made
 

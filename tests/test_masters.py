@@ -11,7 +11,7 @@ from PIL import Image
 from huimages.cli import main
 from huimages.client import Client
 from huimages.config import DEFAULT_SIZES, Limits, Settings
-from huimages.errors import ImageNotFound
+from huimages.errors import ConfigurationError, ImageNotFound
 from huimages.imaging import render
 from huimages.sizes import parse_size
 from huimages.web import create_app
@@ -89,11 +89,14 @@ def test_a_missing_or_unreadable_master_is_made_again(tmp_path: Path) -> None:
 
 
 def test_prerender_at_ingest_and_for_a_store(tmp_path: Path) -> None:
-    client = site(tmp_path, HUIMAGES_PRERENDER="small,square,150x150")
+    client = site(tmp_path, HUIMAGES_PRERENDER="small,square,150x150,small.avif,75x75!.webp")
     image_id = client.save_image(encode(pattern(900, 600), "JPEG"))
     cache = tmp_path / "cache"
     for folder in ("240x160", "75x75!", "150x150"):
         assert (cache / folder / f"{image_id}.jpeg").is_file(), folder
+    assert (cache / "240x160" / f"{image_id}.avif").is_file() and (cache / "75x75!" / f"{image_id}.webp").is_file()
+    with pytest.raises(ConfigurationError, match="'png' is not a format served here"):
+        Settings.from_env({"HUIMAGES_PRERENDER": "small.png"})
 
     later = Client(Settings.from_env({"HUIMAGES_HOME": str(tmp_path), "HUIMAGES_MASTER_SIDE": str(SIDE)}))
     other = later.save_image(encode(pattern(901, 600), "JPEG"))
@@ -104,6 +107,8 @@ def test_prerender_at_ingest_and_for_a_store(tmp_path: Path) -> None:
     assert (cache / "480x320" / f"{other}.jpeg").is_file() and (cache / "50x50!" / f"{image_id}.jpeg").is_file()
     result = runner.invoke(main, ["prerender", "medium", "--id", other])
     assert "0 derivatives rendered, 1 were cached already" in result.output
+    result = runner.invoke(main, ["prerender", "medium.webp", "--id", other])
+    assert "1 derivatives rendered" in result.output and (cache / "480x320" / f"{other}.webp").is_file()
 
 
 def test_masters_build_is_resumable(tmp_path: Path) -> None:
