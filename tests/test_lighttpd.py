@@ -162,6 +162,7 @@ def test_webp_and_avif_are_static_hits_with_their_types(front: Front) -> None:
                 assert headers["content-type"] == f"image/{fmt}", form
                 assert headers["cache-control"] == LIGHTTPD_HIT_CACHE_CONTROL, form
                 assert front.get(form, headers={"If-None-Match": headers["etag"]}, timeout=5)[0] == 304
+            assert misses[fmt][1]["etag"] == headers["etag"]  # the app's first answer and lighttpd's agree
             im = decode(misses[fmt][2])
             assert im.mode == "RGBA" and im.getpixel((2, 2))[3] == 0  # type: ignore[index]
     finally:
@@ -170,6 +171,25 @@ def test_webp_and_avif_are_static_hits_with_their_types(front: Front) -> None:
     assert front.renders(f"240x160/{image_id}.webp") == 1 and front.renders(f"240x160/{image_id}.avif") == 1
     status, headers, body = front.get(f"/small/{image_id}.png")  # no such format: the app says which there are
     assert status == 404 and b"use one of: jpeg, webp, avif" in body and headers["cache-control"] == "no-store"
+
+
+def test_only_get_and_head_read_a_cached_file(front: Front) -> None:
+    """Other methods on a cached image answer 405 with Allow (from the app), as they do on a miss."""
+    image_id = front.client.save_image(jpeg(400, 300))
+    path = f"/small/{image_id}.jpeg"
+    status, headers, _ = front.get(path)
+    assert status == 200
+    validator = headers["etag"]
+    for method in ("POST", "PUT", "DELETE", "OPTIONS", "PATCH"):
+        for target in (path, f"/small/{image_id}.webp"):  # cached, and a miss
+            status, headers, body = front.get(target, method=method)
+            assert status == 405, (method, target, status)
+            assert headers["allow"] == "GET, HEAD" and headers["cache-control"] == "no-store"
+            assert b"is not allowed here" in body
+    status, headers, _ = front.get(path, headers={"If-None-Match": validator})
+    assert status == 304
+    app = create_app(service=ImageService.from_settings(front.client.settings))
+    assert call(app, path).headers["ETag"] == validator  # the app derives the same validator
 
 
 def test_a_flood_of_cold_urls_is_bounded_and_hits_keep_answering(front: Front) -> None:

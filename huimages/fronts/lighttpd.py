@@ -151,6 +151,12 @@ url.rewrite-once = (
     "^/([^/?]+)/([A-Z2-7]{{32}}01)(/[^/?]+\\.jpe?g|\\.jpg)?(\\?.*)?$" => "/$1/$2.jpeg$4",
     "^/([^/?]+)/([A-Z2-7]{{32}}01)/[^/?]+\\.(webp|avif)(\\?.*)?$" => "/$1/$2.$3$4",
 )
+# Only GET and HEAD read a cached file: every other method goes to the app,
+# which answers 405 with Allow on image paths (and runs the queue on POST
+# /processqueue). Inside this condition the rule replaces the list above.
+$HTTP["request-method"] !~ "^(GET|HEAD)$" {{
+    url.rewrite-once = ( "^(.*)$" => "/_huimages$1" )
+}}
 # Whatever is not a file (a miss, /healthz, /processqueue) goes to the app,
 # as in huImages' config; the app sees the URI as the client sent it.
 server.error-handler-404 = "/_huimages/"
