@@ -74,10 +74,14 @@ class Encoding:
         return value if isinstance(value, Encoding) else cls(JPEG, value)
 
     def save_options(self) -> dict[str, object]:
-        """The keyword arguments of Pillow's ``save`` for this encoding."""
+        """The keyword arguments of Pillow's ``save`` for this encoding.
+
+        No colour profile, ever: derivatives are sRGB (``huimages.colour``),
+        and Pillow's AVIF encoder would otherwise copy the one in ``im.info``.
+        """
         if self.format is JPEG:
-            return {"quality": self.quality, "progressive": True}
+            return {"quality": self.quality, "progressive": True, "icc_profile": None}
         if self.format is WEBP:
-            return {"quality": self.quality, "method": 4}
+            return {"quality": self.quality, "method": 4, "icc_profile": None}
         # One encoder thread: a render slot is one core (admission control counts renders, not threads).
-        return {"quality": self.quality, "speed": self.speed, "max_threads": 1}
+        return {"quality": self.quality, "speed": self.speed, "max_threads": 1, "icc_profile": None}

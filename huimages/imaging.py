@@ -20,8 +20,9 @@ import time
 import warnings
 from collections.abc import Iterator
 
-from PIL import Image, ImageCms, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
+from huimages.colour import to_srgb
 from huimages.config import Limits
 from huimages.errors import HuImagesError, ImageTooLarge, InvalidImage, InvalidSize, RenderTimeout
 from huimages.formats import JPEG, Encoding
@@ -183,14 +184,12 @@ def _make_master(im: Image.Image, info: ImageInfo, side: int) -> bytes:
             pixels = pixels.resize(raw, _RESAMPLE, reducing_gap=_REDUCING_GAP)
         if info.orientation in _TRANSPOSE:
             pixels = pixels.transpose(_TRANSPOSE[info.orientation])
+        pixels = to_srgb(pixels, icc)  # a master is sRGB without a profile, like every derivative
         out = io.BytesIO()
-        options: dict[str, object] = {}
-        if icc and _is_rgb_profile(icc):
-            options["icc_profile"] = icc
         if pixels.mode == "RGBA":
-            pixels.save(out, "PNG", compress_level=3, **options)
+            pixels.save(out, "PNG", compress_level=3)
         else:
-            pixels.save(out, "JPEG", quality=MASTER_QUALITY, **options)
+            pixels.save(out, "JPEG", quality=MASTER_QUALITY)
         return out.getvalue()
 
 
@@ -289,8 +288,9 @@ def render(
             rgb = rgb.resize(raw_out, _RESAMPLE, box=box, reducing_gap=_REDUCING_GAP)
         if orientation in _TRANSPOSE:
             rgb = rgb.transpose(_TRANSPOSE[orientation])
+        rgb = to_srgb(rgb, icc)  # on the small result: cheap, and the output needs no profile
         deadline.check("scaling")
-        return Rendered(_encode(rgb, encoding, icc), decoded_size, decode_seconds, source_size or (src_w, src_h))
+        return Rendered(_encode(rgb, encoding), decoded_size, decode_seconds, source_size or (src_w, src_h))
 
 
 def _open(data: bytes, limits: Limits) -> Image.Image:
@@ -398,7 +398,7 @@ def _to_rgb(im: Image.Image, icc: bytes | None, keep_alpha: bool = False) -> tup
     if mode == "RGB":
         return im, icc
     if mode == "CMYK":
-        return _cmyk_to_rgb(im, icc), None
+        return to_srgb(im, icc), None  # through its profile when it has a usable one
     if _has_alpha(im):
         rgba = im.convert("RGBA")
         if keep_alpha:
@@ -412,32 +412,12 @@ def _to_rgb(im: Image.Image, icc: bytes | None, keep_alpha: bool = False) -> tup
     return im.convert("RGB"), None  # L, 1, I, F, P without transparency, YCbCr, LAB, HSV
 
 
-def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> Image.Image:
-    """CMYK through its embedded profile into sRGB when there is one."""
-    if icc:
-        try:
-            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            result = ImageCms.profileToProfile(im, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
-            if result is not None:
-                return result
-        except (ImageCms.PyCMSError, OSError, ValueError):
-            logger.debug("CMYK profile unusable, converting naively", exc_info=True)
-    return im.convert("RGB")
-
-
-def _encode(im: Image.Image, encoding: Encoding, icc: bytes | None) -> bytes:
-    """Encode as ``encoding`` says (JPEG is progressive); metadata stripped but for the colour profile."""
+def _encode(im: Image.Image, encoding: Encoding) -> bytes:
+    """Encode as ``encoding`` says (JPEG is progressive), without any metadata (the pixels are sRGB)."""
     out = io.BytesIO()
     options = encoding.save_options()
-    if icc and _is_rgb_profile(icc):
-        options["icc_profile"] = icc
     try:
         im.save(out, encoding.format.pillow, **options)
     except (OSError, ValueError) as exc:
         raise InvalidImage(f"cannot encode this image as {encoding.format.name}: {exc}") from None
     return out.getvalue()
-
-
-def _is_rgb_profile(icc: bytes) -> bool:
-    # The ICC header names the profile's colour space at bytes 16-19.
-    return len(icc) >= 20 and icc[16:20] == b"RGB "

@@ -125,3 +125,46 @@ def photo(width: int, height: int, seed: int = 0) -> Image.Image:
     draw.ellipse([width // 4, height // 4, width // 2, height // 2], fill=(200, 60, 40))
     draw.rectangle([width * 2 // 3, height // 5, width * 3 // 4, height * 4 // 5], fill=(30, 90, 220))
     return im
+
+
+def matrix_profile(primaries: tuple[tuple[float, float, float], ...], gamma: float, name: str) -> bytes:
+    """An ICC v2 RGB display profile made of a matrix and a gamma curve (what Adobe RGB and Display P3 are).
+
+    ``primaries`` are the red, green and blue colorants in D50-adapted XYZ.
+    Pillow can only create sRGB, Lab and XYZ profiles, so the tests build
+    other RGB spaces from their published numbers.
+    """
+    import struct
+
+    def s15(value: float) -> bytes:
+        return struct.pack(">i", round(value * 65536))
+
+    def xyz(values: tuple[float, float, float]) -> bytes:
+        return b"XYZ \0\0\0\0" + b"".join(s15(v) for v in values)
+
+    text = name.encode("ascii") + b"\0"
+    tags = {
+        b"desc": b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text + bytes(12) + bytes(67),
+        b"wtpt": xyz((0.9642, 1.0, 0.8249)),
+        b"rXYZ": xyz(primaries[0]),
+        b"gXYZ": xyz(primaries[1]),
+        b"bXYZ": xyz(primaries[2]),
+        b"rTRC": b"curv\0\0\0\0" + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0",
+    }
+    tags[b"gTRC"] = tags[b"bTRC"] = tags[b"rTRC"]
+    table, body = b"", b""
+    offset = 128 + 4 + 12 * len(tags)
+    for signature, data in tags.items():
+        table += signature + struct.pack(">II", offset + len(body), len(data))
+        body += data + bytes(-len(data) % 4)
+    header = bytearray(128)
+    header[8:12] = bytes((2, 0x10, 0, 0))
+    header[12:24] = b"mntrRGB XYZ "
+    header[36:40] = b"acsp"
+    header[68:80] = s15(0.9642) + s15(1.0) + s15(0.8249)
+    profile = bytes(header) + struct.pack(">I", len(tags)) + table + body
+    return struct.pack(">I", len(profile)) + profile[4:]
+
+
+#: Adobe RGB (1998), D50-adapted colorants, gamma 563/256.
+ADOBE_RGB = ((0.6097, 0.3111, 0.0195), (0.2053, 0.6257, 0.0609), (0.1492, 0.0632, 0.7446))

@@ -102,14 +102,16 @@ def test_small_original_is_upscaled_for_crop_not_for_fit() -> None:
     assert decode(render(data, size("200x200"), 85, LIMITS).data).size == (40, 30)
 
 
-def test_metadata_stripped_but_colour_profile_kept() -> None:
+def test_metadata_and_an_srgb_profile_are_stripped() -> None:
     srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     exif = Image.Exif()
     exif[0x010F] = "CameraMaker"
-    data = encode(pattern(300, 200), "JPEG", exif=exif.tobytes(), icc_profile=srgb)
-    out = decode(render(data, size("100x100"), 85, LIMITS).data)
-    assert out.info.get("icc_profile") == srgb
+    picture = pattern(300, 200)
+    data = encode(picture, "JPEG", exif=exif.tobytes(), icc_profile=srgb)
+    out = decode(render(data, size("150x100"), 85, LIMITS).data)
+    assert out.info.get("icc_profile") is None  # the output is sRGB: no profile needed
     assert not out.getexif()
+    assert_similar(out, picture.resize((150, 100)))
 
 
 def test_output_is_progressive_with_configured_quality() -> None:
