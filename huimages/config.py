@@ -84,6 +84,9 @@ class Limits:
     max_side: int = 4096
     max_pixels: int = 50_000_000
     max_upload_bytes: int = 64 * 1024 * 1024
+    # Photos have 3 to 30 pixels per byte of file (the sample photos: 3 to 20), flat PNG graphics a few
+    # hundred; a file declaring far more is a decompression bomb. Checked above RATIO_FLOOR pixels; 0: off.
+    max_pixels_per_byte: int = 1000
     lock_timeout: float = 60.0
     render_timeout: float = 30.0
     render_concurrency: int = 0  # 0: one per core of this process
@@ -355,6 +358,12 @@ SETTINGS_SPECS: tuple[_Spec, ...] = (
     _Spec("HUIMAGES_MAX_SIDE", "limits.max_side", _positive_int, "largest width or height a URL may ask for"),
     _Spec("HUIMAGES_MAX_PIXELS", "limits.max_pixels", _positive_int, "largest original, in pixels"),
     _Spec("HUIMAGES_MAX_UPLOAD_BYTES", "limits.max_upload_bytes", _positive_int, "largest original, in bytes"),
+    _Spec(
+        "HUIMAGES_MAX_PIXELS_PER_BYTE",
+        "limits.max_pixels_per_byte",
+        _non_negative_int,
+        "largest pixels per byte of an original over 4 megapixels; 0: no check",
+    ),
     _Spec("HUIMAGES_LOCK_TIMEOUT", "limits.lock_timeout", _positive_float, "seconds to wait for a render in progress"),
     _Spec("HUIMAGES_SIZES", "sizes", _sizes, "named sizes to add or override: name=WxH[!],..."),
     _Spec("S3BUCKET", "s3.bucket", str, "S3 bucket of the originals (private); unset: filesystem store"),

@@ -135,6 +135,7 @@ def ingest(data: bytes, limits: Limits, master_side: int) -> Ingested:
             len(data),
         )
     with _open(data, limits) as im:
+        _check_ratio(im, len(data), limits)
         info = _describe(im)
         if master_side <= 0:
             _verify_decodes(im)
@@ -143,8 +144,9 @@ def ingest(data: bytes, limits: Limits, master_side: int) -> Ingested:
 
 
 def ingest_stored(data: bytes, limits: Limits, master_side: int) -> Ingested:
-    """``ingest`` of an original already stored (whatever upload limit held when it came)."""
-    return ingest(data, dataclasses.replace(limits, max_upload_bytes=max(len(data), 1)), master_side)
+    """``ingest`` of an original already stored (whatever upload and ratio limits held when it came)."""
+    stored = dataclasses.replace(limits, max_upload_bytes=max(len(data), 1), max_pixels_per_byte=0)
+    return ingest(data, stored, master_side)
 
 
 def make_master(data: bytes, limits: Limits, master_side: int) -> bytes:
@@ -341,6 +343,24 @@ def _check_pixels(im: Image.Image, limits: Limits) -> None:
             f"more than the limit of {limits.max_pixels}",
             limits.max_pixels,
             pixels * frames,
+        )
+
+
+#: Originals up to this many pixels are never refused for their compression ratio: they cost little to decode.
+RATIO_FLOOR = 4_000_000
+
+
+def _check_ratio(im: Image.Image, length: int, limits: Limits) -> None:
+    """Refuse a file that declares far more pixels than its bytes can hold in a real picture (at upload only)."""
+    pixels = im.width * im.height
+    limit = limits.max_pixels_per_byte
+    if limit and pixels > RATIO_FLOOR and pixels > limit * length:
+        raise ImageTooLarge(
+            f"the file declares {im.width}x{im.height} = {pixels} pixels in only {length} bytes"
+            f" ({pixels // length} pixels per byte; photos have under 100, the limit is {limit}): refused as a"
+            " decompression bomb; raise HUIMAGES_MAX_PIXELS_PER_BYTE if such images are expected",
+            limit,
+            pixels // length,
         )
 
 

@@ -183,6 +183,22 @@ def test_refused_over_http(site: tuple[Client, ImageApp], name: str) -> None:
     assert_still_serving(client, app)
 
 
+def test_files_declaring_far_more_pixels_than_their_bytes_hold_are_refused_at_upload(tmp_path: Path) -> None:
+    """The decompression-ratio guard: at upload only (originals stored earlier keep rendering)."""
+    client = Client(Settings.at(tmp_path / "strict"))
+    for data in (forged_jpeg(7000, 7000), encode(Image.new("1", (6000, 6000)), "PNG")):
+        assert len(data) < 5000
+        with pytest.raises(ImageTooLarge, match=r"pixels per byte.*raise HUIMAGES_MAX_PIXELS_PER_BYTE"):
+            client.save_image(data)
+    assert client.service.catalog.count() == 0 and not list((tmp_path / "strict").rglob("originals/**/*.*"))
+    flat = encode(Image.new("RGB", (2000, 1900), (250, 250, 250)), "PNG")  # under the 4 MP floor: accepted
+    assert client.save_image(flat)
+    relaxed = Client(
+        Settings.from_env({"HUIMAGES_HOME": str(tmp_path / "relaxed"), "HUIMAGES_MAX_PIXELS_PER_BYTE": "0"})
+    )
+    assert relaxed.save_image(encode(Image.new("1", (6000, 6000)), "PNG"))
+
+
 @pytest.mark.parametrize("name", list(ACCEPTED))
 def test_odd_but_valid_images(site: tuple[Client, ImageApp], name: str) -> None:
     client, app = site
