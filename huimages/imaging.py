@@ -85,7 +85,6 @@ class ImageInfo:
     height: int
     mode: str
     orientation: int
-    frames: int
 
 
 # Masters are JPEGs of quality 92 with 4:2:0 chroma: on the sample photos as close to direct renders
@@ -165,7 +164,6 @@ def _describe(im: Image.Image) -> ImageInfo:
         height=im.width if orientation in _SWAPS_AXES else im.height,
         mode=im.mode,
         orientation=orientation,
-        frames=getattr(im, "n_frames", 1),
     )
 
 
@@ -334,16 +332,44 @@ def _check_pixels(im: Image.Image, limits: Limits) -> None:
             limits.max_pixels,
             pixels,
         )
+    _count_frames(im, limits)
+
+
+def _count_frames(im: Image.Image, limits: Limits) -> int:
+    """Frames (or TIFF pages), counted one by one and refused as soon as they pass a limit.
+
+    Never all of them first: Pillow's ``n_frames`` reads every header before
+    it answers, which for TIFF pages grows with their square (80,000 pages:
+    about a minute). Counting stops at ``HUIMAGES_MAX_FRAMES``, or when the
+    frames so far pass the pixel limit, so its cost is bounded whatever the
+    file declares. Only the first frame is ever rendered.
+    """
+    pixels, frames = im.width * im.height, 1
     with _pillow_errors():
-        frames = int(getattr(im, "n_frames", 1))  # GIF: reads every frame header, decodes nothing
-        im.seek(0)
-    if pixels * frames > limits.max_pixels:
-        raise ImageTooLarge(
-            f"the image has {frames} frames of {im.width}x{im.height} = {pixels * frames} pixels, "
-            f"more than the limit of {limits.max_pixels}",
-            limits.max_pixels,
-            pixels * frames,
-        )
+        if not getattr(im, "is_animated", False):
+            return frames
+        try:
+            while True:
+                im.seek(frames)  # EOFError past the last frame
+                frames += 1
+                if frames > limits.max_frames:
+                    raise ImageTooLarge(
+                        f"the image has more than {limits.max_frames} frames or pages (the limit)",
+                        limits.max_frames,
+                        frames,
+                    )
+                if pixels * frames > limits.max_pixels:
+                    raise ImageTooLarge(
+                        f"the image has {frames} frames of {im.width}x{im.height} or more, over"
+                        f" {limits.max_pixels} pixels in all (the limit)",
+                        limits.max_pixels,
+                        pixels * frames,
+                    )
+        except EOFError:
+            pass
+        finally:
+            im.seek(0)
+    return frames
 
 
 #: Originals up to this many pixels are never refused for their compression ratio: they cost little to decode.

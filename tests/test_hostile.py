@@ -73,6 +73,25 @@ def many_frames(count: int, side: int = 16) -> bytes:
     return encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=20)
 
 
+def tiff_pages(count: int) -> bytes:
+    """A TIFF of ``count`` 1x1 grey pages (about 100 bytes each), all sharing one pixel."""
+    entries = ((256, 3, 1), (257, 3, 1), (258, 3, 8), (259, 3, 1), (262, 3, 1), (273, 4, 8), (278, 3, 1), (279, 4, 1))
+    size = 2 + 12 * len(entries) + 4
+    pages = []
+    for n in range(count):
+        following = 0 if n == count - 1 else 16 + size * (n + 1)
+        fields = b"".join(struct.pack("<HHII", tag, kind, 1, value) for tag, kind, value in entries)
+        pages.append(struct.pack("<H", len(entries)) + fields + struct.pack("<I", following))
+    return b"II*\x00" + struct.pack("<I", 16) + b"\x80" + bytes(7) + b"".join(pages)
+
+
+def gif_frames(count: int) -> bytes:
+    """A GIF of ``count`` 1x1 frames (15 bytes each): the million-frame GIF is 15 MB."""
+    screen = b"GIF89a" + struct.pack("<HHBBB", 1, 1, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
+    frame = b"\x2c" + struct.pack("<HHHHB", 0, 0, 1, 1, 0) + b"\x02\x02\x44\x01\x00"  # clear, pixel 0, end
+    return screen + frame * count + b"\x3b"
+
+
 def bad_orientation(value: object) -> bytes:
     exif = Image.Exif()
     exif[0x0112] = value
@@ -105,7 +124,14 @@ BAD: dict[str, tuple[Callable[[], bytes], type[Exception], str, int]] = {
     "WebP bomb 16383x16383": (lambda: forged_webp(16383, 16383), ImageTooLarge, "pixels", 422),
     "TIFF bomb 100000x100000": (lambda: forged_tiff(100000, 100000), ImageTooLarge, "pixels", 422),
     "10000x6000 in a tiny PNG": (lambda: forged_png(10000, 6000), ImageTooLarge, "more than the limit", 422),
-    "GIF of 4000 frames over the pixel limit": (lambda: many_frames(4000, 120), ImageTooLarge, "4000 frames", 422),
+    "GIF of 4000 frames over the pixel limit": (
+        lambda: many_frames(4000, 120),
+        ImageTooLarge,
+        "more than 3000 frames or pages",
+        422,
+    ),
+    "TIFF of 80,000 pages": (lambda: tiff_pages(80_000), ImageTooLarge, "more than 3000 frames or pages", 422),
+    "GIF of a million frames": (lambda: gif_frames(1_000_000), ImageTooLarge, "more than 3000 frames or pages", 422),
     "GIF with a truncated frame (fuzzer)": (
         lambda: (HOSTILE_DIR / "fuzz-gif-truncated-frame.gif").read_bytes(),
         InvalidImage,
@@ -214,7 +240,7 @@ def test_odd_but_valid_images(site: tuple[Client, ImageApp], name: str) -> None:
 
 def test_frames_count_against_the_pixel_limit(tmp_path: Path) -> None:
     client = Client(Settings.at(tmp_path, limits=Limits(max_pixels=100_000)))
-    with pytest.raises(ImageTooLarge, match="500 frames of 16x16"):
+    with pytest.raises(ImageTooLarge, match=r"391 frames of 16x16 or more, over 100000 pixels"):
         client.save_image(many_frames(500))
     assert client.save_image(many_frames(300))
 
