@@ -209,6 +209,10 @@ class DerivativeCache:
         stems = (n[: -len(ending)] for n in names if n.endswith(ending))
         return sorted(stem for stem in stems if is_valid_id(stem))
 
+    def state_folder(self, name: str) -> Path:
+        """A folder of this host's own records beside the cache (hidden: never served)."""
+        return self.root / _STATE_DIR / name
+
     def read_state(self, name: str) -> str | None:
         """A small value this host keeps beside the cache (e.g. where its sweep stopped)."""
         try:

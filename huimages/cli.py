@@ -195,7 +195,10 @@ def info(image_id: str) -> None:
 @main.command()
 @click.option("--all", "check_all", is_flag=True, help="Check every original's ACL, not a sample of 100.")
 def check(check_all: bool) -> None:
-    """Say whether each backend answers, and whether S3 originals are public; exit 1 on any problem."""
+    """Say whether each backend answers, whether S3 originals are public, and which images failed to render.
+
+    Exits 1 on any problem.
+    """
     from huimages.originals.s3 import S3Store
 
     service = _client().service
@@ -216,6 +219,12 @@ def check(check_all: bool) -> None:
                 click.echo(f"  {image_id}")
         else:
             click.echo(f"public    none of {scope} {checked} originals")
+    failing = service.failures.recent()
+    if failing:
+        problems = True
+        click.echo(f"failing   {len(failing)} renders failed on their image recently (answered from memory):")
+        for failure in failing[:20]:
+            click.echo(f"  {failure.key}: {failure.message}")
     if problems:
         sys.exit(1)
 

@@ -91,6 +91,7 @@ class Limits:
     max_frames: int = 3000
     lock_timeout: float = 60.0
     render_timeout: float = 30.0
+    retry_failed_after: float = 600.0  # a failed render of an original is answered from memory until then
     render_concurrency: int = 0  # 0: one per core of this process
     render_wait: float = 10.0
     render_queue: int = -1  # requests that may wait for a slot; -1: twice the slots
@@ -399,6 +400,12 @@ SETTINGS_SPECS: tuple[_Spec, ...] = (
     _Spec("HUIMAGES_ALLOWED_SIZES", "signing.allowed_sizes", _csv_list, "sizes allowed without a signature"),
     _Spec("HUIMAGES_URL_KEYS", "signing.keys", _csv_list, "URL signing keys, newest first (comma-separated)", True),
     _Spec("HUIMAGES_RENDER_TIMEOUT", "limits.render_timeout", _positive_float, "seconds a render may take"),
+    _Spec(
+        "HUIMAGES_RETRY_FAILED_AFTER",
+        "limits.retry_failed_after",
+        _non_negative_float,
+        "seconds an original that failed to render is answered from memory; 0: never",
+    ),
     _Spec(
         "HUIMAGES_RENDER_CONCURRENCY",
         "limits.render_concurrency",

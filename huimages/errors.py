@@ -47,6 +47,10 @@ class InvalidImage(HuImagesError, ValueError):
         self.image_id = image_id
 
 
+class EncodeFailed(InvalidImage):
+    """The pixels decoded, but the encoder of one output format refused them (this derivative only)."""
+
+
 class ImageTooLarge(InvalidImage):
     """An image whose declared size exceeds a configured limit."""
 
@@ -142,6 +146,7 @@ class RenderTimeout(HuImagesError):
     def __init__(self, key: str, seconds: float, limit: float) -> None:
         super().__init__(f"rendering {key} took {seconds:.1f} s, over the limit of {limit:g} s; nothing was cached")
         self.key = key
+        self.limit = limit
         self.retry_after = 30
 
 

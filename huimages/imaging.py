@@ -24,7 +24,7 @@ from PIL import Image, UnidentifiedImageError
 
 from huimages.colour import to_srgb
 from huimages.config import Limits
-from huimages.errors import HuImagesError, ImageTooLarge, InvalidImage, InvalidSize, RenderTimeout
+from huimages.errors import EncodeFailed, HuImagesError, ImageTooLarge, InvalidImage, InvalidSize, RenderTimeout
 from huimages.formats import JPEG, Encoding
 from huimages.sizes import Size, crop_box, decode_target, fit_dimensions, output_dimensions
 
@@ -465,5 +465,5 @@ def _encode(im: Image.Image, encoding: Encoding) -> bytes:
     try:
         im.save(out, encoding.format.pillow, **options)
     except (OSError, ValueError) as exc:
-        raise InvalidImage(f"cannot encode this image as {encoding.format.name}: {exc}") from None
+        raise EncodeFailed(f"cannot encode this image as {encoding.format.name}: {exc}") from None
     return out.getvalue()

@@ -21,6 +21,7 @@ from huimages.catalog.docs import Doc, format_timestamp
 from huimages.cdn import CdnPublisher, open_publisher
 from huimages.config import Settings
 from huimages.errors import FormatNotServed, HuImagesError, InvalidImage
+from huimages.failures import FailureMemory
 from huimages.formats import EXTENSIONS, JPEG, Encoding, Format
 from huimages.ids import compute_id, validate_id
 from huimages.imaging import Deadline, Rendered, ingest, ingest_stored, make_master, master_dimensions, render
@@ -50,12 +51,14 @@ class ImageService:
     cache: DerivativeCache
     policy: SizePolicy
     slots: RenderSlots
+    failures: FailureMemory
     publisher: CdnPublisher | None = None
     _linked: set[str] = dataclasses.field(default_factory=set, repr=False)  # named sizes linked this process
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ImageService:
         couch = None
+        cache = DerivativeCache(settings.paths.cache_dir, settings.limits.lock_timeout)
         if settings.couch.server:
             from huimages.couch import CouchServer
 
@@ -64,10 +67,13 @@ class ImageService:
             settings=settings,
             originals=open_store(settings, couch),
             catalog=open_catalog(settings, couch),
-            cache=DerivativeCache(settings.paths.cache_dir, settings.limits.lock_timeout),
+            cache=cache,
             policy=SizePolicy(settings),
             slots=RenderSlots(
                 settings.limits.render_slots, settings.limits.render_wait, settings.limits.render_waiting
+            ),
+            failures=FailureMemory(
+                cache.state_folder("failed"), settings.limits.retry_failed_after, settings.limits.render_timeout
             ),
         )
         service.publisher = open_publisher(settings, service.derivative_bytes, couch)
@@ -169,6 +175,7 @@ class ImageService:
         validate_id(image_id)
         existed = self.catalog.delete(image_id)
         removed = self.cache.remove_image(image_id)
+        self.failures.forget(image_id)
         on_cdn = self.publisher.forget_image(image_id) if self.publisher is not None else 0
         if self.settings.master_side:
             self.originals.delete_master(image_id, self.settings.master_side)
@@ -216,18 +223,27 @@ class ImageService:
         """The cache file of ``size`` of ``image_id`` in ``fmt``, opened; rendered first if missing.
 
         Concurrent callers for one derivative, in any thread or process on this
-        host, wait on one lock; the first renders, the others find the file.
+        host, wait on one lock; the first renders, the others find the file. A
+        render that failed on the image a moment ago answers at once with the
+        same error (``huimages.failures``).
         """
         validate_id(image_id)
         cached = self.cache.open(size.spec, image_id, fmt)
         if cached is not None:
             return cached
+        which = f"{size.spec}.{fmt.extension}"
+        self.failures.check(image_id, which)
         with self.cache.lock(size.spec, image_id, fmt):
             cached = self.cache.open(size.spec, image_id, fmt)
             if cached is not None:
                 return cached
+            self.failures.check(image_id, which)  # another process may have just failed it
             with self.slots.slot(f"{size.spec}/{image_id}.{fmt.extension}"):
-                return self._render(size, image_id, fmt)
+                try:
+                    return self._render(size, image_id, fmt)
+                except HuImagesError as exc:
+                    self.failures.remember(image_id, which, exc)
+                    raise
 
     def derivative_bytes(self, size_token: str, image_id: str, fmt: Format = JPEG) -> bytes:
         """A derivative's bytes, rendered if missing (what the CDN uploads)."""

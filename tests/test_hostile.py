@@ -8,16 +8,20 @@ arrive), since save_image refuses them.
 import io
 import re
 import struct
+import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 
+from huimages.cli import main
 from huimages.client import Client
 from huimages.config import Limits, Settings, SigningSettings
-from huimages.errors import ImageTooLarge, InvalidImage
+from huimages.errors import BackendUnavailable, ImageTooLarge, InvalidImage, Overloaded, StorageError
+from huimages.failures import FailureMemory
 from huimages.ids import compute_id
 from huimages.service import ImageService
 from huimages.signing import sign
@@ -287,3 +291,46 @@ def test_hostile_files_are_reproducible() -> None:
     """The fuzzer's findings are kept as files, so their cases stay in the suite."""
     assert (HOSTILE_DIR / "fuzz-gif-truncated-frame.gif").stat().st_size > 0
     assert io.BytesIO((HOSTILE_DIR / "fuzz-gif-truncated-frame.gif").read_bytes()).read(6) == b"GIF87a"
+
+
+def test_a_failed_original_is_remembered_by_every_process_then_tried_again(tmp_path: Path) -> None:
+    """One bounded attempt; then the same answer at once, in this process and the others, until the TTL."""
+    settings = Settings.at(tmp_path)
+    client = Client(settings)
+    image_id = smuggle(client, tiff_pages(80_000))
+    first = call(create_app(service=client.service), f"/small/{image_id}.jpeg")
+    assert first.status == 422 and "more than 3000 frames" in first.text
+    # A second attempt would now succeed: so an answer that still fails was not an attempt.
+    (settings.paths.originals_dir / image_id[:2] / image_id).write_bytes(jpeg(320, 240))
+    other = ImageService.from_settings(settings)  # another process of the same host
+    for service in (client.service, other):
+        for path in (f"/small/{image_id}.jpeg", f"/75x75!/{image_id}.webp", f"/o/{image_id}.avif"):
+            again = call(create_app(service=service), path)
+            assert again.status == 422, (path, again.text)
+            assert "more than 3000 frames" in again.text and "tried again after 600 s" in again.text
+    result = CliRunner(env={"HUIMAGES_HOME": str(tmp_path)}).invoke(main, ["check"])
+    assert result.exit_code == 1 and f"{image_id}: " in result.output and "failing" in result.output
+    other.failures.clock = lambda: time.time() + 601  # ten minutes later
+    assert call(create_app(service=other), f"/small/{image_id}.jpeg").status == 200
+    assert not list(other.failures.recent())
+
+
+def test_a_render_over_the_deadline_is_remembered_for_that_derivative_only(tmp_path: Path) -> None:
+    settings = Settings.at(tmp_path, limits=Limits(render_timeout=1e-6))
+    client = Client(settings)
+    image_id = client.save_image(jpeg(640, 480))
+    app = create_app(service=client.service)
+    first = call(app, f"/300x200/{image_id}.jpeg")
+    assert first.status == 503 and "over the limit" in first.text
+    again = call(app, f"/300x200/{image_id}.jpeg")
+    assert again.status == 503 and "ago" in again.text and int(again.headers["Retry-After"]) > 500
+    other_size = call(app, f"/301x200/{image_id}.jpeg")
+    assert other_size.status == 503 and "ago" not in other_size.text  # tried: only that derivative is remembered
+
+
+def test_passing_faults_are_never_held_against_an_image(tmp_path: Path) -> None:
+    memory = FailureMemory(tmp_path, ttl=600)
+    for fault in (BackendUnavailable("s3", "timed out"), StorageError("cache", "disk full"), Overloaded("k", 10, 2)):
+        memory.remember(ID, "240x160.jpeg", fault)
+        memory.check(ID, "240x160.jpeg")  # nothing remembered
+    assert memory.recent() == []
