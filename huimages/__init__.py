@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from huimages.catalog.docs import alt_text
-from huimages.client import DEFAULT_DENSITIES, DEFAULT_SIZE, PICTURE_FORMATS, Client
+from huimages.client import DEFAULT_DENSITIES, PICTURE_FORMATS, Client
 from huimages.config import Settings
 from huimages.errors import (
     BackendUnavailable,
@@ -33,6 +33,7 @@ from huimages.errors import (
     UnknownImage,
 )
 from huimages.markup import img_tag
+from huimages.sizes import DEFAULT_SIZE
 
 __all__ = [
     "BackendUnavailable",

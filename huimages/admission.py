@@ -24,13 +24,58 @@ class RenderSlots:
         self.waiting = waiting
         self._semaphore = threading.BoundedSemaphore(slots)
         self._lock = threading.Lock()
+        self._owners: dict[str, int] = {}  # slots held per owner (guarded by _owner_turn)
+        self._owner_turn = threading.Condition()
         self.in_flight = 0
         self.queued = 0
         self.refused = 0
 
+    @property
+    def share(self) -> int:
+        """Slots one owner (a stranger's address) may hold at once: half of them, at least one."""
+        return max(1, self.slots // 2)
+
     @contextlib.contextmanager
-    def slot(self, key: str) -> Iterator[None]:
-        """Hold one render slot; ``Overloaded`` (503 with Retry-After) after ``wait`` seconds without one."""
+    def slot(self, key: str, owner: str | None = None) -> Iterator[None]:
+        """Hold one render slot; ``Overloaded`` (503 with Retry-After) after ``wait`` seconds without one.
+
+        An ``owner`` (the address of a client rendering unsigned sizes) holds at
+        most ``share`` slots at once: its other renders wait in the same bounded
+        waiting room for one of its own to end, so a browser loading a page of
+        new sizes is served in turn, and a flood from one address leaves the
+        other slots to everyone else.
+        """
+        if owner is None:
+            with self._slot(key):
+                yield
+            return
+        started = time.monotonic()
+        with self._owner_turn:
+            if self._owners.get(owner, 0) >= self.share:
+                with self._lock:
+                    full = self.queued >= self.waiting
+                    self.queued += not full
+                turn = not full and self._owner_turn.wait_for(
+                    lambda: self._owners.get(owner, 0) < self.share, timeout=self.wait
+                )
+                with self._lock:
+                    self.queued -= not full
+                    self.refused += not turn
+                if not turn:
+                    raise Overloaded(key, time.monotonic() - started, self.share)
+            self._owners[owner] = self._owners.get(owner, 0) + 1
+        try:
+            with self._slot(key):
+                yield
+        finally:
+            with self._owner_turn:
+                self._owners[owner] -= 1
+                if not self._owners[owner]:
+                    del self._owners[owner]
+                self._owner_turn.notify_all()
+
+    @contextlib.contextmanager
+    def _slot(self, key: str) -> Iterator[None]:
         started = time.monotonic()
         if not self._semaphore.acquire(blocking=False):
             with self._lock:

@@ -219,6 +219,11 @@ def check(check_all: bool) -> None:
                 click.echo(f"  {image_id}")
         else:
             click.echo(f"public    none of {scope} {checked} originals")
+    if service.settings.signing.policy == "open" and not service.settings.signing.keys:
+        click.echo(
+            "policy    open without HUIMAGES_URL_KEYS: anyone may have unsigned sizes rendered, within the"
+            " budgets per address and per image; set HUIMAGES_URL_KEYS (or HUIMAGES_SIZE_POLICY=named)"
+        )
     failing = service.failures.recent()
     if failing:
         problems = True

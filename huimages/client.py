@@ -19,10 +19,9 @@ from huimages.ids import validate_id
 from huimages.markup import img_tag, picture_tag, srcset_value
 from huimages.responsive import Candidate, density_candidates, width_candidates
 from huimages.service import ImageService
-from huimages.sizes import Size, output_dimensions
+from huimages.sizes import DEFAULT_SIZE, Size, output_dimensions
 from huimages.urls import SIGNATURE_PARAM, image_path, titled_path
 
-DEFAULT_SIZE = "150x150"  # huImages' default for every scaled_* function
 DEFAULT_DENSITIES = (1, 2)
 PICTURE_FORMATS = ("avif", "webp")  # best first: a browser takes the first <source> it can show
 

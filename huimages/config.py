@@ -92,9 +92,14 @@ class Limits:
     lock_timeout: float = 60.0
     render_timeout: float = 30.0
     retry_failed_after: float = 600.0  # a failed render of an original is answered from memory until then
+    # What a stranger's unsigned URLs of sizes outside the named ones may cost (``huimages.budget``); 0: no limit.
+    unsigned_renders_per_minute: int = 100
+    unsigned_mb_per_minute: int = 50
+    unsigned_sizes_per_image: int = 20
     render_concurrency: int = 0  # 0: one per core of this process
     render_wait: float = 10.0
-    render_queue: int = -1  # requests that may wait for a slot; -1: twice the slots
+    # Requests that may wait for a slot; -1: four per slot (a page of new thumbnails from one browser waits its turn).
+    render_queue: int = -1
 
     @property
     def render_slots(self) -> int:
@@ -104,7 +109,7 @@ class Limits:
     @property
     def render_waiting(self) -> int:
         """Requests that may wait for a render slot per process; more are refused at once."""
-        return 2 * self.render_slots if self.render_queue < 0 else self.render_queue
+        return 4 * self.render_slots if self.render_queue < 0 else self.render_queue
 
 
 @dataclasses.dataclass(frozen=True)
@@ -401,6 +406,24 @@ SETTINGS_SPECS: tuple[_Spec, ...] = (
     _Spec("HUIMAGES_URL_KEYS", "signing.keys", _csv_list, "URL signing keys, newest first (comma-separated)", True),
     _Spec("HUIMAGES_RENDER_TIMEOUT", "limits.render_timeout", _positive_float, "seconds a render may take"),
     _Spec(
+        "HUIMAGES_UNSIGNED_RENDERS_PER_MINUTE",
+        "limits.unsigned_renders_per_minute",
+        _non_negative_int,
+        "renders of unsigned, unnamed sizes per client address and minute; 0: no limit",
+    ),
+    _Spec(
+        "HUIMAGES_UNSIGNED_MB_PER_MINUTE",
+        "limits.unsigned_mb_per_minute",
+        _non_negative_int,
+        "MB those renders may write per client address and minute; 0: no limit",
+    ),
+    _Spec(
+        "HUIMAGES_UNSIGNED_SIZES_PER_IMAGE",
+        "limits.unsigned_sizes_per_image",
+        _non_negative_int,
+        "unsigned, unnamed sizes (with format) rendered per image at most; 0: no limit",
+    ),
+    _Spec(
         "HUIMAGES_RETRY_FAILED_AFTER",
         "limits.retry_failed_after",
         _non_negative_float,
@@ -413,7 +436,7 @@ SETTINGS_SPECS: tuple[_Spec, ...] = (
         "renders at once per process; 0: one per core",
     ),
     _Spec("HUIMAGES_RENDER_WAIT", "limits.render_wait", _non_negative_float, "seconds a miss waits for a render slot"),
-    _Spec("HUIMAGES_RENDER_QUEUE", "limits.render_queue", int, "misses that may wait for a slot; default 2 per slot"),
+    _Spec("HUIMAGES_RENDER_QUEUE", "limits.render_queue", int, "misses that may wait for a slot; default 4 per slot"),
 )
 _BY_NAME = {spec.name: spec for spec in SETTINGS_SPECS}
 

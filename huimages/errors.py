@@ -123,6 +123,14 @@ class Overloaded(HuImagesError):
         self.retry_after = 2
 
 
+class TooManyRequests(HuImagesError):
+    """A client spent its budget of renders of unsigned sizes; it may try again after ``retry_after`` s (429)."""
+
+    def __init__(self, reason: str, retry_after: int) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
 class InvalidPath(HuImagesError, ValueError):
     """A request path that tries to leave the URL grammar (traversal, encoding tricks)."""
 

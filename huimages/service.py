@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from huimages.admission import RenderSlots
+from huimages.budget import StrangerBudget
 from huimages.cache import CachedFile, DerivativeCache
 from huimages.catalog import Catalog, open_catalog
 from huimages.catalog.docs import Doc, format_timestamp
@@ -52,6 +53,7 @@ class ImageService:
     policy: SizePolicy
     slots: RenderSlots
     failures: FailureMemory
+    budget: StrangerBudget
     publisher: CdnPublisher | None = None
     _linked: set[str] = dataclasses.field(default_factory=set, repr=False)  # named sizes linked this process
 
@@ -74,6 +76,12 @@ class ImageService:
             ),
             failures=FailureMemory(
                 cache.state_folder("failed"), settings.limits.retry_failed_after, settings.limits.render_timeout
+            ),
+            budget=StrangerBudget(
+                cache.state_folder("budget"),
+                settings.limits.unsigned_renders_per_minute,
+                settings.limits.unsigned_mb_per_minute,
+                settings.limits.unsigned_sizes_per_image,
             ),
         )
         service.publisher = open_publisher(settings, service.derivative_bytes, couch)
@@ -203,7 +211,9 @@ class ImageService:
         doc = self.catalog.get_live(image_id)
         return output_dimensions(size, int(doc["width"]), int(doc["height"]))
 
-    def serve(self, size: Size, image_id: str, signature: str | None, fmt: Format = JPEG) -> CachedFile:
+    def serve(
+        self, size: Size, image_id: str, signature: str | None, fmt: Format = JPEG, client: str | None = None
+    ) -> CachedFile:
         """What a URL serves: the cached file, or a render once the size policy allows it.
 
         A named size and its numeric form are one derivative, cached once
@@ -217,9 +227,15 @@ class ImageService:
         if cached is not None:
             return cached
         self.policy.check(size, image_path(size.spec, image_id, fmt), signature)
-        return self.derivative(size, image_id, fmt)
+        if client is None or signature is not None or self.policy.is_free(size):
+            return self.derivative(size, image_id, fmt)
+        # An unsigned size outside the named ones (the open policy without keys): a stranger may ask for it.
+        self.budget.admit(client, image_id, f"{size.spec}.{fmt.extension}")
+        cached = self.derivative(size, image_id, fmt, owner=client)
+        self.budget.charge_bytes(client, cached.stat.st_size)
+        return cached
 
-    def derivative(self, size: Size, image_id: str, fmt: Format = JPEG) -> CachedFile:
+    def derivative(self, size: Size, image_id: str, fmt: Format = JPEG, owner: str | None = None) -> CachedFile:
         """The cache file of ``size`` of ``image_id`` in ``fmt``, opened; rendered first if missing.
 
         Concurrent callers for one derivative, in any thread or process on this
@@ -238,7 +254,7 @@ class ImageService:
             if cached is not None:
                 return cached
             self.failures.check(image_id, which)  # another process may have just failed it
-            with self.slots.slot(f"{size.spec}/{image_id}.{fmt.extension}"):
+            with self.slots.slot(f"{size.spec}/{image_id}.{fmt.extension}", owner):
                 try:
                     return self._render(size, image_id, fmt)
                 except HuImagesError as exc:

@@ -2,7 +2,8 @@
 
 Anyone who knows an image ID could otherwise make the server render any size
 and burn CPU and disk. Sizes that are always allowed: ``o``, the named sizes
-(by name or numeric form) and ``HUIMAGES_ALLOWED_SIZES``. Any other size is
+(by name or numeric form), ``150x150`` (huImages' default size) and
+``HUIMAGES_ALLOWED_SIZES``. Any other size is
 rendered under ``open`` without more ado; under ``named`` only with a
 signature; and as soon as keys are configured, only with a signature, whatever
 the policy. A signature is an HMAC-SHA256 of the exact path, extension
@@ -19,7 +20,7 @@ from collections.abc import Iterable
 
 from huimages.config import Settings
 from huimages.errors import SizeNotAllowed
-from huimages.sizes import Size
+from huimages.sizes import DEFAULT_SIZE, Size
 
 _SIGNATURE_BYTES = 16  # 128 bits of HMAC-SHA256: ample against guessing, short in URLs
 
@@ -39,7 +40,8 @@ class SizePolicy:
     def __init__(self, settings: Settings) -> None:
         self.mode = settings.signing.policy
         self.keys = tuple(settings.signing.keys)
-        free = {"o", *settings.sizes, *settings.sizes.values(), *settings.signing.allowed_sizes}
+        # 150x150 is the default size of every huImages scaled_* function, so pages are full of it.
+        free = {"o", DEFAULT_SIZE, *settings.sizes, *settings.sizes.values(), *settings.signing.allowed_sizes}
         self.free = frozenset(free)
 
     def is_free(self, size: Size) -> bool:

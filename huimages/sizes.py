@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from huimages.errors import InvalidSize
 
 ORIGINAL = "o"
+DEFAULT_SIZE = "150x150"  # huImages' default for every scaled_* function
 _SPEC_RE = re.compile(r"([1-9][0-9]{0,5})x([1-9][0-9]{0,5})(!?)")
 
 

@@ -36,6 +36,7 @@ from huimages.errors import (
     RenderTimeout,
     SizeNotAllowed,
     StorageError,
+    TooManyRequests,
 )
 from huimages.service import ImageService
 from huimages.urls import parse_image_path, signature_of, split_request_target
@@ -61,6 +62,7 @@ _STATUS: tuple[tuple[type[HuImagesError], str], ...] = (
     (CorruptOriginal, "422 Unprocessable Entity"),
     (RenderBusy, "503 Service Unavailable"),
     (Overloaded, "503 Service Unavailable"),
+    (TooManyRequests, "429 Too Many Requests"),
     (BackendUnavailable, "503 Service Unavailable"),
     (StorageError, "500 Internal Server Error"),
 )
@@ -106,7 +108,8 @@ class ImageApp:
             raise HttpError("405 Method Not Allowed", f"{method} is not allowed here", [("Allow", "GET, HEAD")])
         size = self.service.parse_size(parsed.size_token)
         fmt = self.service.output_format(parsed.extension)
-        cached = self.service.serve(size, parsed.image_id, signature_of(query), fmt)
+        client = environ.get("REMOTE_ADDR") or "unknown"  # forwarding headers are not trusted
+        cached = self.service.serve(size, parsed.image_id, signature_of(query), fmt, client)
         return _file_response(environ, start_response, cached, fmt.content_type, head=method == "HEAD")
 
     def _health(self, start_response: StartResponse) -> Iterable[bytes]:

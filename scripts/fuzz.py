@@ -74,6 +74,9 @@ def seeds(target: str) -> list[bytes]:
                 "/o/" + "D" * 32 + "01.jpeg",
                 "/small%2F..%2F..%2Fetc/passwd",
                 "http://h/1x1/" + "E" * 32 + "01.jpeg?s=1&s=2",
+                "/480x320/" + "F" * 32 + "01/A-title.avif",
+                "/o/" + "G" * 32 + "01.webp?s=x",
+                "/4096x4096!/" + "H" * 32 + "01.png",
             )
         ]
     from PIL import Image
@@ -92,6 +95,29 @@ def seeds(target: str) -> list[bytes]:
         buf = io.BytesIO()
         base.convert(mode).save(buf, fmt, **options)
         out.append(buf.getvalue())
+    out.extend(_hostile_seeds(base))
+    return out
+
+
+def _hostile_seeds(base: PIL.Image.Image) -> list[bytes]:
+    """Shapes of the hostile-input suite, small: pages, frames, a colour profile, a size the bytes cannot hold."""
+    from PIL import ImageCms
+
+    out = []
+    frames = [base.rotate(n * 10) for n in range(4)]
+    for fmt in ("TIFF", "GIF"):  # several pages or frames: the counting loop
+        buf = io.BytesIO()
+        frames[0].save(buf, fmt, save_all=True, append_images=frames[1:])
+        out.append(buf.getvalue())
+    buf = io.BytesIO()  # an embedded colour profile: the sRGB conversion
+    base.save(buf, "PNG", icc_profile=ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    out.append(buf.getvalue())
+    small = io.BytesIO()  # a JPEG whose header declares 7000x7000 (the ratio guard)
+    base.save(small, "JPEG")
+    data = bytearray(small.getvalue())
+    at = data.index(b"\xff\xc0")
+    data[at + 5 : at + 9] = (7000).to_bytes(2, "big") * 2
+    out.append(bytes(data))
     return out
 
 

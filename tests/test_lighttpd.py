@@ -76,7 +76,10 @@ def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
     home = tmp_path_factory.mktemp("front")
     port = free_port()
     settings = Settings.at(home, server_url=f"http://127.0.0.1:{port}/")
-    cfg = FrontConfig.from_settings(settings, environ={}, port=port, processes=2)
+    # These tests play a site's own traffic (floods, soaks, many sizes) from one address: no stranger budgets.
+    # test_stranger_budgets_through_lighttpd runs a front with the defaults.
+    unlimited = {"HUIMAGES_UNSIGNED_RENDERS_PER_MINUTE": "0", "HUIMAGES_UNSIGNED_SIZES_PER_IMAGE": "0"}
+    cfg = FrontConfig.from_settings(settings, environ=unlimited, port=port, processes=2)
     conf = write_config(cfg)
     log = home / "lighttpd.log"
     lighttpd = find_lighttpd()
@@ -190,6 +193,23 @@ def test_only_get_and_head_read_a_cached_file(front: Front) -> None:
     assert status == 304
     app = create_app(service=ImageService.from_settings(front.client.settings))
     assert call(app, path).headers["ETag"] == validator  # the app derives the same validator
+
+
+def test_stranger_budgets_through_lighttpd(tmp_path: Path) -> None:
+    """With the defaults, lighttpd passes the client's address on and the per-image cap holds across backends."""
+    port = free_port()
+    settings = Settings.at(tmp_path, server_url=f"http://127.0.0.1:{port}/")
+    conf = write_config(FrontConfig.from_settings(settings, environ={}, port=port, processes=2))
+    lighttpd = find_lighttpd()
+    assert lighttpd
+    image_id = Client(settings).save_image(jpeg(800, 600))
+    with running([lighttpd, "-D", "-f", str(conf)], port, tmp_path / "lighttpd.log"):
+        statuses = [get(port, f"/{200 + n}x{100 + n}/{image_id}.jpeg")[0] for n in range(24)]
+        refused = get(port, f"/300x300/{image_id}.webp")
+        named = get(port, f"/small/{image_id}.jpeg")
+    assert statuses == [200] * 20 + [403] * 4
+    assert refused[0] == 403 and b"unsigned sizes besides the named ones" in refused[2]
+    assert named[0] == 200
 
 
 def test_a_flood_of_cold_urls_is_bounded_and_hits_keep_answering(front: Front) -> None:
