@@ -7,7 +7,8 @@ sizes are free (a site's pages use them); every other unsigned render is
 charged here, before it starts:
 
 - per client address, per minute: at most ``renders`` renders and ``megabytes``
-  MB written (429 with ``Retry-After`` past either);
+  MB written (429 with ``Retry-After`` past either). The minutes are fixed
+  windows, so any 60 seconds hold at most twice that;
 - per image: at most ``sizes_per_image`` distinct unsigned derivatives
   (size and format) ever, so many clients together cannot either (403).
 
@@ -49,24 +50,27 @@ class StrangerBudget:
 
     def admit(self, client: str, image_id: str, derivative: str) -> None:
         """Charge one unsigned render of ``derivative`` (``300x200.webp``) of ``image_id`` to ``client``, or refuse."""
-        if self.sizes_per_image:
-            self._admit_size(image_id, derivative)
-        if self.renders or self.bytes:
-            with self._record(self.folder / "clients" / _name(client)) as state:
-                self._roll(state)
-                if self.renders and state["renders"] >= self.renders:
-                    raise TooManyRequests(
-                        f"this address made {state['renders']} renders of unsigned sizes in the last minute"
-                        f" (the limit is {self.renders}); named sizes and signed URLs are not limited",
-                        self._retry_after(state),
-                    )
-                if self.bytes and state["bytes"] >= self.bytes:
-                    raise TooManyRequests(
-                        f"renders of unsigned sizes for this address wrote {state['bytes'] // 1_000_000} MB in the"
-                        f" last minute (the limit is {self.bytes // 1_000_000} MB)",
-                        self._retry_after(state),
-                    )
-                state["renders"] += 1
+        if not (self.renders or self.bytes):
+            if self.sizes_per_image:
+                self._admit_size(image_id, derivative)
+            return
+        with self._record(self.folder / "clients" / _name(client)) as state:  # then the image's: one order
+            self._roll(state)
+            if self.renders and state["renders"] >= self.renders:
+                raise TooManyRequests(
+                    f"this address made {state['renders']} renders of unsigned sizes in the last minute"
+                    f" (the limit is {self.renders}); named sizes and signed URLs are not limited",
+                    self._retry_after(state),
+                )
+            if self.bytes and state["bytes"] >= self.bytes:
+                raise TooManyRequests(
+                    f"renders of unsigned sizes for this address wrote {state['bytes'] // 1_000_000} MB in the"
+                    f" last minute (the limit is {self.bytes // 1_000_000} MB)",
+                    self._retry_after(state),
+                )
+            if self.sizes_per_image:  # only a render the address may still pay for takes a size of the image
+                self._admit_size(image_id, derivative)
+            state["renders"] += 1
 
     def charge_bytes(self, client: str, length: int) -> None:
         """Add what an admitted render wrote to the client's minute."""

@@ -93,8 +93,9 @@ class Limits:
     render_timeout: float = 30.0
     retry_failed_after: float = 600.0  # a failed render of an original is answered from memory until then
     # What a stranger's unsigned URLs of sizes outside the named ones may cost (``huimages.budget``); 0: no limit.
+    # Counted in fixed minutes, so any 60 s hold at most twice these: 200 renders and 50 MB.
     unsigned_renders_per_minute: int = 100
-    unsigned_mb_per_minute: int = 50
+    unsigned_mb_per_minute: int = 25
     unsigned_sizes_per_image: int = 20
     render_concurrency: int = 0  # 0: one per core of this process
     render_wait: float = 10.0

@@ -78,7 +78,11 @@ def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
     settings = Settings.at(home, server_url=f"http://127.0.0.1:{port}/")
     # These tests play a site's own traffic (floods, soaks, many sizes) from one address: no stranger budgets.
     # test_stranger_budgets_through_lighttpd runs a front with the defaults.
-    unlimited = {"HUIMAGES_UNSIGNED_RENDERS_PER_MINUTE": "0", "HUIMAGES_UNSIGNED_SIZES_PER_IMAGE": "0"}
+    unlimited = {
+        "HUIMAGES_UNSIGNED_RENDERS_PER_MINUTE": "0",
+        "HUIMAGES_UNSIGNED_MB_PER_MINUTE": "0",
+        "HUIMAGES_UNSIGNED_SIZES_PER_IMAGE": "0",
+    }
     cfg = FrontConfig.from_settings(settings, environ=unlimited, port=port, processes=2)
     conf = write_config(cfg)
     log = home / "lighttpd.log"
