@@ -10,6 +10,8 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Any
 import click
 
 from huimages.catalog import open_catalog
+from huimages.cdn.publisher import LEASE
 from huimages.client import Client
 from huimages.config import SETTINGS_SPECS, Settings
 from huimages.errors import HuImagesError
@@ -463,11 +466,66 @@ def queue(ctx: click.Context) -> None:
         return
     from huimages.cdn import open_queue
 
-    stats = open_queue(_settings()).queue_stats()
+    store = open_queue(_settings())
+    stats = store.queue_stats()
     for state, count in stats.counts.items():
         click.echo(f"{state:9} {count}")
     if stats.oldest_queued_at is not None:
         click.echo(f"oldest queued {time.time() - stats.oldest_queued_at:.0f} s ago")
+    holder = _lease_holder(store.lease(LEASE))
+    if holder is None:
+        click.echo("running   no queue run")
+    else:
+        host, pid, left = holder
+        click.echo(f"running   a queue run on host {host}, process {pid}; its lease expires in {left:.0f} s")
+
+
+@queue.command("break-lease")
+@click.option("--force", is_flag=True, help="Also when the holder may still be alive (its lease is fresh).")
+def queue_break_lease(force: bool) -> None:
+    """End the lease of a queue run whose process is gone, so the next run need not wait for it to expire.
+
+    A holder on this host whose process no longer exists is broken at once;
+    one on another host, or still alive, only with --force (two runs would
+    then work at once until the old one notices, after its batch).
+    """
+    from huimages.cdn import open_queue
+
+    store = open_queue(_settings())
+    lease = store.lease(LEASE)
+    holder = _lease_holder(lease)
+    if lease is None or holder is None:
+        click.echo("no queue run holds the lease")
+        return
+    host, pid, left = holder
+    gone = host == socket.gethostname() and pid.isdigit() and not _process_alive(int(pid))
+    if not (gone or force):
+        raise click.ClickException(
+            f"the run of process {pid} on {host} holds the lease for {left:.0f} s more and may be alive;"
+            " wait for it, or use --force if you know it is gone"
+        )
+    if store.break_lease(LEASE, str(lease["owner"])):
+        click.echo(f"broke the lease of process {pid} on {host}{'' if gone else ' (forced)'}")
+    else:
+        click.echo("the lease changed hands meanwhile; nothing broken")
+
+
+def _lease_holder(lease: dict[str, Any] | None) -> tuple[str, str, float] | None:
+    """(host, process ID, seconds left) of a queue run holding the lease, or None when none does."""
+    if not lease or not lease.get("owner") or float(lease.get("expires", 0.0)) <= time.time():
+        return None
+    host, pid, *_ = [*str(lease["owner"]).split(":"), "", ""]
+    return host, pid, float(lease["expires"]) - time.time()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, under another user
+    return True
 
 
 @queue.command("add-cached")

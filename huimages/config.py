@@ -148,7 +148,8 @@ class CdnSettings:
     max_attempts: int = 8
     retry_base: float = 30.0
     batch: int = 200
-    lease_seconds: float = 300.0
+    lease_seconds: float = 30.0  # short: a run renews it every lease_renew seconds, so a dead run blocks briefly
+    lease_renew: float = 10.0
     lookup_ttl: float = 10.0
     cloudfront_distribution_id: str | None = None
 
@@ -398,7 +399,8 @@ SETTINGS_SPECS: tuple[_Spec, ...] = (
     _Spec("CDN_MAX_ATTEMPTS", "cdn.max_attempts", _positive_int, "failed uploads before a derivative is parked"),
     _Spec("CDN_RETRY_BASE", "cdn.retry_base", _non_negative_float, "seconds before the first retry; doubles"),
     _Spec("CDN_BATCH", "cdn.batch", _positive_int, "derivatives claimed per batch"),
-    _Spec("CDN_LEASE_SECONDS", "cdn.lease_seconds", _positive_float, "how long a queue run's lease lasts"),
+    _Spec("CDN_LEASE_SECONDS", "cdn.lease_seconds", _positive_float, "how long a queue run's lease lasts unrenewed"),
+    _Spec("CDN_LEASE_RENEW", "cdn.lease_renew", _positive_float, "seconds between a running run's lease renewals"),
     _Spec("CDN_LOOKUP_TTL", "cdn.lookup_ttl", _non_negative_float, "seconds a process caches 'is it uploaded'"),
     _Spec("CLOUDFRONT_DISTRIBUTION_ID", "cdn.cloudfront_distribution_id", str, "invalidate flushed sizes (optional)"),
     _Spec("HUIMAGES_ADMIN_TOKEN", "admin_token", str, "bearer token for admin URLs from other hosts", True),

@@ -186,11 +186,49 @@ def test_run_killed_mid_batch(site: Site) -> None:
     proc.wait(10)
     assert 0 < len(site.keys()) < len(ids)
     again = subprocess.run([sys.executable, "-m", "huimages", "process-queue"], env=env, capture_output=True, text=True)
-    assert json.loads(again.stdout)["busy"] is True  # the dead run's lease still holds
-    assert site.process()["busy"] is True
-    site.later(31)  # ... until it expires
+    busy = json.loads(again.stdout)
+    assert busy["busy"] is True and busy["queued"] is None  # the dead run's lease still holds; no queue query
+    assert busy["holder"].split(":")[1] == str(proc.pid) and busy["lease_expires"] > time.time()
+    status = CliRunner(env=env).invoke(main, ["queue"])
+    assert f"process {proc.pid}; its lease expires in" in status.output
+    broken = CliRunner(env=env).invoke(main, ["queue", "break-lease"])  # its process is gone: broken at once
+    assert broken.exit_code == 0 and f"broke the lease of process {proc.pid}" in broken.output
     report = site.process()
     assert report["busy"] is False and report["queued"] == 0 and report["failed"] == 0
+    assert site.keys() == sorted(f"150x150!/1/{i}.jpeg" for i in ids)
+
+
+def test_a_running_run_renews_its_short_lease_and_a_dead_one_blocks_for_one_lease(site: Site) -> None:
+    ids = [site.client.save_image(jpeg(300 + n, 200)) for n in range(60)]
+    for image_id in ids:
+        site.render(image_id, "150x150!")
+    slow = DelayProxy(site.seaweed.port, 0.05)  # 50 ms an upload, one at a time: a run of about 3 s
+    env = {
+        **os.environ,
+        **site.env,
+        "AWS_ENDPOINT_URL_S3": slow.endpoint,
+        "CDN_LEASE_SECONDS": "1",
+        "CDN_LEASE_RENEW": "0.2",
+        "CDN_CONCURRENCY": "1",
+        "CDN_BATCH": "100",  # one batch: only the heartbeat renews the lease
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "huimages", "process-queue"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + 60
+    while len(site.keys()) < 5:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
+        time.sleep(0.02)
+    time.sleep(1.5)  # longer than the lease: only renewals keep it
+    busy = site.process()
+    assert busy["busy"] is True and busy["holder"].split(":")[1] == str(proc.pid), busy
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    still = len(site.keys())
+    assert still < len(ids)
+    site.later(1.1)  # one short lease later the queue is free again, without breaking anything
+    report = site.process()
+    assert report["busy"] is False and report["failed"] == 0
     assert site.keys() == sorted(f"150x150!/1/{i}.jpeg" for i in ids)
 
 

@@ -19,6 +19,7 @@ expiry and backoff without sleeping.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import logging
 import os
@@ -26,7 +27,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from huimages.cache import CACHE_FOREVER
@@ -51,15 +52,19 @@ class RunReport:
     uploaded: int = 0
     failed: int = 0
     parked: int = 0
-    queued: int = 0
+    queued: int | None = 0  # None when busy: counting would query the queue while the other run writes it
     seconds: float = 0.0
     busy: bool = False
+    holder: str | None = None  # when busy: who holds the lease ("host:pid:run"), and until when
+    lease_expires: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         report = dataclasses.asdict(self)
         report["seconds"] = round(self.seconds, 3)
         if self.busy:
             report["message"] = "another queue run holds the lease; nothing done"
+        else:
+            del report["holder"], report["lease_expires"]
         return report
 
 
@@ -134,17 +139,47 @@ class CdnPublisher:
         # A new owner for every run: two runs in one process must exclude each other too.
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
         if not self.store.acquire_lease(LEASE, owner, self.settings.lease_seconds, now):
-            report.busy = True
-        else:
+            # Answered from the lease record alone: no query of the queue, which the other run is writing.
+            lease = self.store.lease(LEASE) or {}
+            report.busy, report.queued = True, None
+            report.holder, report.lease_expires = str(lease.get("owner", "")), float(lease.get("expires", 0.0))
+            report.seconds = time.monotonic() - started
+            return report
+        lost = threading.Event()
+        with self._heartbeat(owner, lost):
             try:
-                self._drain(report, now, owner)
+                self._drain(report, now, owner, lost)
             finally:
                 self.store.release_lease(LEASE, owner)
         report.queued = self.store.queue_stats().counts[QUEUED]
         report.seconds = time.monotonic() - started
         return report
 
-    def _drain(self, report: RunReport, now: float, owner: str) -> None:
+    @contextlib.contextmanager
+    def _heartbeat(self, owner: str, lost: threading.Event) -> Iterator[None]:
+        """Renew the run's short lease every ``lease_renew`` seconds while it works; ``lost`` if renewal fails."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.settings.lease_renew):
+                try:
+                    renewed = self.store.acquire_lease(LEASE, owner, self.settings.lease_seconds, self.clock())
+                except Exception:  # the store is unreachable: the run stops after its batch
+                    logger.warning("could not renew the queue run's lease", exc_info=True)
+                    renewed = False
+                if not renewed:
+                    lost.set()
+                    return
+
+        thread = threading.Thread(target=beat, name="huimages-lease", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    def _drain(self, report: RunReport, now: float, owner: str, lost: threading.Event) -> None:
         # Items are read as due at the run's start; a failure is rescheduled at
         # least a second later, so no item is tried twice in one run.
         seen: set[str] = set()
@@ -165,7 +200,8 @@ class CdnPublisher:
                         report.parked += 1
                     else:
                         report.failed += 1
-                if not self.store.acquire_lease(LEASE, owner, self.settings.lease_seconds, self.clock()):
+                renewed = self.store.acquire_lease(LEASE, owner, self.settings.lease_seconds, self.clock())
+                if lost.is_set() or not renewed:
                     logger.warning("queue run lost its lease; stopping after this batch")
                     return
 

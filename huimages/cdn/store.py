@@ -182,6 +182,21 @@ class QueueStore(abc.ABC):
         self._update_many([lease_key(name)], change)
         return taken[0]
 
+    def lease(self, name: str) -> Record | None:
+        """The lease record (``owner``, ``expires``), or None: one read by key, no view."""
+        return self._get_many([lease_key(name)]).get(lease_key(name))
+
+    def break_lease(self, name: str, owner: str) -> bool:
+        """End the lease if ``owner`` still holds it (its holder is gone); False if someone else holds it now."""
+        broken: list[bool] = []
+
+        def change(_key: str, record: Record | None) -> Record | None:
+            broken[:] = [record is not None and record.get("owner") == owner]
+            return {"huimages": "lease", "owner": "", "expires": 0.0} if broken[0] else None
+
+        self._update_many([lease_key(name)], change)
+        return broken[0]
+
     def release_lease(self, name: str, owner: str) -> None:
         """Give the lease back if ``owner`` still holds it."""
 
