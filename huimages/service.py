@@ -230,6 +230,7 @@ class ImageService:
         if client is None or signature is not None or self.policy.is_free(size):
             return self.derivative(size, image_id, fmt)
         # An unsigned size outside the named ones (the open policy without keys): a stranger may ask for it.
+        self.catalog.get_live(image_id)  # an unknown ID is a 404, and never leaves a budget record behind
         self.budget.admit(client, image_id, f"{size.spec}.{fmt.extension}")
         cached = self.derivative(size, image_id, fmt, owner=client)
         self.budget.charge_bytes(client, cached.stat.st_size)

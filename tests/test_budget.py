@@ -71,6 +71,14 @@ def test_each_image_has_a_bounded_number_of_unsigned_sizes_whoever_asks(tmp_path
     assert call(app, f"/medium/{image_id}.webp", REMOTE_ADDR="192.0.2.99").status == 200  # named: free
 
 
+def test_unknown_images_are_not_charged(tmp_path: Path) -> None:
+    settings = Settings.at(tmp_path)
+    app = create_app(service=Client(settings).service)
+    for n in range(5):
+        assert call(app, f"/300x200/{'A' * 31}{'BCDEF'[n]}01.jpeg", REMOTE_ADDR=STRANGER).status == 404
+    assert not (settings.paths.cache_dir / ".huimages" / "budget").exists()
+
+
 def test_signed_urls_and_the_named_policy_are_not_charged(tmp_path: Path) -> None:
     signed = Client(Settings.at(tmp_path / "signed", signing=SigningSettings("open", keys=(KEY,))))
     image_id = signed.save_image(encode(photo(800, 600), "JPEG"))
