@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from huimages.errors import Overloaded
 
@@ -52,17 +52,8 @@ class RenderSlots:
         started = time.monotonic()
         with self._owner_turn:
             if self._owners.get(owner, 0) >= self.share:
-                with self._lock:
-                    full = self.queued >= self.waiting
-                    self.queued += not full
-                turn = not full and self._owner_turn.wait_for(
-                    lambda: self._owners.get(owner, 0) < self.share, timeout=self.wait
-                )
-                with self._lock:
-                    self.queued -= not full
-                    self.refused += not turn
-                if not turn:
-                    raise Overloaded(key, time.monotonic() - started, self.share)
+                turn = self._owner_turn.wait_for  # (called while holding _owner_turn, as wait_for needs)
+                self._wait_in_room(key, started, lambda t: turn(lambda: self._owners.get(owner, 0) < self.share, t))
             self._owners[owner] = self._owners.get(owner, 0) + 1
         try:
             with self._slot(key):
@@ -78,16 +69,7 @@ class RenderSlots:
     def _slot(self, key: str) -> Iterator[None]:
         started = time.monotonic()
         if not self._semaphore.acquire(blocking=False):
-            with self._lock:
-                full = self.queued >= self.waiting
-                self.queued += not full
-            acquired = not full and self._semaphore.acquire(timeout=self.wait)
-            with self._lock:
-                self.queued -= not full
-                if not acquired:
-                    self.refused += 1
-            if not acquired:
-                raise Overloaded(key, time.monotonic() - started, self.slots)
+            self._wait_in_room(key, started, lambda t: self._semaphore.acquire(timeout=t))
         with self._lock:
             self.in_flight += 1
         try:
@@ -96,3 +78,15 @@ class RenderSlots:
             with self._lock:
                 self.in_flight -= 1
             self._semaphore.release()
+
+    def _wait_in_room(self, key: str, started: float, wait: Callable[[float], bool]) -> None:
+        """Wait (``wait(seconds)`` -> got it) in the bounded waiting room; ``Overloaded`` when full or too long."""
+        with self._lock:
+            full = self.queued >= self.waiting
+            self.queued += not full
+        got = not full and wait(self.wait)
+        with self._lock:
+            self.queued -= not full
+            self.refused += not got
+        if not got:
+            raise Overloaded(key, time.monotonic() - started, self.slots)

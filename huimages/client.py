@@ -14,7 +14,7 @@ from typing import Any
 
 from huimages.catalog.docs import Doc, alt_text, url_title
 from huimages.config import Settings
-from huimages.formats import FORMATS, Format
+from huimages.formats import FORMATS, JPEG, Format
 from huimages.ids import validate_id
 from huimages.markup import img_tag, picture_tag, srcset_value
 from huimages.responsive import Candidate, density_candidates, width_candidates
@@ -109,7 +109,7 @@ class Client:
         ``HUIMAGES_TITLE_URLS`` (default on) the image server URL carries the
         image's title as huImages wrote it.
         """
-        fmt = self._format(format)
+        fmt = self.service.output_format(format)
         return self._urls(self.service.parse_size(size), [validate_id(i) for i in imageids], fmt=fmt)
 
     def scaled_srcset(
@@ -196,9 +196,6 @@ class Client:
     def get_previous_imageid(self, imageid: str) -> str:
         return self.service.catalog.previous_id(imageid)
 
-    def _format(self, name: str) -> Format:
-        return self.service.output_format(name)
-
     def _candidate_urls(
         self,
         image_id: str,
@@ -215,12 +212,12 @@ class Client:
             if widths
             else density_candidates(size, densities, src_w, src_h, max_side)
         )
-        fmt = self._format(format_name)
+        fmt = self.service.output_format(format_name)
         allowed = [c for c in candidates if self.service.policy.can_render(c.size)]
         return [(self._urls(c.size, [image_id], {image_id: doc}, fmt)[image_id], c.descriptor) for c in allowed]
 
     def _urls(
-        self, size: Size, ids: list[str], docs: dict[str, Doc] | None = None, fmt: Format = FORMATS["jpeg"]
+        self, size: Size, ids: list[str], docs: dict[str, Doc] | None = None, fmt: Format = JPEG
     ) -> dict[str, str]:
         """CDN URLs where uploaded, else image server URLs (titled when the setting says so)."""
         publisher = self.service.publisher

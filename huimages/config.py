@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from huimages.errors import ConfigurationError
-from huimages.formats import DEFAULT_FORMATS, FORMATS, Encoding, available, parse_formats
+from huimages.formats import DEFAULT_FORMATS, FORMATS, Encoding, available, parse_formats, split_format
 
 DEFAULT_SIZES: dict[str, str] = {
     "mini": "23x40",
@@ -463,6 +463,10 @@ def _validate(settings: Settings) -> None:
             "IMAGESERVERURL", f"{settings.server_url!r} must be an absolute http(s) URL, e.g. http://127.0.0.1:8080/"
         )
     cdn = settings.cdn
+    if cdn.lease_renew >= cdn.lease_seconds:
+        raise ConfigurationError(
+            "CDN_LEASE_RENEW", f"{cdn.lease_renew:g} s must be shorter than CDN_LEASE_SECONDS ({cdn.lease_seconds:g} s)"
+        )
     if bool(cdn.bucket) != bool(cdn.url):
         raise ConfigurationError("CDN_URL", "CDN_BUCKET and CDN_URL go together: set both, or neither")
     if cdn.url:
@@ -487,13 +491,13 @@ def _validate(settings: Settings) -> None:
     except ValueError as exc:
         raise ConfigurationError("HUIMAGES_FORMATS", str(exc)) from None
     for token in settings.prerender:
-        size, dot, extension = token.rpartition(".")
-        if dot and extension not in settings.formats:
+        size, extension = split_format(token)
+        if extension is not None and extension not in settings.formats:
             served = ", ".join(settings.formats)
             message = f"{token}: {extension!r} is not a format served here ({served})"
             raise ConfigurationError("HUIMAGES_PRERENDER", message)
         try:
-            parse_spec(settings.sizes.get(size or token, size or token), settings.limits.max_side)
+            parse_spec(settings.sizes.get(size, size), settings.limits.max_side)
         except ValueError as exc:
             raise ConfigurationError("HUIMAGES_PRERENDER", f"{token}: {exc}") from None
     if settings.master_side and settings.master_side < 256:

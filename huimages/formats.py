@@ -39,6 +39,12 @@ EXTENSIONS: dict[str, Format] = {**FORMATS, "jpg": JPEG}
 DEFAULT_FORMATS = ("jpeg", "webp", "avif")
 
 
+def split_format(token: str) -> tuple[str, str | None]:
+    """A size with an optional format, as settings and commands take it: ``small.webp`` -> (``small``, ``webp``)."""
+    size, dot, extension = token.rpartition(".")
+    return (size, extension) if dot else (token, None)
+
+
 def available(fmt: Format) -> bool:
     """Whether this Pillow can encode ``fmt``."""
     return fmt.feature is None or bool(features.check(fmt.feature))

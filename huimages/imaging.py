@@ -176,10 +176,7 @@ def _make_master(im: Image.Image, info: ImageInfo, side: int) -> bytes:
             im.draft(None, raw)  # the smallest DCT scale that still covers the master
         icc = im.info.get("icc_profile")
         im.load()
-        if _has_alpha(im):
-            pixels, icc = im.convert("RGBA"), icc if im.mode.startswith("RGB") else None
-        else:
-            pixels, icc = _to_rgb(im, icc)
+        pixels, icc = _to_rgb(im, icc, keep_alpha=True)
         if pixels.size != raw:
             pixels = pixels.resize(raw, _RESAMPLE, reducing_gap=_REDUCING_GAP)
         if info.orientation in _TRANSPOSE:

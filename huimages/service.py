@@ -23,7 +23,7 @@ from huimages.cdn import CdnPublisher, open_publisher
 from huimages.config import Settings
 from huimages.errors import FormatNotServed, HuImagesError, InvalidImage
 from huimages.failures import FailureMemory
-from huimages.formats import EXTENSIONS, JPEG, Encoding, Format
+from huimages.formats import EXTENSIONS, JPEG, Encoding, Format, split_format
 from huimages.ids import compute_id, validate_id
 from huimages.imaging import Deadline, Rendered, ingest, ingest_stored, make_master, master_dimensions, render
 from huimages.originals import OriginalsStore, open_store
@@ -92,8 +92,8 @@ class ImageService:
 
     def parse_derivative(self, token: str) -> tuple[Size, Format]:
         """A size with an optional format: ``small``, ``small.webp``, ``150x150!.avif`` (JPEG when none)."""
-        size, dot, extension = token.rpartition(".")
-        return (self.parse_size(size), self.output_format(extension)) if dot else (self.parse_size(token), JPEG)
+        size, extension = split_format(token)
+        return self.parse_size(size), JPEG if extension is None else self.output_format(extension)
 
     def output_format(self, extension: str) -> Format:
         """The format a URL extension names, if this server serves it; else ``FormatNotServed`` (404)."""

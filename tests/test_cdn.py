@@ -162,19 +162,10 @@ def test_concurrent_hits_make_one_run(site: Site) -> None:
     assert len(site.keys()) == len(ids)
 
 
-def test_run_killed_mid_batch(site: Site) -> None:
-    ids = [site.client.save_image(jpeg(300 + n, 200)) for n in range(80)]
-    for image_id in ids:
-        site.render(image_id, "150x150!")
-    slow = DelayProxy(site.seaweed.port, 0.02)  # 20 ms an upload, so the kill lands mid-run
-    env = {
-        **os.environ,
-        **site.env,
-        "AWS_ENDPOINT_URL_S3": slow.endpoint,
-        "CDN_LEASE_SECONDS": "30",
-        "CDN_CONCURRENCY": "1",
-        "CDN_BATCH": "5",
-    }
+def start_slow_run(site: Site, delay: float, **settings: str) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    """``huimages process-queue`` in a process of its own, behind a slow S3, once its first uploads landed."""
+    slow = DelayProxy(site.seaweed.port, delay)
+    env = {**os.environ, **site.env, "AWS_ENDPOINT_URL_S3": slow.endpoint, **settings}
     proc = subprocess.Popen(
         [sys.executable, "-m", "huimages", "process-queue"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
@@ -182,6 +173,15 @@ def test_run_killed_mid_batch(site: Site) -> None:
     while len(site.keys()) < 5:
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
         time.sleep(0.02)
+    return proc, env
+
+
+def test_run_killed_mid_batch(site: Site) -> None:
+    ids = [site.client.save_image(jpeg(300 + n, 200)) for n in range(80)]
+    for image_id in ids:
+        site.render(image_id, "150x150!")
+    # 20 ms an upload, so the kill lands mid-run
+    proc, env = start_slow_run(site, 0.02, CDN_LEASE_SECONDS="30", CDN_CONCURRENCY="1", CDN_BATCH="5")
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
     assert 0 < len(site.keys()) < len(ids)
@@ -202,23 +202,10 @@ def test_a_running_run_renews_its_short_lease_and_a_dead_one_blocks_for_one_leas
     ids = [site.client.save_image(jpeg(300 + n, 200)) for n in range(60)]
     for image_id in ids:
         site.render(image_id, "150x150!")
-    slow = DelayProxy(site.seaweed.port, 0.05)  # 50 ms an upload, one at a time: a run of about 3 s
-    env = {
-        **os.environ,
-        **site.env,
-        "AWS_ENDPOINT_URL_S3": slow.endpoint,
-        "CDN_LEASE_SECONDS": "1",
-        "CDN_LEASE_RENEW": "0.2",
-        "CDN_CONCURRENCY": "1",
-        "CDN_BATCH": "100",  # one batch: only the heartbeat renews the lease
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "huimages", "process-queue"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    # 50 ms an upload, one at a time: a run of about 3 s, in one batch, so only the heartbeat renews the lease
+    proc, _ = start_slow_run(
+        site, 0.05, CDN_LEASE_SECONDS="1", CDN_LEASE_RENEW="0.2", CDN_CONCURRENCY="1", CDN_BATCH="100"
     )
-    deadline = time.monotonic() + 60
-    while len(site.keys()) < 5:
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
-        time.sleep(0.02)
     time.sleep(1.5)  # longer than the lease: only renewals keep it
     busy = site.process()
     assert busy["busy"] is True and busy["holder"].split(":")[1] == str(proc.pid), busy

@@ -148,7 +148,7 @@ class CdnPublisher:
         lost = threading.Event()
         with self._heartbeat(owner, lost):
             try:
-                self._drain(report, now, owner, lost)
+                self._drain(report, now, lost)
             finally:
                 self.store.release_lease(LEASE, owner)
         report.queued = self.store.queue_stats().counts[QUEUED]
@@ -179,7 +179,7 @@ class CdnPublisher:
             stop.set()
             thread.join()
 
-    def _drain(self, report: RunReport, now: float, owner: str, lost: threading.Event) -> None:
+    def _drain(self, report: RunReport, now: float, lost: threading.Event) -> None:
         # Items are read as due at the run's start; a failure is rescheduled at
         # least a second later, so no item is tried twice in one run.
         seen: set[str] = set()
@@ -200,8 +200,7 @@ class CdnPublisher:
                         report.parked += 1
                     else:
                         report.failed += 1
-                renewed = self.store.acquire_lease(LEASE, owner, self.settings.lease_seconds, self.clock())
-                if lost.is_set() or not renewed:
+                if lost.is_set():  # the heartbeat could not renew the lease: another run may take over
                     logger.warning("queue run lost its lease; stopping after this batch")
                     return
 
