@@ -248,6 +248,12 @@ def bench_flood(photos: list[Path], lighttpd: str, count: int = 200) -> None:
     from huimages.fronts.lighttpd import FrontConfig, write_config
 
     print(f"\n## A flood of {count} distinct cold URLs at once; a cached URL asked for throughout")
+    print("## (admission control alone: the stranger budgets, which would answer most of it 429, are off)")
+    unlimited = {
+        "HUIMAGES_UNSIGNED_RENDERS_PER_MINUTE": "0",
+        "HUIMAGES_UNSIGNED_MB_PER_MINUTE": "0",
+        "HUIMAGES_UNSIGNED_SIZES_PER_IMAGE": "0",
+    }
     with tempfile.TemporaryDirectory() as home_dir:
         home = Path(home_dir)
         service = ImageService.from_settings(Settings.at(home))
@@ -255,11 +261,11 @@ def bench_flood(photos: list[Path], lighttpd: str, count: int = 200) -> None:
         service.derivative(service.parse_size("240x160"), ids[0]).close()
         flood = [f"/{200 + 3 * n}x{150 + 2 * n}!/{ids[n % len(ids)]}.jpeg" for n in range(count)]
         port = _free_port()
-        conf = write_config(FrontConfig.from_settings(service.settings, environ={}, port=port, processes=2))
+        conf = write_config(FrontConfig.from_settings(service.settings, environ=unlimited, port=port, processes=2))
         with _server([lighttpd, "-D", "-f", str(conf)], port) as front:
             _flood_run("lighttpd", port, front.pid, flood, f"/240x160/{ids[0]}.jpeg")
         port = _free_port()
-        os.environ["HUIMAGES_HOME"] = str(home)
+        os.environ.update(HUIMAGES_HOME=str(home), **unlimited)
         service.cache.remove_size("240x160")
         for token in {p.split("/")[1] for p in flood}:
             service.cache.remove_size(token)
@@ -267,7 +273,8 @@ def bench_flood(photos: list[Path], lighttpd: str, count: int = 200) -> None:
         argv = [sys.executable, "-m", "huimages", "serve", "--port", str(port)]
         with _server(argv, port) as serve:
             _flood_run("huimages serve", port, serve.pid, flood, f"/240x160/{ids[0]}.jpeg")
-        del os.environ["HUIMAGES_HOME"]
+        for name in ("HUIMAGES_HOME", *unlimited):
+            del os.environ[name]
 
 
 def _flood_run(label: str, port: int, root: int, flood: list[str], hit: str) -> None:
