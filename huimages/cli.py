@@ -197,11 +197,19 @@ def info(image_id: str) -> None:
 
 @main.command()
 @click.option("--all", "check_all", is_flag=True, help="Check every original's ACL, not a sample of 100.")
-def check(check_all: bool) -> None:
+@click.option("--originals", "originals", is_flag=True, help="Read every original back and check its sha1.")
+@click.option("--orphans", is_flag=True, help="List stored originals that no catalog record names.")
+@click.option("--delete", "delete_orphans", is_flag=True, help="With --orphans: remove those older than a day.")
+def check(check_all: bool, originals: bool, orphans: bool, delete_orphans: bool) -> None:
     """Say whether each backend answers, whether S3 originals are public, and which images failed to render.
 
-    Exits 1 on any problem.
+    With --originals, also read every original back from the store and check
+    it against its ID, repairing what a legacy attachment can repair; with
+    --orphans, list originals whose catalog write never happened. Exits 1 on
+    any problem.
     """
+    if delete_orphans and not orphans:
+        raise click.UsageError("--delete goes with --orphans")
     from huimages.originals.s3 import S3Store
 
     service = _client().service
@@ -233,8 +241,56 @@ def check(check_all: bool) -> None:
         click.echo(f"failing   {len(failing)} renders failed on their image recently (answered from memory):")
         for failure in failing[:20]:
             click.echo(f"  {failure.key}: {failure.message}")
+    if originals:
+        problems |= _verify_originals(service.settings, service.catalog)
+    if orphans:
+        problems |= _orphans(service, delete_orphans)
     if problems:
         sys.exit(1)
+
+
+def _orphans(service: Any, delete: bool) -> bool:
+    """List (and with ``delete`` remove) originals without a record; returns whether any is left."""
+    from huimages.orphans import MIN_AGE, find_orphans, remove_orphan
+
+    now = time.time()
+    store = open_primary(service.settings)
+    found = list(find_orphans(service.catalog, store))
+    removed = 0
+    for orphan in found:
+        age = f"stored {(now - orphan.modified) / 3600:.1f} h ago"
+        if delete and orphan.old_enough(now):
+            gone = remove_orphan(service.catalog, store, orphan, service.settings.master_side)
+            removed += gone
+            click.echo(f"  {orphan.image_id}: {age}, {'removed' if gone else 'saved meanwhile; kept'}")
+        else:
+            click.echo(f"  {orphan.image_id}: {age}")
+    click.echo(f"orphans   originals without a catalog record: {len(found)}, removed: {removed}", nl=False)
+    if delete:
+        click.echo(f" (only those stored more than {MIN_AGE / 3600:.0f} h ago)")
+    else:
+        click.echo(": `huimages check --orphans --delete` removes those stored more than a day ago")
+    return len(found) > removed
+
+
+def _verify_originals(settings: Settings, catalog: Any, workers: int = 8) -> bool:
+    """Read every original back and check its sha1 (repairing from legacy attachments); returns whether any is bad."""
+    from huimages.migrate import verify_originals
+    from huimages.originals import open_legacy
+
+    store = open_primary(settings)
+    legacy = open_legacy(settings) if settings.couch.server else None
+    with _bar(catalog.count(), "reading originals back") as bar:
+        report = verify_originals(catalog, store, legacy, workers=workers, progress=bar.update)
+    click.echo(
+        f"originals verified: {report.ok}, repaired: {len(report.repaired)}, missing: {len(report.missing)},"
+        f" corrupt: {len(report.corrupt)}, not checked: {len(report.errors)}"
+    )
+    for label, ids in (("repaired", report.repaired), ("missing", report.missing), ("corrupt", report.corrupt)):
+        for image_id in ids:
+            click.echo(f"  {label} {image_id}")
+    _list_failures(report.errors)
+    return report.failed
 
 
 @main.command()
@@ -242,7 +298,8 @@ def check(check_all: bool) -> None:
 @click.option("--workers", default=8, show_default=True, type=click.IntRange(1, 64), help="Concurrent transfers.")
 @click.option("--delete-attachments", is_flag=True, help="Delete each attachment once its copy is verified.")
 @click.option("--make-private", is_flag=True, help="Remove public grants from S3 originals (huImages set them).")
-def migrate(batch: int, workers: int, delete_attachments: bool, make_private: bool) -> None:
+@click.option("--verify", is_flag=True, help="Then read every original back and check its sha1 (slow: reads them all).")
+def migrate(batch: int, workers: int, delete_attachments: bool, make_private: bool, verify: bool) -> None:
     """Bring a huImages deployment up to date; safe to interrupt and rerun.
 
     Copies legacy CouchDB attachments into the originals store (an
@@ -250,7 +307,8 @@ def migrate(batch: int, workers: int, delete_attachments: bool, make_private: bo
     read back and its sha1 checked); moves CDN queue records out of the image
     database; gives records written by huImages their displayed size (EXIF
     rotation), length and content type; with --make-private, makes every S3
-    original private.
+    original private; with --verify, reads every original back and checks it
+    against its ID (exit 1 while any is missing or corrupt).
     """
     from huimages import migrate as steps
     from huimages.originals.s3 import S3Store
@@ -274,6 +332,8 @@ def migrate(batch: int, workers: int, delete_attachments: bool, make_private: bo
         with _bar(len(ids), "making originals private") as bar:
             checked, changed = steps.make_private(target, ids, progress=bar.update)
         click.echo(f"originals made private: {changed} of {checked}")
+    if verify:
+        failed |= _verify_originals(settings, catalog, workers)
     if failed:
         sys.exit(1)
 

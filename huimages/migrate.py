@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Iterator
 
 from huimages.catalog.base import Catalog
-from huimages.errors import HuImagesError
+from huimages.errors import CorruptOriginal, HuImagesError
 from huimages.ids import matches
 from huimages.imaging import probe_header
 from huimages.originals.base import OriginalsStore
@@ -156,6 +156,79 @@ def fix_legacy_records(
             fields = {"width": width, "height": height, "length": length, "content_type": content_type}
             catalog.update(image_id, lambda current, fields=fields: {**current, **fields})  # type: ignore[misc]
             report.fixed += 1
+    return report
+
+
+@dataclasses.dataclass
+class VerifyReport:
+    """What reading every original back found: IDs by outcome (``errors``: could not be checked, with why)."""
+
+    ok: int = 0
+    repaired: list[str] = dataclasses.field(default_factory=list)
+    missing: list[str] = dataclasses.field(default_factory=list)
+    corrupt: list[str] = dataclasses.field(default_factory=list)
+    errors: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.missing or self.corrupt or self.errors)
+
+
+def verify_one(image_id: str, store: OriginalsStore, legacy: CouchAttachmentStore | None) -> str:
+    """Read one original back from the store itself and check its SHA-1.
+
+    Returns ``ok``, ``repaired``, ``missing`` or ``corrupt``.
+
+    A missing or corrupt copy is repaired from a good legacy attachment when
+    there is one (copied, then read back and checked again).
+    """
+    try:
+        data = store.read_back(image_id)
+    except CorruptOriginal:
+        data = b""
+    if data is not None and matches(image_id, data):
+        return "ok"
+    state = "missing" if data is None else "corrupt"
+    found = legacy.read_with_type(image_id) if legacy is not None else None
+    if found is not None and matches(image_id, found[0]):
+        store.put(image_id, *found)
+        if store.verified(image_id):
+            logger.error(
+                "the original %s was %s in the %s; repaired it from the legacy attachment", image_id, state, store.name
+            )
+            return "repaired"
+    logger.error("the original %s is %s in the %s and no good copy is left to repair it", image_id, state, store.name)
+    return state
+
+
+def verify_originals(
+    catalog: Catalog,
+    store: OriginalsStore,
+    legacy: CouchAttachmentStore | None = None,
+    *,
+    workers: int = 8,
+    progress: Callable[[int], None] | None = None,
+) -> VerifyReport:
+    """``verify_one`` for the original of every live record (``migrate --verify``, ``check --originals``)."""
+    report = VerifyReport()
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        for docs in catalog.pages():
+            futures = {pool.submit(verify_one, str(d["_id"]), store, legacy): str(d["_id"]) for d in docs}
+            for future in concurrent.futures.as_completed(futures):
+                image_id = futures[future]
+                try:
+                    outcome = future.result()
+                except HuImagesError as exc:
+                    report.errors[image_id] = str(exc)
+                else:
+                    if outcome == "ok":
+                        report.ok += 1
+                    else:
+                        getattr(report, outcome).append(image_id)
+                if progress is not None:
+                    progress(1)
+    for ids in (report.repaired, report.missing, report.corrupt):
+        ids.sort()
     return report
 
 

@@ -123,9 +123,13 @@ class Bucket:
 
     def keys(self, after: str = "", limit: int = 1000) -> list[str]:
         """Up to ``limit`` keys in key order, after ``after``."""
+        return [key for key, _modified in self.objects(after, limit)]
+
+    def objects(self, after: str = "", limit: int = 1000) -> list[tuple[str, float]]:
+        """Up to ``limit`` keys in key order, after ``after``, each with its last modification (epoch seconds)."""
         with self.errors("list the bucket"):
             answer = self.client.list_objects_v2(Bucket=self.name, StartAfter=after, MaxKeys=limit)
-        return [str(item["Key"]) for item in answer.get("Contents", [])]
+        return [(str(item["Key"]), item["LastModified"].timestamp()) for item in answer.get("Contents", [])]
 
     def is_public(self, key: str) -> bool:
         """Whether the object's ACL grants anything to everyone (or to every AWS user)."""

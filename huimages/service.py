@@ -21,7 +21,7 @@ from huimages.catalog import Catalog, open_catalog
 from huimages.catalog.docs import Doc, format_timestamp
 from huimages.cdn import CdnPublisher, open_publisher
 from huimages.config import Settings
-from huimages.errors import FormatNotServed, HuImagesError, InvalidImage
+from huimages.errors import FormatNotServed, HuImagesError, ImageNotFound, InvalidImage
 from huimages.failures import FailureMemory
 from huimages.formats import EXTENSIONS, JPEG, Encoding, Format, split_format
 from huimages.ids import compute_id, validate_id
@@ -129,7 +129,7 @@ class ImageService:
         image_id = compute_id(data)
         if content_type_hint and content_type_hint.lower() != info.content_type:
             logger.info("%s: given content type %s, the bytes are %s", image_id, content_type_hint, info.content_type)
-        if not self.originals.exists(image_id):
+        if self._stored_length(image_id) != len(data):  # missing, or a damaged copy of another length
             self.originals.put(image_id, bytes(data), info.content_type)
             if ingested.master is not None:  # (an image stored before masters gets one when first needed)
                 self.originals.put_master(image_id, self.settings.master_side, ingested.master)
@@ -145,9 +145,17 @@ class ImageService:
             typ=typ,
             filename=filename,
         )
+        if not self.originals.stored(image_id):  # removed as an orphan meanwhile (``huimages.orphans``)
+            self.originals.put(image_id, bytes(data), info.content_type)
         logger.info("stored %s (%s, %dx%d, %d bytes)", image_id, info.format, info.width, info.height, len(data))
         self._prerender(image_id)
         return image_id
+
+    def _stored_length(self, image_id: str) -> int | None:
+        try:
+            return self.originals.length(image_id)
+        except ImageNotFound:
+            return None
 
     def _prerender(self, image_id: str) -> None:
         """Render the sizes a site shows new uploads in, so no page waits for them; a failure is logged only."""

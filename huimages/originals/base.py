@@ -14,6 +14,7 @@ it is missing or unreadable.
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterator
 
 from huimages.errors import CorruptOriginal, ImageNotFound, StorageError
 from huimages.ids import matches, validate_id
@@ -61,6 +62,10 @@ class OriginalsStore(abc.ABC):
         """Remove a master; removing what is not there is not an error."""
 
     @abc.abstractmethod
+    def listing(self) -> Iterator[list[tuple[str, float]]]:
+        """Every stored original's ID with its last modification (epoch seconds), a page at a time, in ID order."""
+
+    @abc.abstractmethod
     def ping(self) -> None:
         """Raise ``BackendUnavailable`` (or ``StorageError``) unless the store answers."""
 
@@ -80,6 +85,10 @@ class OriginalsStore(abc.ABC):
 
     def exists(self, image_id: str) -> bool:
         return self._size(validate_id(image_id)) is not None
+
+    def stored(self, image_id: str) -> bool:
+        """Whether the store itself holds the original now (not a local copy of it): what a save checks last."""
+        return self.exists(image_id)
 
     def length(self, image_id: str) -> int:
         size = self._size(validate_id(image_id))

@@ -9,6 +9,7 @@ copies all of them ahead of time.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 import couchdb.http
 
@@ -87,6 +88,9 @@ class CouchAttachmentStore(OriginalsStore):
                     continue  # the document changed meanwhile; read it again
         raise StorageError(self.name, f"{image_id} kept changing; its attachment was not deleted")
 
+    def listing(self) -> Iterator[list[tuple[str, float]]]:
+        return iter(())  # attachments belong to their records: never orphans
+
     def _read_master(self, key: str) -> bytes | None:
         return None  # masters live in the primary store
 
@@ -146,6 +150,12 @@ class LegacyFallback(OriginalsStore):
 
     def _remove(self, image_id: str) -> None:
         self.primary.delete(image_id)
+
+    def stored(self, image_id: str) -> bool:
+        return self.primary.stored(image_id)
+
+    def listing(self) -> Iterator[list[tuple[str, float]]]:
+        return self.primary.listing()
 
     def _read_master(self, key: str) -> bytes | None:
         _, side, image_id = key.split("/")

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from huimages.errors import BackendUnavailable, StorageError
 from huimages.fsutil import atomic_write
+from huimages.ids import is_valid_id
 from huimages.originals.base import OriginalsStore
 
 
@@ -69,6 +71,16 @@ class FilesystemStore(OriginalsStore):
 
     def _remove_master(self, key: str) -> None:
         self._master_path(key).unlink(missing_ok=True)
+
+    def listing(self) -> Iterator[list[tuple[str, float]]]:
+        try:
+            fanout = sorted(e.name for e in os.scandir(self.root) if e.is_dir(follow_symlinks=False))
+        except FileNotFoundError:
+            return
+        for folder in fanout:
+            with contextlib.suppress(FileNotFoundError):
+                entries = [e for e in os.scandir(self.root / folder) if is_valid_id(e.name)]
+                yield sorted((e.name, e.stat().st_mtime) for e in entries)
 
     def ping(self) -> None:
         try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from huimages.config import Settings
@@ -85,6 +86,15 @@ class S3Store(OriginalsStore):
         self.bucket.delete(image_id)
         self.drop_local(image_id)
 
+    def stored(self, image_id: str) -> bool:
+        return self.bucket.size(validate_id(image_id)) is not None
+
+    def listing(self) -> Iterator[list[tuple[str, float]]]:
+        after = ""
+        while objects := self.bucket.objects(after):
+            yield [(key, modified) for key, modified in objects if is_valid_id(key)]
+            after = objects[-1][0]
+
     # Masters: objects masters/<side>/<id> in the same (private) bucket, with a local copy.
 
     def _local_master(self, key: str) -> Path | None:
@@ -144,12 +154,7 @@ class S3Store(OriginalsStore):
 
     def all_ids(self) -> list[str]:
         """Every original's ID in the bucket, in key order."""
-        ids: list[str] = []
-        after = ""
-        while keys := self.bucket.keys(after):
-            ids.extend(k for k in keys if is_valid_id(k))
-            after = keys[-1]
-        return ids
+        return [image_id for page in self.listing() for image_id, _modified in page]
 
     def read_back(self, image_id: str) -> bytes | None:
         self.drop_local(image_id)
