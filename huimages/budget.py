@@ -22,13 +22,17 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from huimages.errors import SizeNotAllowed, TooManyRequests
+from huimages.errors import DiskFull, SizeNotAllowed, StorageError, TooManyRequests
+from huimages.fsutil import is_disk_full
+
+logger = logging.getLogger(__name__)
 
 WINDOW = 60.0  # seconds of a client's budget
 
@@ -117,10 +121,20 @@ class StrangerBudget:
             finally:
                 data = json.dumps(state).encode()
                 if data != raw:
-                    os.pwrite(fd, data, 0)
-                    os.ftruncate(fd, len(data))
+                    _write_record(fd, data, path)
         finally:
             os.close(fd)
+
+
+def _write_record(fd: int, data: bytes, path: Path) -> None:
+    try:
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
+    except OSError as exc:
+        logger.error("cannot write the budget record %s: %s", path, exc.strerror)
+        if is_disk_full(exc):
+            raise DiskFull("budget") from exc
+        raise StorageError("budget", f"cannot record a client's renders: {exc.strerror}") from exc
 
 
 def _name(client: str) -> str:

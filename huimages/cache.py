@@ -21,9 +21,9 @@ import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from huimages.errors import RenderBusy, StorageError
+from huimages.errors import DiskFull, RenderBusy, StorageError
 from huimages.formats import FORMATS, JPEG, Format
-from huimages.fsutil import atomic_write, atomic_write_open, is_within
+from huimages.fsutil import atomic_write, atomic_write_open, is_disk_full, is_within
 from huimages.ids import is_valid_id, validate_id
 
 logger = logging.getLogger(__name__)
@@ -34,6 +34,8 @@ CACHE_FOREVER = f"public, max-age={HIT_MAX_AGE}, immutable"
 #: What lighttpd's mod_expire sends on the hits it serves itself (it cannot add ``immutable``).
 LIGHTTPD_HIT_CACHE_CONTROL = f"max-age={HIT_MAX_AGE}"
 LOCK_STRIPES = 1024
+#: After a write found the disk full, misses answer 503 for this long without rendering.
+DISK_FULL_PAUSE = 10.0
 _STATE_DIR = ".huimages"  # hidden: never a valid size, denied by the lighttpd config
 
 
@@ -66,6 +68,7 @@ class DerivativeCache:
         self.root = Path(root)
         self.lock_timeout = lock_timeout
         self._lock_dir = self.root / _STATE_DIR / "locks"
+        self._full_until = 0.0  # monotonic time until which misses are refused (the disk was full)
 
     def path(self, size_token: str, image_id: str, fmt: Format = JPEG) -> Path:
         """The cache file for a derivative.
@@ -92,12 +95,29 @@ class DerivativeCache:
         return self.path(size_token, image_id, fmt).is_file()
 
     def write(self, size_token: str, image_id: str, data: bytes, fmt: Format = JPEG) -> CachedFile:
-        """Store a derivative atomically; returns it opened (valid even if it is removed at once)."""
+        """Store a derivative atomically; returns it opened (valid even if it is removed at once).
+
+        A full disk raises ``DiskFull`` and makes ``check_space`` refuse
+        renders for ``DISK_FULL_PAUSE`` seconds; nothing partial is left.
+        """
         path = self.path(size_token, image_id, fmt)
         try:
             return CachedFile.of(atomic_write_open(path, data))
         except OSError as exc:
-            raise StorageError("cache", f"cannot write {path}: {exc.strerror}") from exc
+            if is_disk_full(exc):
+                self._full_until = time.monotonic() + DISK_FULL_PAUSE
+                logger.error(
+                    "no space left to write %s (%s); misses answer 503 for %g s", path, exc.strerror, DISK_FULL_PAUSE
+                )
+                raise DiskFull("cache", round(DISK_FULL_PAUSE)) from exc
+            logger.error("cannot write %s: %s", path, exc.strerror)
+            raise StorageError("cache", f"cannot write {path.relative_to(self.root)}: {exc.strerror}") from exc
+
+    def check_space(self) -> None:
+        """Raise ``DiskFull`` while the last write found the disk full, so a miss is not rendered in vain."""
+        left = self._full_until - time.monotonic()
+        if left > 0:
+            raise DiskFull("cache", max(1, round(left)))
 
     @contextlib.contextmanager
     def lock(self, size_token: str, image_id: str, fmt: Format = JPEG) -> Iterator[None]:

@@ -481,6 +481,61 @@ def masters_build(workers: int) -> None:
     _exit_on_failures(failed)
 
 
+def _byte_size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
+    from huimages.prune import parse_bytes
+
+    try:
+        return None if value is None else parse_bytes(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@main.command()
+@click.option("--max-bytes", callback=_byte_size, help="Keep the derivative cache within this size (500M, 2G).")
+@click.option("--min-free", type=click.FloatRange(0, 100), help="Keep this percentage of the cache's disk free.")
+@click.option("--originals-cache-max-bytes", callback=_byte_size, help="Keep the local copies of S3 originals within.")
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+def prune(max_bytes: int | None, min_free: float | None, originals_cache_max_bytes: int | None, dry_run: bool) -> None:
+    """Remove temporary files of killed writers, and the least recently used cached files beyond the bounds.
+
+    Safe from cron while the server runs: a removed derivative renders again
+    when next asked for. Files are ordered by access time where the
+    filesystem records it (not mounted noatime), else by modification time.
+    """
+    from huimages import prune as pruning
+
+    settings = _settings()
+    verb = "would remove" if dry_run else "removed"
+    swept = pruning.sweep_temporaries(pruning.temporary_folders(settings), dry_run=dry_run)
+    click.echo(f"temporary files: {verb} {swept.files} ({_human(swept.bytes)}) left by killed writers")
+    bounds = [("cache", settings.paths.cache_dir, max_bytes, min_free)]
+    if originals_cache_max_bytes is not None:
+        bounds.append(("originals cache", settings.paths.originals_cache_dir, originals_cache_max_bytes, None))
+    for label, root, limit, free in bounds:
+        if limit is None and free is None:
+            continue
+        planned = pruning.plan(root, max_bytes=limit, min_free_percent=free)
+        with _bar(len(planned.victims), f"pruning the {label}") as bar:
+            report = pruning.carry_out(planned, dry_run=dry_run, progress=bar.update)
+        click.echo(
+            f"{label}: {verb} {report.removed_files} files ({_human(report.removed_bytes)}), least recently used by"
+            f" {'access' if report.clock == 'atime' else 'modification'} time; {report.kept_files} files"
+            f" ({_human(report.kept_bytes)}) remain"
+        )
+
+
+def _human(count: int) -> str:
+    """Bytes in the largest unit that keeps the number at least 1 (units of 1024)."""
+    if count < 1024:
+        return f"{count} bytes"
+    value = float(count)
+    for unit in ("KB", "MB", "GB"):
+        value /= 1024
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+    return f"{value / 1024:.1f} TB"
+
+
 @main.command()
 def sweep() -> None:
     """Remove this host's cached derivatives of images deleted anywhere (run from cron on every host)."""

@@ -113,6 +113,10 @@ class CouchDatabase:
             raise BackendUnavailable(backend, f"cannot {action}: {self.where} answered {status}") from exc
         except (OSError, http.client.HTTPException) as exc:
             raise BackendUnavailable(backend, f"cannot {action}: no answer from {self.where}") from exc
+        except (TypeError, ValueError) as exc:  # couchdb-python fails on an answer without a type, or not JSON
+            raise BackendUnavailable(
+                backend, f"cannot {action}: {self.where} sent an answer that is not CouchDB's"
+            ) from exc
 
 
 def _ensure_design(db: couchdb.Database, views: dict[str, dict[str, str]]) -> None:

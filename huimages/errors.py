@@ -97,6 +97,17 @@ class CorruptOriginal(StorageError):
         self.image_id = image_id
 
 
+class DiskFull(StorageError):
+    """A write found no space left on its disk (ENOSPC, EDQUOT); nothing partial was kept.
+
+    The message names no path (the log line does): clients learn only to try again.
+    """
+
+    def __init__(self, backend: str, retry_after: int = 10) -> None:
+        super().__init__(backend, "no space left on the server's disk; try again shortly")
+        self.retry_after = retry_after
+
+
 class BackendUnavailable(StorageError):
     """A backend did not answer; the same request may succeed after ``retry_after`` s."""
 

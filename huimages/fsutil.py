@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -45,6 +46,11 @@ def atomic_write_open(path: Path, data: bytes, mode: int = 0o644) -> int:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def is_disk_full(exc: OSError) -> bool:
+    """Whether a write failed for lack of space (the disk, or the user's quota)."""
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def is_within(root: Path, candidate: Path) -> bool:

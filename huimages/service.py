@@ -257,6 +257,7 @@ class ImageService:
         if cached is not None:
             return cached
         which = f"{size.spec}.{fmt.extension}"
+        self.cache.check_space()
         self.failures.check(image_id, which)
         with self.cache.lock(size.spec, image_id, fmt):
             cached = self.cache.open(size.spec, image_id, fmt)

@@ -9,6 +9,7 @@ rest: a fault).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import threading
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from huimages.errors import BackendUnavailable, StorageError
+
+logger = logging.getLogger(__name__)
 
 
 def _use_wal(conn: sqlite3.Connection, patience: float) -> None:
@@ -77,8 +80,9 @@ class SQLiteFile:
         """A connection, with sqlite3 errors translated."""
         try:
             yield self._connection()
-        except sqlite3.OperationalError as exc:
-            raise BackendUnavailable(self.backend, f"{self.path}: {exc}") from exc
+        except sqlite3.OperationalError as exc:  # locked too long, disk full: passes (the log names the file)
+            logger.error("%s: %s", self.path, exc)
+            raise BackendUnavailable(self.backend, str(exc)) from exc
         except sqlite3.DatabaseError as exc:
             raise StorageError(self.backend, f"{self.path}: {exc}") from exc
         except OSError as exc:  # the folder cannot be made or opened

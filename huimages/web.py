@@ -24,6 +24,7 @@ from huimages.config import Settings
 from huimages.errors import (
     BackendUnavailable,
     CorruptOriginal,
+    DiskFull,
     FormatNotServed,
     HuImagesError,
     ImageNotFound,
@@ -64,6 +65,7 @@ _STATUS: tuple[tuple[type[HuImagesError], str], ...] = (
     (Overloaded, "503 Service Unavailable"),
     (TooManyRequests, "429 Too Many Requests"),
     (BackendUnavailable, "503 Service Unavailable"),
+    (DiskFull, "503 Service Unavailable"),
     (StorageError, "500 Internal Server Error"),
 )
 

@@ -443,7 +443,7 @@ def bench_migrate(count: int = 200) -> None:
 
 def bench_cdn(count: int = 1000) -> None:
     """One process-queue run against uploading the same derivatives one by one."""
-    from tests.servers import DelayProxy, SeaweedS3
+    from tests.servers import FaultProxy, SeaweedS3
 
     small = [_jpeg_bytes(Image.effect_noise((80 + n % 20, 60), 40).convert("RGB"), 80) for n in range(count)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -452,7 +452,7 @@ def bench_cdn(count: int = 1000) -> None:
         try:
             print(f"\n## CDN queue: {count} queued small derivatives to SeaweedFS (SQLite catalog)")
             _cdn_runs(s3, s3.endpoint, small, Path(tmp) / "direct")
-            proxy = DelayProxy(s3.port, 0.020)
+            proxy = FaultProxy(s3.port, 0.020)
             print(f"\n## CDN queue: the first {count // 4} again, every S3 answer 20 ms late (a remote S3)")
             _cdn_runs(s3, f"http://127.0.0.1:{proxy.port}", small[: count // 4], Path(tmp) / "delayed")
         finally:

@@ -260,11 +260,20 @@ class PouchCouch(ManagedServer):
         return f"huimages_{uuid.uuid4().hex[:12]}"
 
 
-class DelayProxy:
-    """A loopback TCP proxy that holds every answer back by ``delay`` seconds (a network round trip)."""
+class FaultProxy:
+    """A loopback TCP proxy in front of a test server, with a fault to switch on and off.
 
-    def __init__(self, target_port: int, delay: float) -> None:
+    ``mode``: ``"pass"`` (every answer held back by ``delay`` seconds, a
+    network round trip), ``"503"`` (answers every request with an HTTP 503
+    itself), ``"drop"`` (resets every connection without a byte). Switching
+    to a fault also resets the connections open at the time (kept-alive ones
+    too), as a failing backend does.
+    """
+
+    def __init__(self, target_port: int, delay: float = 0.0) -> None:
         self.port, self.target_port, self.delay = free_port(), target_port, delay
+        self._mode = "pass"
+        self._open: set[Any] = set()  # transports of the connections being passed on
         self.loop = asyncio.new_event_loop()
         ready = threading.Event()
         threading.Thread(target=self._serve, args=(ready,), daemon=True).start()
@@ -283,11 +292,30 @@ class DelayProxy:
             finally:
                 writer.close()
 
+        async def refuse(client_reader: Any, client_writer: Any) -> None:
+            if self._mode == "503":
+                with contextlib.suppress(ConnectionError, OSError, asyncio.IncompleteReadError):
+                    await client_reader.readuntil(b"\r\n\r\n")
+                    body = b"the test proxy answers 503"
+                    head = f"HTTP/1.1 503 Service Unavailable\r\nContent-Length: {len(body)}\r\nConnection: close"
+                    client_writer.write(head.encode() + b"\r\n\r\n" + body)
+                    await client_writer.drain()
+                client_writer.close()
+            else:
+                client_writer.transport.abort()  # RST: the connection dropped
+
         async def handle(client_reader: Any, client_writer: Any) -> None:
+            if self._mode != "pass":
+                await refuse(client_reader, client_writer)
+                return
             upstream_reader, upstream_writer = await asyncio.open_connection(LOOPBACK, self.target_port)
-            await asyncio.gather(
-                pipe(client_reader, upstream_writer, 0.0), pipe(upstream_reader, client_writer, self.delay)
-            )
+            self._open.add(client_writer.transport)
+            try:
+                await asyncio.gather(
+                    pipe(client_reader, upstream_writer, 0.0), pipe(upstream_reader, client_writer, self.delay)
+                )
+            finally:
+                self._open.discard(client_writer.transport)
 
         async def main() -> None:
             server = await asyncio.start_server(handle, LOOPBACK, self.port)
@@ -297,6 +325,25 @@ class DelayProxy:
 
         asyncio.set_event_loop(self.loop)
         self.loop.run_until_complete(main())
+
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    @mode.setter
+    def mode(self, mode: str) -> None:
+        assert mode in ("pass", "503", "drop"), mode
+        self._mode = mode
+        if mode != "pass":
+            done = threading.Event()
+
+            def reset() -> None:
+                for transport in list(self._open):
+                    transport.abort()
+                done.set()
+
+            self.loop.call_soon_threadsafe(reset)
+            done.wait(5)
 
     @property
     def endpoint(self) -> str:

@@ -3,6 +3,7 @@
 import concurrent.futures
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from huimages.config import Settings
 from huimages.ids import compute_id
 from huimages.web import ImageApp, create_app
 from tests.imagetools import decode, jpeg
-from tests.servers import DelayProxy, PouchCouch, SeaweedS3
+from tests.servers import FaultProxy, PouchCouch, SeaweedS3
 from tests.wsgi import call
 
 pytestmark = pytest.mark.integration
@@ -162,29 +163,34 @@ def test_concurrent_hits_make_one_run(site: Site) -> None:
     assert len(site.keys()) == len(ids)
 
 
-def start_slow_run(site: Site, delay: float, **settings: str) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
-    """``huimages process-queue`` in a process of its own, behind a slow S3, once its first uploads landed."""
-    slow = DelayProxy(site.seaweed.port, delay)
+def start_slow_run(
+    site: Site, delay: float, uploaded: int = 5, **settings: str
+) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    """``huimages process-queue`` in a process of its own, behind a slow S3, once ``uploaded`` uploads landed."""
+    slow = FaultProxy(site.seaweed.port, delay)
     env = {**os.environ, **site.env, "AWS_ENDPOINT_URL_S3": slow.endpoint, **settings}
     proc = subprocess.Popen(
         [sys.executable, "-m", "huimages", "process-queue"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     deadline = time.monotonic() + 60
-    while len(site.keys()) < 5:
+    while len(site.keys()) < uploaded:
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
         time.sleep(0.02)
     return proc, env
 
 
+@pytest.mark.faults
 def test_run_killed_mid_batch(site: Site) -> None:
     ids = [site.client.save_image(jpeg(300 + n, 200)) for n in range(80)]
     for image_id in ids:
         site.render(image_id, "150x150!")
-    # 20 ms an upload, so the kill lands mid-run
-    proc, env = start_slow_run(site, 0.02, CDN_LEASE_SECONDS="30", CDN_CONCURRENCY="1", CDN_BATCH="5")
+    # 20 ms an upload, so the kill lands mid-run, at a random point
+    seed = random.randrange(1 << 30)
+    after = random.Random(seed).randint(1, 60)
+    proc, env = start_slow_run(site, 0.02, after, CDN_LEASE_SECONDS="30", CDN_CONCURRENCY="1", CDN_BATCH="5")
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
-    assert 0 < len(site.keys()) < len(ids)
+    assert 0 < len(site.keys()) < len(ids), f"seed {seed}"
     again = subprocess.run([sys.executable, "-m", "huimages", "process-queue"], env=env, capture_output=True, text=True)
     busy = json.loads(again.stdout)
     assert busy["busy"] is True and busy["queued"] is None  # the dead run's lease still holds; no queue query
@@ -198,6 +204,7 @@ def test_run_killed_mid_batch(site: Site) -> None:
     assert site.keys() == sorted(f"150x150!/1/{i}.jpeg" for i in ids)
 
 
+@pytest.mark.faults
 def test_a_running_run_renews_its_short_lease_and_a_dead_one_blocks_for_one_lease(site: Site) -> None:
     ids = [site.client.save_image(jpeg(300 + n, 200)) for n in range(60)]
     for image_id in ids:
@@ -219,6 +226,7 @@ def test_a_running_run_renews_its_short_lease_and_a_dead_one_blocks_for_one_leas
     assert site.keys() == sorted(f"150x150!/1/{i}.jpeg" for i in ids)
 
 
+@pytest.mark.faults
 def test_s3_down_during_a_run(site: Site) -> None:
     ids = [site.client.save_image(jpeg(120 + n, 90)) for n in range(3)]
     for image_id in ids:

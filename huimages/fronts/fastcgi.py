@@ -14,6 +14,7 @@ import sys
 
 from huimages.cache import DerivativeCache
 from huimages.config import Settings
+from huimages.prune import sweep_in_background
 from huimages.web import create_app
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ def run(settings: Settings, bind: BindAddress = None) -> None:
     except OSError as exc:
         logger.error("cannot link the named sizes' folders in %s: %s", settings.paths.cache_dir, exc)
     app = create_app(settings)
+    sweep_in_background(settings)  # temporary files of writers killed before this start
     server = WSGIServer(app, bindAddress=bind, multithreaded=True, multiplexed=False, debug=False, umask=0o002)
     server.run()
 

@@ -13,6 +13,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from huimages.config import Settings
+from huimages.prune import sweep_in_background
 from huimages.web import create_app
 
 
@@ -47,4 +48,5 @@ class StandaloneServer(BaseApplication):  # type: ignore[misc]
 
 
 def serve(settings: Settings, host: str, port: int, workers: int, threads: int = 16) -> None:
+    sweep_in_background(settings)  # temporary files of writers killed before this start
     StandaloneServer(settings, host, port, workers, threads).run()

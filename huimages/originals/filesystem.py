@@ -7,14 +7,17 @@ since IDs are hashes).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from huimages.errors import BackendUnavailable, StorageError
-from huimages.fsutil import atomic_write
+from huimages.errors import BackendUnavailable, DiskFull, StorageError
+from huimages.fsutil import atomic_write, is_disk_full
 from huimages.ids import is_valid_id
 from huimages.originals.base import OriginalsStore
+
+logger = logging.getLogger(__name__)
 
 
 class FilesystemStore(OriginalsStore):
@@ -43,6 +46,9 @@ class FilesystemStore(OriginalsStore):
         try:
             atomic_write(path, data)
         except OSError as exc:
+            logger.error("cannot write %s: %s", path, exc.strerror)
+            if is_disk_full(exc):
+                raise DiskFull(self.name) from exc
             raise StorageError(self.name, f"cannot write {what}: {exc.strerror}") from exc
 
     def _read(self, image_id: str) -> bytes | None:

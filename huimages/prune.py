@@ -1,0 +1,216 @@
+"""Keeping the disk in bounds: temporary files of killed writers, and caches pruned least recently used first.
+
+Everything here is safe while the server runs. A file under its real name is
+always complete (writers rename a finished temporary file over it), so
+removing one costs at most a render: a request that already opened it reads
+it to the end, and the next one renders it again. Temporary files are removed
+only once they are older than ``TEMP_MAX_AGE``, far longer than any write
+takes, so a file that is being written is never touched. The render lock files
+are a fixed set (``cache.LOCK_STRIPES``), never stale, and never removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import stat as stat_mode
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+from huimages.config import Settings
+from huimages.fsutil import TEMP_SUFFIX
+
+logger = logging.getLogger(__name__)
+
+#: A temporary file older than this was left by a writer that was killed (a write takes seconds at most).
+TEMP_MAX_AGE = 3600.0
+_LINK_SUFFIX = ".link"  # a named size's link being made (``DerivativeCache.link_name``)
+
+
+@dataclasses.dataclass
+class SweepReport:
+    files: int = 0
+    bytes: int = 0
+
+
+@dataclasses.dataclass
+class PruneReport:
+    """What pruning one folder did (``removed_*``) and what it keeps (``kept_*``); ``clock``: atime or mtime."""
+
+    clock: str
+    removed_files: int = 0
+    removed_bytes: int = 0
+    kept_files: int = 0
+    kept_bytes: int = 0
+
+
+def is_temporary(name: str) -> bool:
+    return name.startswith(".") and (name.endswith(TEMP_SUFFIX) or name.endswith(_LINK_SUFFIX))
+
+
+def disk_bytes(stat: os.stat_result) -> int:
+    """What a file takes on disk, as ``du`` counts it (small files take a whole block)."""
+    return stat.st_blocks * 512
+
+
+def sweep_temporaries(
+    folders: Iterable[Path], *, now: float | None = None, min_age: float = TEMP_MAX_AGE, dry_run: bool = False
+) -> SweepReport:
+    """Remove the hidden temporary files older than ``min_age`` under ``folders`` (killed writers left them)."""
+    now = time.time() if now is None else now
+    report = SweepReport()
+    for folder in folders:
+        for dirpath, _dirnames, filenames in os.walk(folder):
+            for name in filenames:
+                if not is_temporary(name):
+                    continue
+                path = os.path.join(dirpath, name)
+                try:
+                    stat = os.lstat(path)
+                    if now - stat.st_mtime < min_age:
+                        continue
+                    if not dry_run:
+                        os.unlink(path)
+                except FileNotFoundError:
+                    continue
+                report.files += 1
+                report.bytes += disk_bytes(stat)
+    if report.files:
+        logger.info("removed %d stale temporary files (%d bytes)", report.files, report.bytes)
+    return report
+
+
+def temporary_folders(settings: Settings) -> list[Path]:
+    """Every folder where huimages writes through temporary files."""
+    paths = settings.paths
+    return [paths.cache_dir, paths.originals_dir, paths.home / "masters", paths.originals_cache_dir]
+
+
+def sweep_in_background(settings: Settings) -> threading.Thread:
+    """A server's start-up sweep of stale temporary files, without delaying its first answers."""
+
+    def sweep() -> None:
+        try:
+            sweep_temporaries(temporary_folders(settings))
+        except OSError as exc:
+            logger.warning("the start-up sweep of temporary files stopped: %s", exc)
+
+    thread = threading.Thread(target=sweep, name="huimages-sweep", daemon=True)
+    thread.start()
+    return thread
+
+
+def access_clock(folder: Path) -> str:
+    """``atime`` when the filesystem of ``folder`` records reads (relatime, strictatime), else ``mtime``.
+
+    Read from the mount options in ``/proc/self/mountinfo``; where they cannot
+    be read, modification time is the safe choice.
+    """
+    real = os.path.realpath(folder)
+    best, options = "", ""
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return "mtime"
+    for line in lines:
+        fields = line.split()
+        mount_point = fields[4].replace("\\040", " ")
+        inside = real == mount_point or real.startswith(mount_point.rstrip("/") + "/")
+        if inside and len(mount_point) >= len(best):
+            best, options = mount_point, fields[5]
+    return "mtime" if not best or "noatime" in options.split(",") else "atime"
+
+
+def _files(root: Path) -> Iterator[tuple[str, os.stat_result]]:
+    """Every complete file under ``root``: hidden files and folders (temporaries, state) and links left out."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if name.startswith("."):
+                continue
+            path = os.path.join(dirpath, name)
+            with contextlib.suppress(FileNotFoundError):
+                stat = os.lstat(path)
+                if stat_mode.S_ISREG(stat.st_mode):
+                    yield path, stat
+
+
+@dataclasses.dataclass
+class Plan:
+    """What pruning a folder would remove (least recently used first) and what it holds now."""
+
+    clock: str
+    victims: list[tuple[int, str]]  # (bytes on disk, path)
+    files: int
+    bytes: int
+
+
+def plan(root: Path, *, max_bytes: int | None = None, min_free_percent: float | None = None) -> Plan:
+    """The least recently used files to remove so ``root`` holds at most ``max_bytes`` and its
+    filesystem has ``min_free_percent`` free (either bound may be None)."""
+    clock = access_clock(root)
+    entries: list[tuple[float, int, str]] = []
+    for path, stat in _files(root):
+        used = max(stat.st_atime, stat.st_mtime) if clock == "atime" else stat.st_mtime
+        entries.append((used, disk_bytes(stat), path))
+    total = sum(size for _, size, _ in entries)
+    excess = 0 if max_bytes is None else total - max_bytes
+    if min_free_percent is not None:
+        fs = os.statvfs(root)
+        wanted = fs.f_blocks * fs.f_frsize * min_free_percent / 100
+        excess = max(excess, int(wanted - fs.f_bavail * fs.f_frsize))
+    victims: list[tuple[int, str]] = []
+    if excess > 0:
+        entries.sort()
+        freed = 0
+        for _used, size, path in entries:
+            if freed >= excess:
+                break
+            victims.append((size, path))
+            freed += size
+    return Plan(clock, victims, len(entries), total)
+
+
+def carry_out(planned: Plan, *, dry_run: bool = False, progress: Callable[[int], None] | None = None) -> PruneReport:
+    report = PruneReport(planned.clock, kept_files=planned.files, kept_bytes=planned.bytes)
+    for size, path in planned.victims:
+        if not dry_run:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                continue  # removed meanwhile (a delete, another prune)
+        report.removed_files += 1
+        report.removed_bytes += size
+        if progress is not None:
+            progress(1)
+    report.kept_files -= report.removed_files
+    report.kept_bytes -= report.removed_bytes
+    return report
+
+
+def prune(
+    root: Path, *, max_bytes: int | None = None, min_free_percent: float | None = None, dry_run: bool = False
+) -> PruneReport:
+    """``plan`` and ``carry_out`` in one."""
+    return carry_out(plan(root, max_bytes=max_bytes, min_free_percent=min_free_percent), dry_run=dry_run)
+
+
+def parse_bytes(text: str) -> int:
+    """``500M``, ``2G``, ``1.5GB``, ``750k`` or a plain number of bytes (units are powers of 1024)."""
+    value = text.strip().upper().removesuffix("B").removesuffix("I")
+    factor = 1
+    for unit, power in (("K", 1), ("M", 2), ("G", 3), ("T", 4)):
+        if value.endswith(unit):
+            value, factor = value[:-1], 1024**power
+            break
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a size in bytes; write e.g. 500M, 2G or 1048576") from None
+    if number < 0:
+        raise ValueError(f"{text!r} is negative")
+    return int(number * factor)

@@ -1,0 +1,125 @@
+"""`huimages prune` and the start-up sweep: stale temporary files go, caches stay within their bounds."""
+
+import concurrent.futures
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from huimages.cli import main
+from huimages.client import Client
+from huimages.config import Settings
+from huimages.prune import access_clock, parse_bytes, plan, prune, sweep_temporaries
+from tests.imagetools import decode, jpeg
+from tests.servers import free_port, get, running
+
+HOUR = 3600
+
+
+def aged(path: Path, seconds_ago: float, data: bytes = b"x" * 5000) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    then = time.time() - seconds_ago
+    os.utime(path, (then, then))
+    return path
+
+
+def test_stale_temporaries_go_fresh_ones_and_locks_stay(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    stale = aged(cache / "240x160" / ".AAAA.jpeg.k3j2.tmp", 2 * HOUR)
+    fresh = aged(cache / "240x160" / ".BBBB.jpeg.x9q1.tmp", 60)  # a write in progress
+    link = aged(cache / ".small.4242.link", 2 * HOUR)
+    lock = aged(cache / ".huimages" / "locks" / "0007", 2 * HOUR)
+    image = aged(cache / "240x160" / "CCCC.jpeg", 2 * HOUR)
+    assert sweep_temporaries([cache], dry_run=True).files == 2 and stale.exists()
+    report = sweep_temporaries([cache, tmp_path / "missing"])
+    assert (report.files, report.bytes > 0) == (2, True)
+    assert not stale.exists() and not link.exists()
+    assert fresh.exists() and lock.exists() and image.exists()
+
+
+def test_prune_removes_the_least_recently_used_first(tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    files = [aged(root / "100x100" / f"{n:02d}.jpeg", (10 - n) * HOUR, b"x" * 8192) for n in range(10)]
+    aged(root / ".huimages" / "state", 20 * HOUR)  # state is never pruned
+    size = files[0].stat().st_blocks * 512
+    planned = plan(root, max_bytes=6 * size)
+    assert [Path(p).name for _, p in planned.victims] == [f"{n:02d}.jpeg" for n in range(4)]
+    assert planned.files == 10 and planned.clock == access_clock(root)
+    dry = prune(root, max_bytes=6 * size, dry_run=True)
+    assert dry.removed_files == 4 and all(f.exists() for f in files)
+    report = prune(root, max_bytes=6 * size)
+    assert (report.removed_files, report.kept_files, report.kept_bytes) == (4, 6, 6 * size)
+    assert [f.exists() for f in files] == [False] * 4 + [True] * 6
+    assert prune(root, max_bytes=6 * size).removed_files == 0
+    assert (root / ".huimages" / "state").exists()
+
+
+def test_min_free_counts_the_whole_disk(tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    aged(root / "100x100" / "a.jpeg", HOUR)
+    assert plan(root, min_free_percent=0).victims == []
+    assert len(plan(root, min_free_percent=100).victims) == 1  # no disk is all free: everything would go
+
+
+def test_parse_bytes() -> None:
+    assert parse_bytes("500M") == 500 * 1024**2
+    assert parse_bytes("1.5GB") == int(1.5 * 1024**3)
+    assert parse_bytes("2GiB") == 2 * 1024**3
+    assert parse_bytes("750k") == 750 * 1024
+    assert parse_bytes("1048576") == 1048576
+    with pytest.raises(ValueError, match="500 apples"):
+        parse_bytes("500 apples")
+
+
+def test_prune_command(tmp_path: Path) -> None:
+    env = {"HUIMAGES_HOME": str(tmp_path), "IMAGESERVERURL": "http://img.test/"}
+    client = Client(Settings.from_env(env))
+    image_id = client.save_image(jpeg(400, 300))
+    for size in ("small", "square", "medium"):
+        client.service.derivative(client.service.parse_size(size), image_id).close()
+    aged(client.service.cache.root / "240x160" / ".gone.jpeg.abcd.tmp", 2 * HOUR)
+    runner = CliRunner(env=env)
+    result = runner.invoke(main, ["prune", "--max-bytes", "0", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "temporary files: would remove 1" in result.stdout and "cache: would remove 3 files" in result.stdout
+    result = runner.invoke(main, ["prune", "--max-bytes", "0"])
+    assert "temporary files: removed 1" in result.stdout and "cache: removed 3 files" in result.stdout
+    assert "0 files (0 bytes) remain" in result.stdout
+    assert not list(client.service.cache.root.glob("*/*.jpeg"))
+    assert client.service.originals.verified(image_id)  # originals are never pruned
+    bad = runner.invoke(main, ["prune", "--max-bytes", "lots"])
+    assert bad.exit_code == 2 and "500M" in bad.output
+
+
+@pytest.mark.integration
+def test_prune_while_serving_and_the_start_up_sweep(tmp_path: Path) -> None:
+    port = free_port()
+    env = {"HUIMAGES_HOME": str(tmp_path), "IMAGESERVERURL": f"http://127.0.0.1:{port}/"}
+    settings = Settings.from_env(env)
+    ids = [Client(settings).save_image(jpeg(640 + n, 480)) for n in range(4)]
+    stale = aged(settings.paths.cache_dir / "240x160" / f".{ids[0]}.jpeg.zz11.tmp", 2 * HOUR)
+    fresh = aged(settings.paths.cache_dir / "240x160" / f".{ids[1]}.jpeg.zz22.tmp", 10)
+    paths = [f"/{size}/{image_id}.jpeg" for image_id in ids for size in ("small", "medium", "200x200!")]
+    argv = [sys.executable, "-m", "huimages", "serve", "--port", str(port), "--workers", "2"]
+    prune_argv = [sys.executable, "-m", "huimages", "prune", "--max-bytes", "0"]
+    with running(argv, port, tmp_path / "serve.log", env):
+        deadline = time.monotonic() + 10
+        while stale.exists():  # swept at start-up, in the background
+            assert time.monotonic() < deadline, "the start-up sweep left a stale temporary file"
+            time.sleep(0.1)
+        assert fresh.exists()
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            requests = [pool.submit(get, port, path) for _ in range(8) for path in paths]
+            for _ in range(5):  # prune everything, again and again, while those are in flight
+                done = subprocess.run(prune_argv, env={**os.environ, **env}, capture_output=True, text=True)
+                assert done.returncode == 0, done.stderr
+            answers = [future.result(120) for future in requests]
+    heights = {"small": 160, "medium": 320, "200x200!": 200}
+    for (status, _, body), path in zip(answers, paths * 8, strict=True):
+        assert status == 200, path
+        assert decode(body).size[1] == heights[path.split("/")[1]], path  # complete: a truncated JPEG fails
