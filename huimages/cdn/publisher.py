@@ -99,6 +99,7 @@ class CdnPublisher:
         self._lookups: dict[tuple[str, str, str], tuple[float, bool]] = {}
         self._versions: dict[str, tuple[float, int]] = {}
         self._lock = threading.Lock()
+        self._running: dict[str, Any] | None = None  # the lease record of this process's own run, while it runs
 
     def accepts(self, size_token: str) -> bool:
         """Whether derivatives of this URL size are offloaded to the CDN."""
@@ -138,18 +139,21 @@ class CdnPublisher:
         report = RunReport()
         # A new owner for every run: two runs in one process must exclude each other too.
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
-        if not self.store.acquire_lease(LEASE, owner, self.settings.lease_seconds, now):
-            # Answered from the lease record alone: no query of the queue, which the other run is writing.
-            lease = self.store.lease(LEASE) or {}
+        # Busy answers come from the lease record alone: no query of the queue, which the other run is
+        # writing; and none at all when the run is this process's own.
+        lease = self._running or self.store.try_lease(LEASE, owner, self.settings.lease_seconds, now)
+        if lease is not None:
             report.busy, report.queued = True, None
             report.holder, report.lease_expires = str(lease.get("owner", "")), float(lease.get("expires", 0.0))
             report.seconds = time.monotonic() - started
             return report
         lost = threading.Event()
+        self._running = {"owner": owner, "expires": now + self.settings.lease_seconds}
         with self._heartbeat(owner, lost):
             try:
                 self._drain(report, now, lost)
             finally:
+                self._running = None
                 self.store.release_lease(LEASE, owner)
         report.queued = self.store.queue_stats().counts[QUEUED]
         report.seconds = time.monotonic() - started
@@ -170,6 +174,7 @@ class CdnPublisher:
                 if not renewed:
                     lost.set()
                     return
+                self._running = {"owner": owner, "expires": self.clock() + self.settings.lease_seconds}
 
         thread = threading.Thread(target=beat, name="huimages-lease", daemon=True)
         thread.start()

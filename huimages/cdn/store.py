@@ -172,15 +172,21 @@ class QueueStore(abc.ABC):
 
     def acquire_lease(self, name: str, owner: str, ttl: float, now: float) -> bool:
         """Take (or extend) the lease ``name`` for ``ttl`` seconds unless another owner holds it."""
-        taken: list[bool] = []
+        return self.try_lease(name, owner, ttl, now) is None
+
+    def try_lease(self, name: str, owner: str, ttl: float, now: float) -> Record | None:
+        """``acquire_lease``, returning None when taken, else the holder's record (no second read)."""
+        holder: list[Record] = []
 
         def change(_key: str, record: Record | None) -> Record | None:
-            held = record is not None and record.get("owner") not in (owner, "") and float(record["expires"]) > now
-            taken[:] = [not held]
-            return None if held else {"huimages": "lease", "owner": owner, "expires": now + ttl}
+            if record is not None and record.get("owner") not in (owner, "") and float(record["expires"]) > now:
+                holder[:] = [record]
+                return None
+            holder.clear()
+            return {"huimages": "lease", "owner": owner, "expires": now + ttl}
 
         self._update_many([lease_key(name)], change)
-        return taken[0]
+        return holder[0] if holder else None
 
     def lease(self, name: str) -> Record | None:
         """The lease record (``owner``, ``expires``), or None: one read by key, no view."""
