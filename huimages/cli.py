@@ -524,6 +524,33 @@ def prune(max_bytes: int | None, min_free: float | None, originals_cache_max_byt
         )
 
 
+@main.command()
+def cache() -> None:
+    """What the derivative cache holds: files and bytes per size and format, oldest and newest, temporary files."""
+    from huimages.prune import TEMP_MAX_AGE, inventory
+
+    settings = _settings()
+    shelves, temporary, stale = inventory(settings.paths.cache_dir)
+    names = {spec: name for name, spec in settings.sizes.items()}
+
+    def when(stamp: float) -> str:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp))
+
+    click.echo(f"{'size':22} {'format':6} {'files':>9} {'bytes':>10}  {'oldest':16}  newest")
+    for (folder, extension), shelf in shelves.items():
+        label = f"{folder} ({names[folder]})" if folder in names else folder
+        click.echo(
+            f"{label:22} {extension:6} {shelf.files:>9,} {_human(shelf.bytes):>10}"
+            f"  {when(shelf.oldest):16}  {when(shelf.newest)}"
+        )
+    files = sum(shelf.files for shelf in shelves.values())
+    click.echo(f"{'total':29} {files:>9,} {_human(sum(shelf.bytes for shelf in shelves.values())):>10}")
+    click.echo(
+        f"temporary files: {temporary.files} ({_human(temporary.bytes)}), {stale} older than"
+        f" {TEMP_MAX_AGE / 3600:.0f} h (left by killed writers; `huimages prune` removes them)"
+    )
+
+
 def _human(count: int) -> str:
     """Bytes in the largest unit that keeps the number at least 1 (units of 1024)."""
     if count < 1024:

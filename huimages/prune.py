@@ -199,6 +199,41 @@ def prune(
     return carry_out(plan(root, max_bytes=max_bytes, min_free_percent=min_free_percent), dry_run=dry_run)
 
 
+@dataclasses.dataclass
+class Shelf:
+    """The cached files of one size in one format."""
+
+    files: int = 0
+    bytes: int = 0
+    oldest: float = float("inf")  # modification times
+    newest: float = 0.0
+
+    def add(self, stat: os.stat_result) -> None:
+        self.files += 1
+        self.bytes += disk_bytes(stat)
+        self.oldest = min(self.oldest, stat.st_mtime)
+        self.newest = max(self.newest, stat.st_mtime)
+
+
+def inventory(root: Path, *, now: float | None = None) -> tuple[dict[tuple[str, str], Shelf], Shelf, int]:
+    """What the cache holds: a ``Shelf`` per (size folder, extension); its temporary files, and how many are stale."""
+    now = time.time() if now is None else now
+    shelves: dict[tuple[str, str], Shelf] = {}
+    temporary, stale = Shelf(), 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        folder = os.path.relpath(dirpath, root)
+        for name in filenames:
+            with contextlib.suppress(FileNotFoundError):
+                stat = os.lstat(os.path.join(dirpath, name))
+                if is_temporary(name):
+                    temporary.add(stat)
+                    stale += now - stat.st_mtime >= TEMP_MAX_AGE
+                elif not name.startswith(".") and folder != ".":
+                    shelves.setdefault((folder, name.rpartition(".")[2]), Shelf()).add(stat)
+    return dict(sorted(shelves.items())), temporary, stale
+
+
 def parse_bytes(text: str) -> int:
     """``500M``, ``2G``, ``1.5GB``, ``750k`` or a plain number of bytes (units are powers of 1024)."""
     value = text.strip().upper().removesuffix("B").removesuffix("I")

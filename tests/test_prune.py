@@ -123,3 +123,24 @@ def test_prune_while_serving_and_the_start_up_sweep(tmp_path: Path) -> None:
     for (status, _, body), path in zip(answers, paths * 8, strict=True):
         assert status == 200, path
         assert decode(body).size[1] == heights[path.split("/")[1]], path  # complete: a truncated JPEG fails
+
+
+def test_cache_command(tmp_path: Path) -> None:
+    env = {"HUIMAGES_HOME": str(tmp_path), "IMAGESERVERURL": "http://img.test/"}
+    client = Client(Settings.from_env(env))
+    image_id = client.save_image(jpeg(400, 300))
+    service = client.service
+    for token in ("small", "small.webp", "square", "300x300"):
+        size, fmt = service.parse_derivative(token)
+        service.derivative(size, image_id, fmt).close()
+    aged(service.cache.root / "240x160" / ".x.jpeg.ab12.tmp", 2 * HOUR)
+    result = CliRunner(env=env).invoke(main, ["cache"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["size", "format", "files", "bytes", "oldest", "newest"]
+    rows = {tuple(line.split()[:3]) for line in lines[1:-2]}
+    assert rows == {("240x160", "(small)", "jpeg"), ("240x160", "(small)", "webp"), ("300x300", "jpeg", "1")} | {
+        ("75x75!", "(square)", "jpeg")
+    }
+    assert lines[-2].split()[:2] == ["total", "4"]
+    assert lines[-1].startswith("temporary files: 1 (") and "1 older than 1 h" in lines[-1]
