@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import couchdb
 import couchdb.http
 
+from huimages import metrics
 from huimages.errors import BackendUnavailable, ConfigurationError, HuImagesError, StorageError
 
 DESIGN_ID = "_design/huimages"
@@ -98,25 +99,26 @@ class CouchDatabase:
 
     @contextlib.contextmanager
     def errors(self, backend: str, action: str) -> Iterator[None]:
-        try:
-            yield
-        except HuImagesError:
-            raise
-        except couchdb.http.Unauthorized:
-            raise StorageError(
-                backend, f"cannot {action}: {self.where} refused the credentials in COUCHSERVER"
-            ) from None
-        except couchdb.http.ServerError as exc:
-            status = exc.args[0][0] if exc.args and isinstance(exc.args[0], tuple) else "?"
-            if status == 403:
-                raise StorageError(backend, f"cannot {action}: {self.where} forbids it") from None
-            raise BackendUnavailable(backend, f"cannot {action}: {self.where} answered {status}") from exc
-        except (OSError, http.client.HTTPException) as exc:
-            raise BackendUnavailable(backend, f"cannot {action}: no answer from {self.where}") from exc
-        except (TypeError, ValueError) as exc:  # couchdb-python fails on an answer without a type, or not JSON
-            raise BackendUnavailable(
-                backend, f"cannot {action}: {self.where} sent an answer that is not CouchDB's"
-            ) from exc
+        with metrics.backend_call(backend, action):
+            try:
+                yield
+            except HuImagesError:
+                raise
+            except couchdb.http.Unauthorized:
+                raise StorageError(
+                    backend, f"cannot {action}: {self.where} refused the credentials in COUCHSERVER"
+                ) from None
+            except couchdb.http.ServerError as exc:
+                status = exc.args[0][0] if exc.args and isinstance(exc.args[0], tuple) else "?"
+                if status == 403:
+                    raise StorageError(backend, f"cannot {action}: {self.where} forbids it") from None
+                raise BackendUnavailable(backend, f"cannot {action}: {self.where} answered {status}") from exc
+            except (OSError, http.client.HTTPException) as exc:
+                raise BackendUnavailable(backend, f"cannot {action}: no answer from {self.where}") from exc
+            except (TypeError, ValueError) as exc:  # couchdb-python fails on an answer without a type, or not JSON
+                raise BackendUnavailable(
+                    backend, f"cannot {action}: {self.where} sent an answer that is not CouchDB's"
+                ) from exc
 
 
 def _ensure_design(db: couchdb.Database, views: dict[str, dict[str, str]]) -> None:

@@ -20,6 +20,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
+from huimages import metrics
 from huimages.config import Settings
 from huimages.errors import BackendUnavailable, HuImagesError, StorageError
 
@@ -165,29 +166,30 @@ class Bucket:
 @contextlib.contextmanager
 def s3_errors(backend: str, where: str, action: str) -> Iterator[None]:
     """boto3 errors in plain words: unreachable or overloaded (retry later) or a fault to fix."""
-    try:
-        yield
-    except HuImagesError:
-        raise
-    except _UNREACHABLE as exc:
-        raise BackendUnavailable(backend, f"cannot {action}: no answer from {where}") from exc
-    except botocore.exceptions.NoCredentialsError:
-        raise StorageError(backend, "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") from None
-    except botocore.exceptions.ClientError as exc:
-        code = _code(exc)
-        if code == "NoSuchBucket":
-            raise StorageError(backend, f"{where} does not exist: create it, or fix the bucket setting") from None
-        if code in _CREDENTIALS:
-            raise StorageError(
-                backend,
-                f"cannot {action}: {where} refused the credentials "
-                "(check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and the bucket policy)",
-            ) from None
-        if code in _TRANSIENT:
-            raise BackendUnavailable(backend, f"cannot {action}: {where} answered {code}") from exc
-        raise StorageError(backend, f"cannot {action}: {where} answered {code}") from exc
-    except botocore.exceptions.BotoCoreError as exc:
-        raise BackendUnavailable(backend, f"cannot {action}: {exc}") from exc
+    with metrics.backend_call(backend, action):
+        try:
+            yield
+        except HuImagesError:
+            raise
+        except _UNREACHABLE as exc:
+            raise BackendUnavailable(backend, f"cannot {action}: no answer from {where}") from exc
+        except botocore.exceptions.NoCredentialsError:
+            raise StorageError(backend, "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") from None
+        except botocore.exceptions.ClientError as exc:
+            code = _code(exc)
+            if code == "NoSuchBucket":
+                raise StorageError(backend, f"{where} does not exist: create it, or fix the bucket setting") from None
+            if code in _CREDENTIALS:
+                raise StorageError(
+                    backend,
+                    f"cannot {action}: {where} refused the credentials "
+                    "(check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and the bucket policy)",
+                ) from None
+            if code in _TRANSIENT:
+                raise BackendUnavailable(backend, f"cannot {action}: {where} answered {code}") from exc
+            raise StorageError(backend, f"cannot {action}: {where} answered {code}") from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise BackendUnavailable(backend, f"cannot {action}: {exc}") from exc
 
 
 def _code(exc: botocore.exceptions.ClientError) -> str:

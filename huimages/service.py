@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from huimages import metrics
 from huimages.admission import RenderSlots
 from huimages.budget import StrangerBudget
 from huimages.cache import CachedFile, DerivativeCache
@@ -56,6 +57,10 @@ class ImageService:
     budget: StrangerBudget
     publisher: CdnPublisher | None = None
     _linked: set[str] = dataclasses.field(default_factory=set, repr=False)  # named sizes linked this process
+
+    @property
+    def _named_specs(self) -> set[str]:
+        return {*self.settings.sizes.values(), *self.settings.sizes}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ImageService:
@@ -264,12 +269,16 @@ class ImageService:
             if cached is not None:
                 return cached
             self.failures.check(image_id, which)  # another process may have just failed it
-            with self.slots.slot(f"{size.spec}/{image_id}.{fmt.extension}", owner):
+            with self.slots.slot(f"{size.spec}/{image_id}.{fmt.extension}", owner), metrics.rendering():
+                kind = metrics.size_kind(size.spec, self._named_specs)
                 try:
-                    return self._render(size, image_id, fmt)
+                    cached = self._render(size, image_id, fmt)
                 except HuImagesError as exc:
                     self.failures.remember(image_id, which, exc)
+                    metrics.get().renders.labels(kind, fmt.name, metrics.outcome(exc)).inc()
                     raise
+                metrics.get().renders.labels(kind, fmt.name, "ok").inc()
+                return cached
 
     def derivative_bytes(self, size_token: str, image_id: str, fmt: Format = JPEG) -> bytes:
         """A derivative's bytes, rendered if missing (what the CDN uploads)."""
@@ -282,10 +291,10 @@ class ImageService:
         if self.settings.master_side and not size.is_original and "length" not in doc:
             doc = self._modernise(image_id)
         encoding = self.settings.encoding(fmt.name)
-        rendered = self._render_from_master(size, image_id, doc, encoding, deadline)
+        rendered, source = self._render_from_master(size, image_id, doc, encoding, deadline), "master"
         if rendered is None:
             original = self.originals.get(image_id)
-            rendered = render(original, size, encoding, self.settings.limits, deadline)
+            rendered, source = render(original, size, encoding, self.settings.limits, deadline), "original"
         deadline.check("encoding")
         if rendered.source_size != (doc.get("width"), doc.get("height")):
             self._correct_dimensions(image_id, rendered.source_size)
@@ -294,6 +303,10 @@ class ImageService:
             # run renders it again; a cached file is never left unqueued.
             self.publisher.enqueue(size.spec, image_id, fmt)
         cached = self.cache.write(size.spec, image_id, rendered.data, fmt)
+        recorded = metrics.get()
+        recorded.render_seconds.labels(source).observe(time.perf_counter() - started)
+        recorded.decode_seconds.labels(source).observe(rendered.decode_seconds)
+        recorded.cache_written.inc(len(rendered.data))
         logger.info(
             "rendered %s/%s.%s (%d bytes) in %.1f ms",
             size.spec,

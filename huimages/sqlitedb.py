@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from huimages import metrics
 from huimages.errors import BackendUnavailable, StorageError
 
 logger = logging.getLogger(__name__)
@@ -78,15 +79,16 @@ class SQLiteFile:
     @contextlib.contextmanager
     def errors(self) -> Iterator[sqlite3.Connection]:
         """A connection, with sqlite3 errors translated."""
-        try:
-            yield self._connection()
-        except sqlite3.OperationalError as exc:  # locked too long, disk full: passes (the log names the file)
-            logger.error("%s: %s", self.path, exc)
-            raise BackendUnavailable(self.backend, str(exc)) from exc
-        except sqlite3.DatabaseError as exc:
-            raise StorageError(self.backend, f"{self.path}: {exc}") from exc
-        except OSError as exc:  # the folder cannot be made or opened
-            raise BackendUnavailable(self.backend, f"{self.path}: {exc.strerror}") from exc
+        with metrics.backend_call(self.backend, "query"):
+            try:
+                yield self._connection()
+            except sqlite3.OperationalError as exc:  # locked too long, disk full: passes (the log names the file)
+                logger.error("%s: %s", self.path, exc)
+                raise BackendUnavailable(self.backend, str(exc)) from exc
+            except sqlite3.DatabaseError as exc:
+                raise StorageError(self.backend, f"{self.path}: {exc}") from exc
+            except OSError as exc:  # the folder cannot be made or opened
+                raise BackendUnavailable(self.backend, f"{self.path}: {exc.strerror}") from exc
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -19,6 +19,7 @@ import struct
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from huimages import metrics
 from huimages.cache import CACHE_FOREVER, CachedFile
 from huimages.config import Settings
 from huimages.errors import (
@@ -70,6 +71,10 @@ _STATUS: tuple[tuple[type[HuImagesError], str], ...] = (
 )
 
 
+#: Admission control's refusals, as ``huimages_renders_refused_total`` counts them.
+_REFUSED: dict[type[HuImagesError], str] = {Overloaded: "render_slots", TooManyRequests: "stranger_budget"}
+
+
 class HttpError(Exception):
     """An error response decided by the web layer itself (bad path, method)."""
 
@@ -86,6 +91,15 @@ class ImageApp:
         self.service = service
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        responses = metrics.get().responses
+
+        def counted(status: str, headers: Headers, *args: Any) -> Any:
+            responses.labels(status[:3]).inc()
+            return start_response(status, headers, *args)
+
+        return self._answer(environ, counted)
+
+    def _answer(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         try:
             return self._dispatch(environ, start_response)
         except HttpError as exc:
@@ -103,6 +117,8 @@ class ImageApp:
             return self._health(start_response)
         if path == "/processqueue":
             return self._process_queue(environ, start_response, method)
+        if path == "/metrics":
+            return self._metrics(environ, start_response)
         parsed = parse_image_path(path)
         if parsed is None:
             raise HttpError("404 Not Found", "no such resource; image URLs look like /<size>/<id>.jpeg")
@@ -132,8 +148,22 @@ class ImageApp:
             raise HttpError("404 Not Found", "no CDN is configured: set CDN_BUCKET and CDN_URL")
         return _json(start_response, "200 OK", self.service.publisher.run().as_dict())
 
+    def _metrics(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if not is_admin(environ, self.service.settings.admin_token):
+            raise HttpError(
+                "403 Forbidden",
+                "/metrics answers requests from this host, or with Authorization: Bearer <HUIMAGES_ADMIN_TOKEN>",
+            )
+        queue = self.service.publisher.store if self.service.publisher is not None else None
+        body, content_type = metrics.exposition(queue)
+        start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body))), *_NO_STORE])
+        return [body]
+
     def _error(self, environ: Environ, start_response: StartResponse, exc: HuImagesError) -> Iterable[bytes]:
         status = next((s for cls, s in _STATUS if isinstance(exc, cls)), "500 Internal Server Error")
+        refused = _REFUSED.get(type(exc))
+        if refused is not None:
+            metrics.get().refused.labels(refused).inc()
         headers: Headers = []
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:

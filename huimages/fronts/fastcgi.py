@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 
+from huimages import metrics
 from huimages.cache import DerivativeCache
 from huimages.config import Settings
 from huimages.prune import sweep_in_background
@@ -30,6 +31,7 @@ def run(settings: Settings, bind: BindAddress = None) -> None:
         DerivativeCache(settings.paths.cache_dir).link_names(settings.sizes)
     except OSError as exc:
         logger.error("cannot link the named sizes' folders in %s: %s", settings.paths.cache_dir, exc)
+    metrics.use_folder(settings.paths.run_dir / "metrics")  # /metrics sums every backend's values
     app = create_app(settings)
     sweep_in_background(settings)  # temporary files of writers killed before this start
     server = WSGIServer(app, bindAddress=bind, multithreaded=True, multiplexed=False, debug=False, umask=0o002)

@@ -25,6 +25,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from huimages import metrics
 from huimages.cache import HIT_MAX_AGE
 from huimages.config import SETTINGS_SPECS, Settings
 from huimages.errors import HuImagesError
@@ -253,6 +254,7 @@ def run_front(cfg: FrontConfig) -> int:
     exe = find_lighttpd()
     assert exe is not None
     conf = write_config(cfg)
+    metrics.use_folder(cfg.run_dir / "metrics", wipe=True)  # the backends' values start from zero
     check = subprocess.run([exe, "-tt", "-f", str(conf)], capture_output=True, text=True)
     if check.returncode != 0:
         raise FrontUnavailable(f"lighttpd refused {conf}: {(check.stderr or check.stdout).strip()}")

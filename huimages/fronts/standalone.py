@@ -12,6 +12,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from huimages import metrics
 from huimages.config import Settings
 from huimages.prune import sweep_in_background
 from huimages.web import create_app
@@ -36,6 +37,7 @@ class StandaloneServer(BaseApplication):  # type: ignore[misc]
             "errorlog": "-",
             "loglevel": "info",
             "proc_name": "huimages",
+            "child_exit": _child_exit,
         }
         super().__init__()
 
@@ -47,6 +49,11 @@ class StandaloneServer(BaseApplication):  # type: ignore[misc]
         return create_app(self.settings)
 
 
+def _child_exit(_server: Any, worker: Any) -> None:
+    metrics.process_ended(worker.pid)
+
+
 def serve(settings: Settings, host: str, port: int, workers: int, threads: int = 16) -> None:
+    metrics.use_folder(settings.paths.run_dir / "metrics", wipe=True)  # the workers' values, summed by /metrics
     sweep_in_background(settings)  # temporary files of writers killed before this start
     StandaloneServer(settings, host, port, workers, threads).run()

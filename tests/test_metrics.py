@@ -1,0 +1,121 @@
+"""/metrics: Prometheus' text format, counted in every process of a host and summed."""
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from huimages.client import Client
+from huimages.config import Settings
+from huimages.service import ImageService
+from huimages.web import create_app
+from tests.imagetools import jpeg
+from tests.servers import SeaweedS3, free_port, get, running
+from tests.wsgi import call
+
+TOKEN = "metrics-admin-token"
+
+
+def samples(text: str) -> dict[str, float]:
+    """``name{labels}`` -> value, from the exposition text."""
+    found = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            found[key] = float(value)
+    return found
+
+
+def value(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` whose labels include ``labels``."""
+    total = 0.0
+    for key, number in samples(text).items():
+        metric, _, rest = key.partition("{")
+        if metric != name:
+            continue
+        pairs = dict(re.findall(r'(\w+)="([^"]*)"', rest))
+        if all(pairs.get(k) == v for k, v in labels.items()):
+            total += number
+    return total
+
+
+def test_metrics_count_renders_responses_and_backend_calls(tmp_path: Path) -> None:
+    settings = Settings.from_env({"HUIMAGES_HOME": str(tmp_path), "HUIMAGES_ADMIN_TOKEN": TOKEN})
+    app = create_app(service=ImageService.from_settings(settings))
+    before = call(app, "/metrics", REMOTE_ADDR="127.0.0.1").text
+    image_id = Client(service=app.service).save_image(jpeg(640, 480))
+    for path in ("/small/ID.jpeg", "/small/ID.webp", "/300x200/ID.jpeg", "/small/ID.jpeg", "/o/ID.jpeg"):
+        assert call(app, path.replace("ID", image_id)).status == 200
+    assert call(app, f"/small/{'A' * 32}01.jpeg").status == 404
+    response = call(app, "/metrics", REMOTE_ADDR="127.0.0.1")
+    assert response.status == 200 and response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    after = response.text
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("huimages_renders_total", kind="named", format="jpeg", outcome="ok") == 1
+    assert delta("huimages_renders_total", kind="named", format="webp", outcome="ok") == 1
+    assert delta("huimages_renders_total", kind="custom", outcome="ok") == 1
+    assert delta("huimages_renders_total", kind="original", outcome="ok") == 1
+    assert delta("huimages_render_seconds_count", source="master") == 3
+    assert delta("huimages_render_seconds_count", source="original") == 1  # o reads the original
+    assert delta("huimages_decode_seconds_count") == 4
+    assert delta("huimages_cache_written_bytes_total") > 1000
+    assert delta("huimages_http_responses_total", status="200") == 6  # five images and the first /metrics
+    assert delta("huimages_http_responses_total", status="404") == 1
+    assert delta("huimages_backend_calls_total", backend="sqlite catalog", operation="query") > 0
+    assert value(after, "huimages_renders_in_flight") == 0
+    assert "huimages_cdn_queue_items" not in after  # no CDN configured
+
+    far = "203.0.113.7"  # a value in the WSGI environ only
+    assert call(app, "/metrics", REMOTE_ADDR=far).status == 403
+    assert call(app, "/metrics", REMOTE_ADDR=far, HTTP_AUTHORIZATION=f"Bearer {TOKEN}").status == 200
+    assert call(app, "/metrics", REMOTE_ADDR=far, HTTP_AUTHORIZATION="Bearer wrong").status == 403
+
+
+@pytest.mark.integration
+def test_queue_figures_when_scraped(tmp_path: Path, seaweed: SeaweedS3) -> None:
+    env = {
+        "HUIMAGES_HOME": str(tmp_path),
+        "CDN_BUCKET": seaweed.new_bucket(),
+        "CDN_URL": "https://cdn.test",
+        **{k: v for k, v in seaweed.settings_env("unused").items() if k != "S3BUCKET"},
+    }
+    client = Client(Settings.from_env(env))
+    app = create_app(service=client.service)
+    image_id = client.save_image(jpeg(300, 200))
+    for size in ("small", "square"):
+        assert call(app, f"/{size}/{image_id}.jpeg").status == 200
+    text = call(app, "/metrics", REMOTE_ADDR="127.0.0.1").text
+    assert value(text, "huimages_cdn_queue_items", state="queued") == 2
+    assert value(text, "huimages_cdn_queue_items", state="uploaded") == 0
+    assert 0 <= value(text, "huimages_cdn_queue_oldest_age_seconds") < 60
+    assert call(app, "/processqueue", REMOTE_ADDR="127.0.0.1").status == 200
+    text = call(app, "/metrics", REMOTE_ADDR="127.0.0.1").text
+    assert value(text, "huimages_cdn_queue_items", state="uploaded") == 2
+    assert value(text, "huimages_cdn_queue_oldest_age_seconds") == 0
+    assert value(text, "huimages_backend_calls_total", backend="cdn bucket") >= 2
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("front", ["gunicorn", "lighttpd"])
+def test_every_worker_is_counted(tmp_path: Path, front: str) -> None:
+    port = free_port()
+    env = {"HUIMAGES_HOME": str(tmp_path), "IMAGESERVERURL": f"http://127.0.0.1:{port}/"}
+    image_id = Client(Settings.from_env(env)).save_image(jpeg(800, 600))
+    argv = [sys.executable, "-m", "huimages", "serve", "--port", str(port), "--workers", "2"]
+    if front == "lighttpd":
+        argv.append("--lighttpd")
+    sizes = [f"{100 + 10 * n}x{100 + 10 * n}" for n in range(12)]
+    with running(argv, port, tmp_path / "serve.log", env):
+        for size in sizes:  # spread over both workers (keep-alive off: a new connection each)
+            assert get(port, f"/{size}/{image_id}.jpeg")[0] == 200
+        status, _, body = get(port, "/metrics")
+    assert status == 200
+    text = body.decode()
+    assert value(text, "huimages_renders_total", kind="custom", outcome="ok") == len(sizes)
+    assert value(text, "huimages_render_seconds_count") == len(sizes)
+    if front == "gunicorn":  # lighttpd serves nothing else from Python here; gunicorn answers hits too
+        assert value(text, "huimages_http_responses_total", status="200") >= len(sizes)
