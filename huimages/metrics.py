@@ -14,9 +14,9 @@ count them.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -90,9 +90,17 @@ class _Metrics:
         )
 
 
-@functools.cache
+_made: list[_Metrics] = []
+_making = threading.Lock()
+
+
 def get() -> _Metrics:
-    return _Metrics()
+    """The metrics of this process, made on first use (once, whichever thread asks first)."""
+    if not _made:
+        with _making:
+            if not _made:
+                _made.append(_Metrics())
+    return _made[0]
 
 
 def size_kind(spec: str, named_specs: Iterable[str]) -> str:

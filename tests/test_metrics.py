@@ -2,6 +2,7 @@
 
 import re
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -113,9 +114,33 @@ def test_every_worker_is_counted(tmp_path: Path, front: str) -> None:
         for size in sizes:  # spread over both workers (keep-alive off: a new connection each)
             assert get(port, f"/{size}/{image_id}.jpeg")[0] == 200
         status, _, body = get(port, "/metrics")
+        if front == "lighttpd":  # the hits lighttpd serves itself are counted by lighttpd
+            for _ in range(3):
+                assert get(port, f"/{sizes[0]}/{image_id}.jpeg")[0] == 200
+            time.sleep(1.5)  # lighttpd adds up its counters once a second
+            lighttpd_status = get(port, "/server-status?auto")
+            assert lighttpd_status[0] == 200
+            accesses = int(re.search(rb"Total Accesses: (\d+)", lighttpd_status[2]).group(1))  # type: ignore[union-attr]
+            assert accesses >= len(sizes) + 4
     assert status == 200
     text = body.decode()
     assert value(text, "huimages_renders_total", kind="custom", outcome="ok") == len(sizes)
     assert value(text, "huimages_render_seconds_count") == len(sizes)
     if front == "gunicorn":  # lighttpd serves nothing else from Python here; gunicorn answers hits too
         assert value(text, "huimages_http_responses_total", status="200") >= len(sizes)
+
+
+def test_first_use_from_many_threads_at_once() -> None:
+    """A new FastCGI backend's first requests arrive together: the metrics are made once."""
+    import subprocess
+
+    code = (
+        "import threading, huimages.metrics as m\n"
+        "start = threading.Barrier(16)\n"
+        "def use():\n    start.wait(); m.get().responses.labels('200').inc()\n"
+        "threads = [threading.Thread(target=use) for _ in range(16)]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "assert m.get().responses.labels('200')._value.get() == 16\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

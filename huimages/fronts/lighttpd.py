@@ -137,7 +137,7 @@ def render_config(cfg: FrontConfig) -> str:
 # Check it with `lighttpd -tt -f FILE`; run it with `lighttpd -D -f FILE`.
 # Needs the Debian package lighttpd (tested with 1.4.69, Debian 12).
 
-server.modules = ( "mod_access", "mod_expire", "mod_rewrite", "mod_fastcgi", "mod_magnet" )
+server.modules = ( "mod_access", "mod_expire", "mod_rewrite", "mod_fastcgi", "mod_magnet", "mod_status" )
 
 server.bind = {_quote(cfg.host)}
 server.port = {cfg.port}
@@ -185,6 +185,14 @@ $HTTP["request-method"] !~ "^(GET|HEAD)$" {{
 # Whatever is not a file (a miss, /healthz, /processqueue) goes to the app,
 # as in huImages' config; the app sees the URI as the client sent it.
 server.error-handler-404 = "/_huimages/"
+
+# Cache hits never reach Python, so the app's /metrics cannot count them:
+# lighttpd's own counters (Total Accesses, bytes) are at /server-status?auto,
+# from this host only (updated once a second). Hits = lighttpd's accesses minus
+# huimages_http_responses_total of /metrics.
+$HTTP["remote-ip"] == "127.0.0.1" {{
+    status.status-url = "/server-status"
+}}
 
 # /processqueue runs the CDN upload queue: only from this host.
 $HTTP["url"] =~ "^(/_huimages)?/processqueue" {{
