@@ -45,6 +45,7 @@ class CachedFile:
 
     fd: int
     stat: os.stat_result
+    render_ms: float | None = None  # set when this request rendered it (the access log says so)
 
     @classmethod
     def of(cls, fd: int) -> CachedFile:

@@ -57,6 +57,10 @@ def main(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    if os.environ.get("HUIMAGES_LOG_FORMAT", "").strip().lower() == "json":  # (serve also reads the config file)
+        from huimages.logs import configure
+
+        configure("json")
 
 
 @main.command()
@@ -73,9 +77,10 @@ def serve(host: str, port: int, workers: int | None, threads: int, use_lighttpd:
     """
     from huimages.fronts.standalone import default_workers
     from huimages.fronts.standalone import serve as run
+    from huimages.logs import announce
 
     settings = _settings()
-    click.echo(f"huimages: data in {settings.paths.home}, serving http://{host}:{port}/", err=True)
+    announce(f"huimages: data in {settings.paths.home}, serving http://{host}:{port}/", settings.log_format)
     if not use_lighttpd:
         run(settings, host, port, workers or default_workers(), threads)
         return

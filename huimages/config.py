@@ -205,6 +205,8 @@ class Settings:
     cdn: CdnSettings = dataclasses.field(default_factory=CdnSettings)
     signing: SigningSettings = dataclasses.field(default_factory=SigningSettings)
     admin_token: str | None = dataclasses.field(default=None, repr=False)
+    log_format: str = "text"
+    cache_max_bytes: int = 0  # 0: no bound (prune from cron, or not at all)
 
     def __post_init__(self) -> None:
         if not self.server_url.endswith("/"):
@@ -328,6 +330,19 @@ def _bool(raw: Any) -> bool:
     raise ValueError("must be on or off (1/0, true/false, yes/no)")
 
 
+def _log_format(raw: Any) -> str:
+    value = str(raw).strip().lower()
+    if value not in ("text", "json"):
+        raise ValueError("must be text or json")
+    return value
+
+
+def _byte_size(raw: Any) -> int:
+    from huimages.prune import parse_bytes
+
+    return parse_bytes(str(raw))
+
+
 def _csv_list(raw: Any) -> tuple[str, ...]:
     items = raw if isinstance(raw, list) else str(raw).split(",")
     return tuple(str(item).strip() for item in items if str(item).strip())
@@ -404,6 +419,13 @@ SETTINGS_SPECS: tuple[_Spec, ...] = (
     _Spec("CDN_LOOKUP_TTL", "cdn.lookup_ttl", _non_negative_float, "seconds a process caches 'is it uploaded'"),
     _Spec("CLOUDFRONT_DISTRIBUTION_ID", "cdn.cloudfront_distribution_id", str, "invalidate flushed sizes (optional)"),
     _Spec("HUIMAGES_ADMIN_TOKEN", "admin_token", str, "bearer token for admin URLs from other hosts", True),
+    _Spec("HUIMAGES_LOG_FORMAT", "log_format", _log_format, "text (access log in the combined format) or json"),
+    _Spec(
+        "HUIMAGES_CACHE_MAX_BYTES",
+        "cache_max_bytes",
+        _byte_size,
+        "the server prunes its cache, least recently used first, beyond this (500M, 20G); 0: never",
+    ),
     _Spec("HUIMAGES_SIZE_POLICY", "signing.policy", str, "open (any size) or named (named and allowed sizes only)"),
     _Spec("HUIMAGES_ALLOWED_SIZES", "signing.allowed_sizes", _csv_list, "sizes allowed without a signature"),
     _Spec("HUIMAGES_URL_KEYS", "signing.keys", _csv_list, "URL signing keys, newest first (comma-separated)", True),

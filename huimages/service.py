@@ -303,8 +303,9 @@ class ImageService:
             # run renders it again; a cached file is never left unqueued.
             self.publisher.enqueue(size.spec, image_id, fmt)
         cached = self.cache.write(size.spec, image_id, rendered.data, fmt)
-        recorded = metrics.get()
-        recorded.render_seconds.labels(source).observe(time.perf_counter() - started)
+        recorded, seconds = metrics.get(), time.perf_counter() - started
+        cached.render_ms = round(seconds * 1000, 1)
+        recorded.render_seconds.labels(source).observe(seconds)
         recorded.decode_seconds.labels(source).observe(rendered.decode_seconds)
         recorded.cache_written.inc(len(rendered.data))
         logger.info(

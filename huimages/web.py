@@ -214,6 +214,8 @@ def _file_response(
     environ: Environ, start_response: StartResponse, cached: CachedFile, content_type: str, *, head: bool
 ) -> Iterable[bytes]:
     fd, stat = cached.fd, cached.stat
+    if cached.render_ms is not None:
+        environ["huimages.render_ms"] = cached.render_ms  # for the access log
     etag = file_etag(stat)
     headers: Headers = [
         ("ETag", etag),

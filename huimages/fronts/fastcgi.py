@@ -15,6 +15,7 @@ import sys
 from huimages import metrics
 from huimages.cache import DerivativeCache
 from huimages.config import Settings
+from huimages.logs import configure
 from huimages.prune import sweep_in_background
 from huimages.web import create_app
 
@@ -41,4 +42,7 @@ def run(settings: Settings, bind: BindAddress = None) -> None:
 def main() -> None:
     """Entry for lighttpd's ``bin-path``: settings from the environment, logs to stderr."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="huimages[%(process)d] %(levelname)s %(message)s")
-    run(Settings.from_env())
+    settings = Settings.from_env()
+    if settings.log_format == "json":
+        configure("json")
+    run(settings)

@@ -11,9 +11,11 @@ import os
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 
 from huimages import metrics
 from huimages.config import Settings
+from huimages.logs import JsonFormatter, configure
 from huimages.prune import sweep_in_background
 from huimages.web import create_app
 
@@ -33,7 +35,8 @@ class StandaloneServer(BaseApplication):  # type: ignore[misc]
             "keepalive": 5,
             "timeout": 120,
             "graceful_timeout": 10,
-            "accesslog": None,
+            "accesslog": "-",  # combined format (gunicorn's default), or JSON lines
+            "logger_class": type("Logs", (_Logs,), {"json": settings.log_format == "json"}),
             "errorlog": "-",
             "loglevel": "info",
             "proc_name": "huimages",
@@ -49,11 +52,46 @@ class StandaloneServer(BaseApplication):  # type: ignore[misc]
         return create_app(self.settings)
 
 
+class _Logs(Logger):  # type: ignore[misc]
+    """gunicorn's logs; with ``json``, one JSON object a line, a request's fields included."""
+
+    json = False
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        if self.json:
+            for log in (self.error_log, self.access_log):
+                for handler in log.handlers:
+                    handler.setFormatter(JsonFormatter())
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        if not resp.sent and resp.response_length and environ.get("REQUEST_METHOD") != "HEAD":
+            resp.sent = resp.response_length  # gunicorn's sendfile path does not count what it sent
+        if not self.json:
+            super().access(resp, req, environ, request_time)
+            return
+        if not self.cfg.accesslog:
+            return
+        method, path = environ.get("REQUEST_METHOD", ""), environ.get("RAW_URI") or environ.get("PATH_INFO", "")
+        status = int(str(resp.status).split(None, 1)[0])
+        fields = {
+            "method": method,
+            "path": path,
+            "status": status,
+            "bytes": getattr(resp, "sent", None),
+            "duration_ms": round(request_time.total_seconds() * 1000, 1),
+            "render_ms": environ.get("huimages.render_ms"),
+            "remote": environ.get("REMOTE_ADDR"),
+        }
+        self.access_log.info("%s %s %s", method, path, status, extra=fields)
+
+
 def _child_exit(_server: Any, worker: Any) -> None:
     metrics.process_ended(worker.pid)
 
 
 def serve(settings: Settings, host: str, port: int, workers: int, threads: int = 16) -> None:
+    configure(settings.log_format)
     metrics.use_folder(settings.paths.run_dir / "metrics", wipe=True)  # the workers' values, summed by /metrics
     sweep_in_background(settings)  # temporary files of writers killed before this start
     StandaloneServer(settings, host, port, workers, threads).run()
