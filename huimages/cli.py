@@ -510,12 +510,24 @@ def prune(max_bytes: int | None, min_free: float | None, originals_cache_max_byt
     from huimages import prune as pruning
 
     settings = _settings()
+    with pruning.host_lock(settings.paths.cache_dir) as free:
+        if not free:
+            click.echo("another prune is running on this host; nothing done")
+            return
+        _prune(settings, max_bytes, min_free, originals_cache_max_bytes, dry_run)
+
+
+def _prune(
+    settings: Settings, max_bytes: int | None, min_free: float | None, originals_max: int | None, dry_run: bool
+) -> None:
+    from huimages import prune as pruning
+
     verb = "would remove" if dry_run else "removed"
     swept = pruning.sweep_temporaries(pruning.temporary_folders(settings), dry_run=dry_run)
     click.echo(f"temporary files: {verb} {swept.files} ({_human(swept.bytes)}) left by killed writers")
     bounds = [("cache", settings.paths.cache_dir, max_bytes, min_free)]
-    if originals_cache_max_bytes is not None:
-        bounds.append(("originals cache", settings.paths.originals_cache_dir, originals_cache_max_bytes, None))
+    if originals_max is not None:
+        bounds.append(("originals cache", settings.paths.originals_cache_dir, originals_max, None))
     for label, root, limit, free in bounds:
         if limit is None and free is None:
             continue

@@ -13,9 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import logging
 import os
+import random
+import shutil
 import stat as stat_mode
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -232,6 +237,88 @@ def inventory(root: Path, *, now: float | None = None) -> tuple[dict[tuple[str, 
                 elif not name.startswith(".") and folder != ".":
                     shelves.setdefault((folder, name.rpartition(".")[2]), Shelf()).add(stat)
     return dict(sorted(shelves.items())), temporary, stale
+
+
+@contextlib.contextmanager
+def host_lock(cache_root: Path) -> Iterator[bool]:
+    """One pruner at a time on a host: yields whether this one may run (never waits)."""
+    folder = cache_root / ".huimages"
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / "prune.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+class AutoPruner:
+    """Keeps a server's cache within ``HUIMAGES_CACHE_MAX_BYTES`` by itself.
+
+    Every server process runs one: a thread that, every ``interval`` seconds
+    (and as soon as this process has written a tenth of the bound since the
+    last check), starts ``huimages prune --max-bytes`` at low priority in a
+    process of its own, unless another pruner of the host holds the lock. The
+    scan and the removals run outside the server's processes, so neither a
+    render nor a hit waits for them; the pruner prunes to 90 % of the bound,
+    so it does not run again at once.
+    """
+
+    def __init__(self, settings: Settings, interval: float = 300.0) -> None:
+        self.settings = settings
+        self.bound = settings.cache_max_bytes
+        self.interval = interval
+        self._written = 0
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.bound and self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="huimages-pruner", daemon=True)
+            self._thread.start()
+
+    def wrote(self, length: int) -> None:
+        """A render wrote ``length`` bytes to the cache."""
+        self._written += length
+        if self._written >= self.bound // 10:
+            self._wake.set()
+
+    def _loop(self) -> None:
+        self._wake.wait(random.uniform(0, min(self.interval, 30.0)))  # the host's processes do not start together
+        while True:
+            self._wake.clear()
+            self._written = 0
+            try:
+                self.run_once()
+            except (OSError, subprocess.SubprocessError) as exc:
+                logger.warning("the cache pruner could not run: %s", exc)
+            self._wake.wait(self.interval)
+
+    def run_once(self) -> bool:
+        """Start a prune unless another holds the host's lock; returns whether one ran (and waits for it)."""
+        with host_lock(self.settings.paths.cache_dir) as free:
+            if not free:
+                return False
+        from huimages.fronts.lighttpd import backend_environment
+
+        target = int(self.bound * 0.9)
+        argv = [sys.executable, "-m", "huimages", "prune", "--max-bytes", str(target)]
+        env = {**os.environ, **backend_environment(self.settings, os.environ)}
+        if shutil.which("nice"):  # at low priority: renders come first
+            argv = ["nice", "-n", "10", *argv]
+        done = subprocess.run(argv, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            logger.warning("the cache pruner failed: %s", (done.stderr or done.stdout).strip()[-500:])
+        else:
+            logger.info("cache pruner: %s", " ".join(done.stdout.split()))
+        return True
 
 
 def parse_bytes(text: str) -> int:

@@ -28,6 +28,7 @@ from huimages.formats import EXTENSIONS, JPEG, Encoding, Format, split_format
 from huimages.ids import compute_id, validate_id
 from huimages.imaging import Deadline, Rendered, ingest, ingest_stored, make_master, master_dimensions, render
 from huimages.originals import OriginalsStore, open_store
+from huimages.prune import AutoPruner
 from huimages.signing import SizePolicy
 from huimages.sizes import Size, decode_target, output_dimensions, parse_size
 from huimages.urls import image_path
@@ -56,6 +57,7 @@ class ImageService:
     failures: FailureMemory
     budget: StrangerBudget
     publisher: CdnPublisher | None = None
+    pruner: AutoPruner | None = None  # with HUIMAGES_CACHE_MAX_BYTES; a server starts it
     _linked: set[str] = dataclasses.field(default_factory=set, repr=False)  # named sizes linked this process
 
     @property
@@ -90,6 +92,8 @@ class ImageService:
             ),
         )
         service.publisher = open_publisher(settings, service.derivative_bytes, couch)
+        if settings.cache_max_bytes:
+            service.pruner = AutoPruner(settings)
         return service
 
     def parse_size(self, token: str) -> Size:
@@ -303,6 +307,8 @@ class ImageService:
             # run renders it again; a cached file is never left unqueued.
             self.publisher.enqueue(size.spec, image_id, fmt)
         cached = self.cache.write(size.spec, image_id, rendered.data, fmt)
+        if self.pruner is not None:
+            self.pruner.wrote(len(rendered.data))
         recorded, seconds = metrics.get(), time.perf_counter() - started
         cached.render_ms = round(seconds * 1000, 1)
         recorded.render_seconds.labels(source).observe(seconds)

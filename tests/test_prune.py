@@ -144,3 +144,46 @@ def test_cache_command(tmp_path: Path) -> None:
     }
     assert lines[-2].split()[:2] == ["total", "4"]
     assert lines[-1].startswith("temporary files: 1 (") and "1 older than 1 h" in lines[-1]
+
+
+def test_one_prune_at_a_time(tmp_path: Path) -> None:
+    from huimages.prune import host_lock
+
+    env = {"HUIMAGES_HOME": str(tmp_path)}
+    with host_lock(tmp_path / "cache") as free:
+        assert free
+        with host_lock(tmp_path / "cache") as second:
+            assert not second  # never waits
+        result = CliRunner(env=env).invoke(main, ["prune", "--max-bytes", "0"])
+    assert result.exit_code == 0 and "another prune is running on this host" in result.stdout
+    assert "removed" in CliRunner(env=env).invoke(main, ["prune", "--max-bytes", "0"]).stdout
+
+
+@pytest.mark.integration
+def test_a_server_keeps_its_cache_within_its_bound(tmp_path: Path) -> None:
+    port = free_port()
+    bound = 150 * 1024
+    env = {
+        "HUIMAGES_HOME": str(tmp_path),
+        "IMAGESERVERURL": f"http://127.0.0.1:{port}/",
+        "HUIMAGES_CACHE_MAX_BYTES": str(bound),
+        "HUIMAGES_UNSIGNED_RENDERS_PER_MINUTE": "0",
+        "HUIMAGES_UNSIGNED_MB_PER_MINUTE": "0",
+        "HUIMAGES_UNSIGNED_SIZES_PER_IMAGE": "0",
+    }
+    settings = Settings.from_env(env)
+    from tests.imagetools import encode, photo
+
+    image_id = Client(settings).save_image(encode(photo(1200, 900), "JPEG", quality=90))
+    argv = [sys.executable, "-m", "huimages", "serve", "--port", str(port), "--workers", "2"]
+    written = 0
+    with running(argv, port, tmp_path / "serve.log", env):
+        for n in range(40):
+            status, _, body = get(port, f"/{300 + 10 * n}x{300 + 10 * n}/{image_id}.jpeg")
+            assert status == 200 and decode(body).size[0] == 300 + 10 * n
+            written += len(body)
+        deadline = time.monotonic() + 30
+        while (held := plan(settings.paths.cache_dir).bytes) > bound:
+            assert time.monotonic() < deadline, f"the cache still holds {held} bytes, over {bound}"
+            time.sleep(0.2)
+    assert written > 3 * bound  # the renders alone would have held three times the bound

@@ -34,7 +34,9 @@ def run(settings: Settings, bind: BindAddress = None) -> None:
         logger.error("cannot link the named sizes' folders in %s: %s", settings.paths.cache_dir, exc)
     metrics.use_folder(settings.paths.run_dir / "metrics")  # /metrics sums every backend's values
     app = create_app(settings)
-    sweep_in_background(settings)  # temporary files of writers killed before this start
+    sweep_in_background(settings)
+    if app.service.pruner is not None:
+        app.service.pruner.start()  # HUIMAGES_CACHE_MAX_BYTES  # temporary files of writers killed before this start
     server = WSGIServer(app, bindAddress=bind, multithreaded=True, multiplexed=False, debug=False, umask=0o002)
     server.run()
 

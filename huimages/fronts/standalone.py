@@ -49,7 +49,10 @@ class StandaloneServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        return create_app(self.settings)
+        app = create_app(self.settings)  # in each worker, after the fork
+        if app.service.pruner is not None:
+            app.service.pruner.start()  # HUIMAGES_CACHE_MAX_BYTES
+        return app
 
 
 class _Logs(Logger):  # type: ignore[misc]
