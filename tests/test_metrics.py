@@ -98,6 +98,35 @@ def test_queue_figures_when_scraped(tmp_path: Path, seaweed: SeaweedS3) -> None:
     assert value(text, "huimages_cdn_queue_items", state="uploaded") == 2
     assert value(text, "huimages_cdn_queue_oldest_age_seconds") == 0
     assert value(text, "huimages_backend_calls_total", backend="cdn bucket") >= 2
+    exported = exported_names(text)
+    queried = {name for expr in dashboard_queries() for name in re.findall(r"\bhuimages_\w+", expr)}
+    assert queried and queried <= exported, queried - exported
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def dashboard_queries() -> list[str]:
+    import json
+
+    dashboard = json.loads((EXAMPLES / "grafana-dashboard.json").read_text())
+    return [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+
+
+def exported_names(text: str) -> set[str]:
+    """Every series name /metrics can show, from its TYPE lines (a counter never incremented has no sample yet)."""
+    suffixes = {"histogram": ("_bucket", "_count", "_sum")}  # a counter's TYPE line names its _total series
+    names: set[str] = set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split()
+            names.update(name + suffix for suffix in suffixes.get(kind, ("",)))
+    return names
+
+
+def test_the_example_prometheus_config_scrapes_metrics_with_the_token() -> None:
+    text = (EXAMPLES / "prometheus.yml").read_text()
+    assert "metrics_path: /metrics" in text and "type: Bearer" in text
 
 
 @pytest.mark.integration
