@@ -16,6 +16,7 @@ import fcntl
 import logging
 import os
 import shutil
+import threading
 import time
 import zlib
 from collections.abc import Iterator, Mapping
@@ -172,7 +173,7 @@ class DerivativeCache:
                 raise
             self._merge_folder(link, self.root / spec)
         self.root.mkdir(parents=True, exist_ok=True)
-        temporary = self.root / f".{name}.{os.getpid()}.link"
+        temporary = self.root / f".{name}.{os.getpid()}.{threading.get_ident()}.link"  # one per thread
         temporary.unlink(missing_ok=True)
         os.symlink(spec, temporary)
         try:

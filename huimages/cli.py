@@ -532,7 +532,7 @@ def _prune(
         if limit is None and free is None:
             continue
         planned = pruning.plan(root, max_bytes=limit, min_free_percent=free)
-        with _bar(len(planned.victims), f"pruning the {label}") as bar:
+        with _bar(planned.count, f"pruning the {label}") as bar:
             report = pruning.carry_out(planned, dry_run=dry_run, progress=bar.update)
         click.echo(
             f"{label}: {verb} {report.removed_files} files ({_human(report.removed_bytes)}), least recently used by"

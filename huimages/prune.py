@@ -11,6 +11,7 @@ are a fixed set (``cache.LOCK_STRIPES``), never stale, and never removed.
 
 from __future__ import annotations
 
+import array
 import contextlib
 import dataclasses
 import fcntl
@@ -130,62 +131,92 @@ def access_clock(folder: Path) -> str:
     return "mtime" if not best or "noatime" in options.split(",") else "atime"
 
 
-def _files(root: Path) -> Iterator[tuple[str, os.stat_result]]:
-    """Every complete file under ``root``: hidden files and folders (temporaries, state) and links left out."""
+def _files(root: Path) -> Iterator[tuple[str, str, os.stat_result]]:
+    """Every complete file under ``root`` as (folder, name, stat): hidden files and folders
+    (temporaries, state) and links left out."""
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         for name in filenames:
             if name.startswith("."):
                 continue
-            path = os.path.join(dirpath, name)
             with contextlib.suppress(FileNotFoundError):
-                stat = os.lstat(path)
+                stat = os.lstat(os.path.join(dirpath, name))
                 if stat_mode.S_ISREG(stat.st_mode):
-                    yield path, stat
+                    yield dirpath, name, stat
 
 
-@dataclasses.dataclass
 class Plan:
-    """What pruning a folder would remove (least recently used first) and what it holds now."""
+    """What pruning a folder would remove (least recently used first) and what it holds now.
 
-    clock: str
-    victims: list[tuple[int, str]]  # (bytes on disk, path)
-    files: int
-    bytes: int
+    Kept compact (arrays, and each folder's path once), since a cache holds
+    hundreds of thousands of files: about 60 bytes a file.
+    """
+
+    def __init__(self, clock: str) -> None:
+        self.clock = clock
+        self.folders: list[str] = []
+        self.folder_of = array.array("I")
+        self.names: list[str] = []
+        self.used = array.array("d")
+        self.sizes = array.array("q")
+        self.order = array.array("I")  # the victims, least recently used first
+
+    @property
+    def files(self) -> int:
+        return len(self.names)
+
+    @property
+    def bytes(self) -> int:
+        return sum(self.sizes)
+
+    @property
+    def count(self) -> int:
+        """How many files would go."""
+        return len(self.order)
+
+    @property
+    def victims(self) -> list[tuple[int, str]]:
+        """(bytes on disk, path) of each file that would go, least recently used first."""
+        return [(self.sizes[i], self.path(i)) for i in self.order]
+
+    def path(self, index: int) -> str:
+        return os.path.join(self.folders[self.folder_of[index]], self.names[index])
 
 
 def plan(root: Path, *, max_bytes: int | None = None, min_free_percent: float | None = None) -> Plan:
     """The least recently used files to remove so ``root`` holds at most ``max_bytes`` and its
     filesystem has ``min_free_percent`` free (either bound may be None)."""
-    clock = access_clock(root)
-    entries: list[tuple[float, int, str]] = []
-    for path, stat in _files(root):
-        used = max(stat.st_atime, stat.st_mtime) if clock == "atime" else stat.st_mtime
-        entries.append((used, disk_bytes(stat), path))
-    total = sum(size for _, size, _ in entries)
-    excess = 0 if max_bytes is None else total - max_bytes
+    planned = Plan(access_clock(root))
+    by_atime = planned.clock == "atime"
+    for folder, name, stat in _files(root):
+        if not planned.folders or planned.folders[-1] != folder:
+            planned.folders.append(folder)
+        planned.folder_of.append(len(planned.folders) - 1)
+        planned.names.append(name)
+        planned.used.append(max(stat.st_atime, stat.st_mtime) if by_atime else stat.st_mtime)
+        planned.sizes.append(disk_bytes(stat))
+    excess = 0 if max_bytes is None else planned.bytes - max_bytes
     if min_free_percent is not None:
         fs = os.statvfs(root)
         wanted = fs.f_blocks * fs.f_frsize * min_free_percent / 100
         excess = max(excess, int(wanted - fs.f_bavail * fs.f_frsize))
-    victims: list[tuple[int, str]] = []
     if excess > 0:
-        entries.sort()
         freed = 0
-        for _used, size, path in entries:
+        for index in sorted(range(planned.files), key=planned.used.__getitem__):
             if freed >= excess:
                 break
-            victims.append((size, path))
-            freed += size
-    return Plan(clock, victims, len(entries), total)
+            planned.order.append(index)
+            freed += planned.sizes[index]
+    return planned
 
 
 def carry_out(planned: Plan, *, dry_run: bool = False, progress: Callable[[int], None] | None = None) -> PruneReport:
     report = PruneReport(planned.clock, kept_files=planned.files, kept_bytes=planned.bytes)
-    for size, path in planned.victims:
+    for index in planned.order:
+        size = planned.sizes[index]
         if not dry_run:
             try:
-                os.unlink(path)
+                os.unlink(planned.path(index))
             except FileNotFoundError:
                 continue  # removed meanwhile (a delete, another prune)
         report.removed_files += 1

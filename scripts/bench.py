@@ -28,6 +28,7 @@ from PIL import Image, ImageDraw, ImageFilter
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_ops
 import bench_render
 from bench_render import best_ms, draft_decode
 
@@ -564,7 +565,7 @@ def main() -> None:
     parser.add_argument("--skip-http", action="store_true", help="skip the server load runs")
     parser.add_argument(
         "--only",
-        choices=["cold", "masters", "formats", "ingest", "memory", "http", "migrate", "cdn", "thumbor"],
+        choices=["cold", "masters", "formats", "ingest", "memory", "http", "migrate", "cdn", "ops", "thumbor"],
         help="run one section only",
     )
     parser.add_argument("--thumbor", action="store_true", help="also compare cold renders with thumbor over HTTP")
@@ -582,7 +583,9 @@ def main() -> None:
             photos = generated_photos(Path(tmp))
             print("photos: generated with Pillow")
         sections = (
-            {args.only} if args.only else {"cold", "masters", "formats", "ingest", "memory", "http", "migrate", "cdn"}
+            {args.only}
+            if args.only
+            else {"cold", "masters", "formats", "ingest", "memory", "http", "migrate", "cdn", "ops"}
         )
         if args.thumbor:
             sections.add("thumbor")
@@ -607,6 +610,8 @@ def main() -> None:
             bench_migrate()
         if "cdn" in sections:
             bench_cdn()
+        if "ops" in sections:
+            bench_ops.bench_ops(photos[0], _free_port, _wait_port)
 
 
 if __name__ == "__main__":

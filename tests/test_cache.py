@@ -126,3 +126,29 @@ def test_one_render_across_processes(tmp_path: Path) -> None:
     assert sum(count for count, _ in outcomes) == 1  # exactly one process rendered
     assert len({data for _, data in outcomes}) == 1  # and every process got that same, complete file
     assert decode(outcomes[0][1]).size == (320, 240)
+
+
+def test_many_threads_link_a_named_size_at_once(tmp_path: Path) -> None:
+    """The first requests for /small/ arrive together in one process: every one of them links or finds the link."""
+    import threading
+
+    cache = DerivativeCache(tmp_path)
+    failures: list[BaseException] = []
+
+    def link(start: threading.Barrier) -> None:
+        start.wait()
+        try:
+            cache.link_name("small", "240x160")
+        except BaseException as exc:
+            failures.append(exc)
+
+    for _ in range(100):
+        (tmp_path / "small").unlink(missing_ok=True)
+        start = threading.Barrier(8)
+        threads = [threading.Thread(target=link, args=(start,)) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failures == [] and os.readlink(tmp_path / "small") == "240x160"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".link")]
