@@ -207,6 +207,7 @@ class Settings:
     admin_token: str | None = dataclasses.field(default=None, repr=False)
     log_format: str = "text"
     cache_max_bytes: int = 0  # 0: no bound (prune from cron, or not at all)
+    cache_prune_interval: float = 300.0
 
     def __post_init__(self) -> None:
         if not self.server_url.endswith("/"):
@@ -425,6 +426,12 @@ SETTINGS_SPECS: tuple[_Spec, ...] = (
         "cache_max_bytes",
         _byte_size,
         "the server prunes its cache, least recently used first, beyond this (500M, 20G); 0: never",
+    ),
+    _Spec(
+        "HUIMAGES_CACHE_PRUNE_INTERVAL",
+        "cache_prune_interval",
+        _positive_float,
+        "seconds between the server's prunes (sooner when it wrote a tenth of the bound, not under a tenth of this)",
     ),
     _Spec("HUIMAGES_SIZE_POLICY", "signing.policy", str, "open (any size) or named (named and allowed sizes only)"),
     _Spec("HUIMAGES_ALLOWED_SIZES", "signing.allowed_sizes", _csv_list, "sizes allowed without a signature"),

@@ -293,19 +293,21 @@ def host_lock(cache_root: Path) -> Iterator[bool]:
 class AutoPruner:
     """Keeps a server's cache within ``HUIMAGES_CACHE_MAX_BYTES`` by itself.
 
-    Every server process runs one: a thread that, every ``interval`` seconds
-    (and as soon as this process has written a tenth of the bound since the
-    last check), starts ``huimages prune --max-bytes`` at low priority in a
+    Every server process runs one: a thread that, every
+    ``HUIMAGES_CACHE_PRUNE_INTERVAL`` seconds (and as soon as this process has
+    written a tenth of the bound since the last check, but at most ten times
+    an interval), starts ``huimages prune --max-bytes`` at low priority in a
     process of its own, unless another pruner of the host holds the lock. The
     scan and the removals run outside the server's processes, so neither a
     render nor a hit waits for them; the pruner prunes to 90 % of the bound,
     so it does not run again at once.
     """
 
-    def __init__(self, settings: Settings, interval: float = 300.0) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.bound = settings.cache_max_bytes
-        self.interval = interval
+        self.interval = settings.cache_prune_interval
+        self.min_gap = self.interval / 10  # however fast the cache fills, a prune starts at most this often
         self._written = 0
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -326,10 +328,12 @@ class AutoPruner:
         while True:
             self._wake.clear()
             self._written = 0
+            started = time.monotonic()
             try:
                 self.run_once()
             except (OSError, subprocess.SubprocessError) as exc:
                 logger.warning("the cache pruner could not run: %s", exc)
+            time.sleep(max(0.0, self.min_gap - (time.monotonic() - started)))
             self._wake.wait(self.interval)
 
     def run_once(self) -> bool:

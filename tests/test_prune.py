@@ -167,6 +167,7 @@ def test_a_server_keeps_its_cache_within_its_bound(tmp_path: Path) -> None:
         "HUIMAGES_HOME": str(tmp_path),
         "IMAGESERVERURL": f"http://127.0.0.1:{port}/",
         "HUIMAGES_CACHE_MAX_BYTES": str(bound),
+        "HUIMAGES_CACHE_PRUNE_INTERVAL": "5",
         "HUIMAGES_UNSIGNED_RENDERS_PER_MINUTE": "0",
         "HUIMAGES_UNSIGNED_MB_PER_MINUTE": "0",
         "HUIMAGES_UNSIGNED_SIZES_PER_IMAGE": "0",
@@ -187,3 +188,17 @@ def test_a_server_keeps_its_cache_within_its_bound(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, f"the cache still holds {held} bytes, over {bound}"
             time.sleep(0.2)
     assert written > 3 * bound  # the renders alone would have held three times the bound
+
+
+def test_prune_the_local_copies_of_s3_originals(tmp_path: Path) -> None:
+    env = {"HUIMAGES_HOME": str(tmp_path)}
+    copies = tmp_path / "originals-cache"
+    old = aged(copies / "AB" / "ABOLD", 5 * HOUR, b"x" * 20000)
+    master = aged(copies / "masters" / "2048" / "ABOLD", 4 * HOUR, b"x" * 8000)
+    new = aged(copies / "CD" / "CDNEW", HOUR, b"x" * 20000)
+    bound = new.stat().st_blocks * 512 + 100
+    result = CliRunner(env=env).invoke(main, ["prune", "--originals-cache-max-bytes", str(bound)])
+    assert result.exit_code == 0, result.output
+    assert "originals cache: removed 2 files" in result.stdout
+    assert not old.exists() and not master.exists() and new.exists()
+    assert "cache:" not in result.stdout.replace("originals cache:", "")  # no bound given for the derivatives
