@@ -454,16 +454,18 @@ def masters_build(workers: int) -> None:
     """Make the master of every image that has none (images stored before masters); resumable."""
     import concurrent.futures
 
+    from huimages.migrate import each
+
     service = _client().service
     side = service.settings.master_side
     if not side:
         raise click.ClickException("masters are off (HUIMAGES_MASTER_SIDE=0)")
 
-    def build(image_id: str) -> bool:
+    def build(image_id: str) -> str:
         if service.originals.get_master(image_id, side) is not None:
-            return False
+            return "already"
         service.master(image_id)
-        return True
+        return "made"
 
     made = already = 0
     failed: dict[str, str] = {}
@@ -472,15 +474,13 @@ def masters_build(workers: int) -> None:
         concurrent.futures.ThreadPoolExecutor(workers) as pool,
     ):
         for docs in service.catalog.pages():
-            futures = {pool.submit(build, str(doc["_id"])): str(doc["_id"]) for doc in docs}
-            for future in concurrent.futures.as_completed(futures):
-                try:
-                    if future.result():
-                        made += 1
-                    else:
-                        already += 1
-                except HuImagesError as exc:
-                    failed[futures[future]] = str(exc)
+            for image_id, outcome in each(pool, build, [str(doc["_id"]) for doc in docs]):
+                if isinstance(outcome, HuImagesError):
+                    failed[image_id] = str(outcome)
+                elif outcome == "made":
+                    made += 1
+                else:
+                    already += 1
                 bar.update(1)
     click.echo(f"masters made: {made}, already there: {already}, failed: {len(failed)}")
     _exit_on_failures(failed)

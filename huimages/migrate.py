@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Iterator
 
@@ -38,6 +39,18 @@ class MigrationReport:
     @property
     def done(self) -> int:
         return self.copied + self.already + len(self.failed)
+
+
+def each(
+    pool: concurrent.futures.Executor, work: Callable[[str], str], ids: list[str]
+) -> Iterator[tuple[str, str | HuImagesError]]:
+    """``work(id)`` for each ID in ``pool``: (ID, its outcome or the error it raised), as they finish."""
+    futures = {pool.submit(work, image_id): image_id for image_id in ids}
+    for future in concurrent.futures.as_completed(futures):
+        try:
+            yield futures[future], future.result()
+        except HuImagesError as exc:
+            yield futures[future], exc
 
 
 def pending(legacy: CouchAttachmentStore, batch: int) -> Iterator[list[str]]:
@@ -93,20 +106,20 @@ def migrate_attachments(
 ) -> MigrationReport:
     report = MigrationReport()
     seen: set[str] = set()
+    work = functools.partial(migrate_one, legacy=legacy, target=target, delete=delete_attachments, copied=copied)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         for ids in pending(legacy, batch):
             ids = [i for i in ids if i not in seen]  # failures stay in the view; do not retry them in one run
             if not ids:
                 break
             seen.update(ids)
-            futures = {pool.submit(migrate_one, i, legacy, target, delete_attachments, copied): i for i in ids}
-            for future in concurrent.futures.as_completed(futures):
-                image_id = futures[future]
-                try:
-                    outcome = future.result()
-                except HuImagesError as exc:
-                    report.failed[image_id] = str(exc)
-                    logger.warning("could not migrate %s: %s", image_id, exc)
+            work = functools.partial(
+                migrate_one, legacy=legacy, target=target, delete=delete_attachments, copied=copied
+            )
+            for image_id, outcome in each(pool, work, ids):
+                if isinstance(outcome, HuImagesError):
+                    report.failed[image_id] = str(outcome)
+                    logger.warning("could not migrate %s: %s", image_id, outcome)
                 else:
                     if outcome == "copied":
                         report.copied += 1
@@ -211,20 +224,16 @@ def verify_originals(
 ) -> VerifyReport:
     """``verify_one`` for the original of every live record (``migrate --verify``, ``check --originals``)."""
     report = VerifyReport()
+    work = functools.partial(verify_one, store=store, legacy=legacy)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         for docs in catalog.pages():
-            futures = {pool.submit(verify_one, str(d["_id"]), store, legacy): str(d["_id"]) for d in docs}
-            for future in concurrent.futures.as_completed(futures):
-                image_id = futures[future]
-                try:
-                    outcome = future.result()
-                except HuImagesError as exc:
-                    report.errors[image_id] = str(exc)
+            for image_id, outcome in each(pool, work, [str(d["_id"]) for d in docs]):
+                if isinstance(outcome, HuImagesError):
+                    report.errors[image_id] = str(outcome)
+                elif outcome == "ok":
+                    report.ok += 1
                 else:
-                    if outcome == "ok":
-                        report.ok += 1
-                    else:
-                        getattr(report, outcome).append(image_id)
+                    getattr(report, outcome).append(image_id)
                 if progress is not None:
                     progress(1)
     for ids in (report.repaired, report.missing, report.corrupt):
