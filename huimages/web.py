@@ -8,15 +8,11 @@ FastCGI and the tests all wrap.
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
-import hmac
-import ipaddress
-import json
 import logging
 import os
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from huimages import metrics
@@ -40,14 +36,22 @@ from huimages.errors import (
     StorageError,
     TooManyRequests,
 )
+from huimages.httpkit import (
+    NO_STORE,
+    Environ,
+    Headers,
+    HttpError,
+    StartResponse,
+    is_admin,
+    json_response,
+    request_target,
+    text_response,
+)
 from huimages.service import ImageService
-from huimages.urls import parse_image_path, signature_of, split_request_target
+from huimages.urls import parse_image_path, signature_of
 
 logger = logging.getLogger(__name__)
 
-StartResponse = Callable[..., Any]
-Environ = dict[str, Any]
-Headers = list[tuple[str, str]]
 
 _CHUNK = 256 * 1024
 
@@ -75,15 +79,6 @@ _STATUS: tuple[tuple[type[HuImagesError], str], ...] = (
 _REFUSED: dict[type[HuImagesError], str] = {Overloaded: "render_slots", TooManyRequests: "stranger_budget"}
 
 
-class HttpError(Exception):
-    """An error response decided by the web layer itself (bad path, method)."""
-
-    def __init__(self, status: str, message: str, headers: Headers | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.headers = headers or []
-
-
 class ImageApp:
     """The WSGI callable. Build it with ``create_app``."""
 
@@ -103,12 +98,12 @@ class ImageApp:
         try:
             return self._dispatch(environ, start_response)
         except HttpError as exc:
-            return _text(start_response, exc.status, str(exc), exc.headers)
+            return text_response(start_response, exc.status, str(exc), exc.headers)
         except HuImagesError as exc:
             return self._error(environ, start_response, exc)
         except Exception:
             logger.exception("unhandled error for %s", environ.get("REQUEST_URI") or environ.get("PATH_INFO"))
-            return _text(start_response, "500 Internal Server Error", "internal error; see the server log")
+            return text_response(start_response, "500 Internal Server Error", "internal error; see the server log")
 
     def _dispatch(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path, query = request_target(environ)
@@ -134,7 +129,7 @@ class ImageApp:
         report = self.service.health()
         healthy = all(item["ok"] for item in report.values())
         status = "200 OK" if healthy else "503 Service Unavailable"
-        return _json(start_response, status, {"ok": healthy, "backends": report})
+        return json_response(start_response, status, {"ok": healthy, "backends": report})
 
     def _process_queue(self, environ: Environ, start_response: StartResponse, method: str) -> Iterable[bytes]:
         if method not in ("GET", "POST"):
@@ -146,7 +141,7 @@ class ImageApp:
             )
         if self.service.publisher is None:
             raise HttpError("404 Not Found", "no CDN is configured: set CDN_BUCKET and CDN_URL")
-        return _json(start_response, "200 OK", self.service.publisher.run().as_dict())
+        return json_response(start_response, "200 OK", self.service.publisher.run().as_dict())
 
     def _metrics(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         if not is_admin(environ, self.service.settings.admin_token):
@@ -156,7 +151,7 @@ class ImageApp:
             )
         queue = self.service.publisher.store if self.service.publisher is not None else None
         body, content_type = metrics.exposition(queue)
-        start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body))), *_NO_STORE])
+        start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body))), *NO_STORE])
         return [body]
 
     def _error(self, environ: Environ, start_response: StartResponse, exc: HuImagesError) -> Iterable[bytes]:
@@ -177,37 +172,12 @@ class ImageApp:
             logger.error("%s for %s: %s", status, uri, exc)
         else:
             logger.info("%s for %s: %s", status, uri, exc)
-        return _text(start_response, status, message, headers)
+        return text_response(start_response, status, message, headers)
 
 
 def create_app(settings: Settings | None = None, *, service: ImageService | None = None) -> ImageApp:
     """The WSGI app for ``settings`` (default: from the environment), or for an existing ``service``."""
     return ImageApp(service or ImageService.from_settings(settings or Settings.from_env()))
-
-
-def is_admin(environ: Environ, token: str | None) -> bool:
-    """Admin URLs: from this host, or with the admin token (compared in constant time)."""
-    with contextlib.suppress(ValueError):
-        if ipaddress.ip_address(environ.get("REMOTE_ADDR", "")).is_loopback:
-            return True
-    if not token:
-        return False
-    scheme, _, given = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
-
-
-def request_target(environ: Environ) -> tuple[str, str]:
-    """The decoded request path and the query string.
-
-    Servers that pass the URI as the client sent it (lighttpd's ``REQUEST_URI``,
-    gunicorn's ``RAW_URI``) are trusted over ``PATH_INFO``, which lighttpd's
-    rewrite and 404-handler modes change.
-    """
-    raw = environ.get("REQUEST_URI") or environ.get("RAW_URI")
-    if raw:
-        return split_request_target(raw)
-    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-    return path or "/", environ.get("QUERY_STRING", "")
 
 
 def _file_response(
@@ -272,24 +242,3 @@ def _not_modified(environ: Environ, etag: str, mtime: int) -> bool:
             return False
         return mtime <= int(parsed.timestamp())
     return False
-
-
-_NO_STORE: Headers = [("Cache-Control", "no-store")]
-
-
-def _json(start_response: StartResponse, status: str, payload: dict[str, Any]) -> Iterable[bytes]:
-    body = json.dumps(payload, sort_keys=True).encode()
-    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *_NO_STORE])
-    return [body]
-
-
-def _text(start_response: StartResponse, status: str, message: str, extra: Headers | None = None) -> Iterable[bytes]:
-    body = (message.splitlines()[0] if message else status).encode("utf-8", "replace") + b"\n"
-    headers: Headers = [
-        ("Content-Type", "text/plain; charset=utf-8"),
-        ("Content-Length", str(len(body))),
-        *_NO_STORE,
-        *(extra or []),
-    ]
-    start_response(status, headers)
-    return [body]
