@@ -205,6 +205,7 @@ class Settings:
     cdn: CdnSettings = dataclasses.field(default_factory=CdnSettings)
     signing: SigningSettings = dataclasses.field(default_factory=SigningSettings)
     admin_token: str | None = dataclasses.field(default=None, repr=False)
+    upload_token: str | None = dataclasses.field(default=None, repr=False)
     log_format: str = "text"
     cache_max_bytes: int = 0  # 0: no bound (prune from cron, or not at all)
     cache_prune_interval: float = 300.0
@@ -420,6 +421,7 @@ SETTINGS_SPECS: tuple[_Spec, ...] = (
     _Spec("CDN_LOOKUP_TTL", "cdn.lookup_ttl", _non_negative_float, "seconds a process caches 'is it uploaded'"),
     _Spec("CLOUDFRONT_DISTRIBUTION_ID", "cdn.cloudfront_distribution_id", str, "invalidate flushed sizes (optional)"),
     _Spec("HUIMAGES_ADMIN_TOKEN", "admin_token", str, "bearer token for admin URLs from other hosts", True),
+    _Spec("HUIMAGES_UPLOAD_TOKEN", "upload_token", str, "bearer token of the images API (/images)", True),
     _Spec("HUIMAGES_LOG_FORMAT", "log_format", _log_format, "text (access log in the combined format) or json"),
     _Spec(
         "HUIMAGES_CACHE_MAX_BYTES",

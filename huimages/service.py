@@ -26,7 +26,7 @@ from huimages.errors import FormatNotServed, HuImagesError, ImageNotFound, Inval
 from huimages.failures import FailureMemory
 from huimages.formats import EXTENSIONS, JPEG, Encoding, Format, split_format
 from huimages.ids import compute_id, validate_id
-from huimages.imaging import Deadline, Rendered, ingest, ingest_stored, make_master, master_dimensions, render
+from huimages.imaging import Deadline, Ingested, Rendered, ingest, ingest_stored, make_master, master_dimensions, render
 from huimages.originals import OriginalsStore, open_store
 from huimages.prune import AutoPruner
 from huimages.signing import SizePolicy
@@ -123,6 +123,7 @@ class ImageService:
         typ: str = "",
         filename: str = "",
         content_type_hint: str | None = None,
+        prepared: Ingested | None = None,
     ) -> str:
         """Validate and store an original and its master; returns its ID.
 
@@ -133,7 +134,8 @@ class ImageService:
         original, never a document without bytes. Then the sizes of
         ``HUIMAGES_PRERENDER`` are rendered from the master.
         """
-        ingested = ingest(bytes(data), self.settings.limits, self.settings.master_side)
+        # ``prepared``: the check of these bytes already made (an upload checks every file before storing one)
+        ingested = prepared or ingest(bytes(data), self.settings.limits, self.settings.master_side)
         info = ingested.info
         image_id = compute_id(data)
         if content_type_hint and content_type_hint.lower() != info.content_type:

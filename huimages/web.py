@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from huimages import metrics
+from huimages.api import ImagesApi
 from huimages.cache import CACHE_FOREVER, CachedFile
 from huimages.config import Settings
 from huimages.errors import (
@@ -84,6 +85,7 @@ class ImageApp:
 
     def __init__(self, service: ImageService) -> None:
         self.service = service
+        self.api = ImagesApi(service)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         responses = metrics.get().responses
@@ -98,6 +100,8 @@ class ImageApp:
         try:
             return self._dispatch(environ, start_response)
         except HttpError as exc:
+            if _is_api(environ):
+                return json_response(start_response, exc.status, {"error": str(exc)}, exc.headers)
             return text_response(start_response, exc.status, str(exc), exc.headers)
         except HuImagesError as exc:
             return self._error(environ, start_response, exc)
@@ -114,6 +118,8 @@ class ImageApp:
             return self._process_queue(environ, start_response, method)
         if path == "/metrics":
             return self._metrics(environ, start_response)
+        if path == "/images" or path.startswith("/images/"):
+            return self.api(environ, start_response, path, query, method)
         parsed = parse_image_path(path)
         if parsed is None:
             raise HttpError("404 Not Found", "no such resource; image URLs look like /<size>/<id>.jpeg")
@@ -172,7 +178,14 @@ class ImageApp:
             logger.error("%s for %s: %s", status, uri, exc)
         else:
             logger.info("%s for %s: %s", status, uri, exc)
+        if _is_api(environ):
+            return json_response(start_response, status, {"error": message}, headers)
         return text_response(start_response, status, message, headers)
+
+
+def _is_api(environ: Environ) -> bool:
+    path = request_target(environ)[0]
+    return path == "/images" or path.startswith("/images/")
 
 
 def create_app(settings: Settings | None = None, *, service: ImageService | None = None) -> ImageApp:

@@ -93,6 +93,10 @@ class Catalog(abc.ABC):
         """The documents of those of ``image_ids`` that exist."""
         return self._load_many([validate_id(i) for i in dict.fromkeys(image_ids)])
 
+    def page(self, after: str | None, limit: int) -> list[Doc]:
+        """Up to ``limit`` live image documents in ID order, after ``after`` (None: from the first)."""
+        return self._page(after, limit)
+
     def pages(self, batch: int = 500) -> Iterator[list[Doc]]:
         """Every live image document, ``batch`` at a time, in ID order."""
         after: str | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 from huimages import metrics
 from huimages.cache import DerivativeCache
@@ -34,11 +35,26 @@ def run(settings: Settings, bind: BindAddress = None) -> None:
         logger.error("cannot link the named sizes' folders in %s: %s", settings.paths.cache_dir, exc)
     metrics.use_folder(settings.paths.run_dir / "metrics")  # /metrics sums every backend's values
     app = create_app(settings)
-    sweep_in_background(settings)
+    sweep_in_background(settings)  # temporary files of writers killed before this start
     if app.service.pruner is not None:
-        app.service.pruner.start()  # HUIMAGES_CACHE_MAX_BYTES  # temporary files of writers killed before this start
-    server = WSGIServer(app, bindAddress=bind, multithreaded=True, multiplexed=False, debug=False, umask=0o002)
+        app.service.pruner.start()  # HUIMAGES_CACHE_MAX_BYTES
+    server = WSGIServer(
+        _terminated(app), bindAddress=bind, multithreaded=True, multiplexed=False, debug=False, umask=0o002
+    )
     server.run()
+
+
+def _terminated(app: Any) -> Any:
+    """FastCGI ends every request body (an empty stdin record): an upload without a length is read to its end.
+
+    (lighttpd streams a chunked upload to the backend without Content-Length.)
+    """
+
+    def wrapped(environ: dict[str, Any], start_response: Any) -> Any:
+        environ.setdefault("wsgi.input_terminated", True)
+        return app(environ, start_response)
+
+    return wrapped
 
 
 def main() -> None:

@@ -57,6 +57,7 @@ class FrontConfig:
     external_socket: Path | None = None  # a backend started with `huimages fcgi --socket`
     errorlog: Path | None = None
     read_timeout: int = 130  # seconds a backend may stay silent on a request (not /processqueue)
+    max_request_kb: int = 65600  # lighttpd's own bound on a request body (the app's is exact)
 
     @classmethod
     def from_settings(
@@ -66,6 +67,7 @@ class FrontConfig:
         options.setdefault(  # the longest a miss can take: waiting for a lock or a slot, then rendering
             "read_timeout", math.ceil(limits.lock_timeout + limits.render_wait + limits.render_timeout) + 30
         )
+        options.setdefault("max_request_kb", math.ceil(limits.max_upload_bytes / 1024) + 64)  # and form fields
         return cls(
             cache_dir=settings.paths.cache_dir,
             run_dir=settings.paths.run_dir,
@@ -204,7 +206,17 @@ $HTTP["url"] =~ "^(/_huimages)?/processqueue" {{
 }}
 
 # The app routes on REQUEST_URI, the URI as the client sent it.
+# Uploads (POST /images): lighttpd refuses a body over this (413), from its
+# Content-Length or while reading a chunked one; under it, a body with a
+# length streams to the app as it comes, so the app refuses one over
+# HUIMAGES_MAX_UPLOAD_BYTES before reading it. A chunked body is read whole
+# first (FastCGI needs its length).
+server.max-request-size = {cfg.max_request_kb}
+
 $HTTP["url"] =^ "/_huimages/" {{
+    $REQUEST_HEADER["Content-Length"] =~ "^[0-9]+$" {{
+        server.stream-request-body = 2
+    }}
     fastcgi.balance = "least-connection"
     fastcgi.server = ( "/" => ((
 {backend}

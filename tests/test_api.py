@@ -1,0 +1,234 @@
+"""The images API over HTTP (/images), through both fronts: huimages serve and lighttpd with FastCGI."""
+
+import http.client
+import json
+import socket
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from huimages.client import Client
+from huimages.config import Settings
+from huimages.ids import compute_id
+from tests.imagetools import decode, jpeg
+from tests.servers import LOOPBACK, free_port, running
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "upload-token-for-tests"
+ADMIN = "admin-token-for-tests"
+LIMIT = 300_000
+
+
+@dataclass
+class Server:
+    port: int
+    client: Client
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        token: str | None = TOKEN,
+    ) -> tuple[int, dict[str, str], Any]:
+        sent = dict(headers or {})
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        conn = http.client.HTTPConnection(LOOPBACK, self.port, timeout=60)
+        try:
+            conn.request(method, path, body=body, headers=sent)
+            response = conn.getresponse()
+            raw = response.read()
+            answer = {k.lower(): v for k, v in response.getheaders()}
+        finally:
+            conn.close()
+        decoded = json.loads(raw) if answer.get("content-type", "").startswith("application/json") else raw
+        return response.status, answer, decoded
+
+    def stored(self) -> set[str]:
+        return {str(doc["_id"]) for docs in self.client.service.catalog.pages() for doc in docs}
+
+
+@pytest.fixture(scope="module", params=["gunicorn", "lighttpd"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    home = tmp_path_factory.mktemp(f"api-{request.param}")
+    port = free_port()
+    env = {
+        "HUIMAGES_HOME": str(home),
+        "IMAGESERVERURL": f"http://127.0.0.1:{port}/",
+        "HUIMAGES_UPLOAD_TOKEN": TOKEN,
+        "HUIMAGES_ADMIN_TOKEN": ADMIN,
+        "HUIMAGES_MAX_UPLOAD_BYTES": str(LIMIT),
+    }
+    argv = [sys.executable, "-m", "huimages", "serve", "--port", str(port), "--workers", "2"]
+    if request.param == "lighttpd":
+        argv.append("--lighttpd")
+    with running(argv, port, home / "serve.log", env):
+        yield Server(port, Client(Settings.from_env(env)))
+
+
+def multipart(files: list[tuple[str, str, bytes]], fields: Mapping[str, str]) -> tuple[bytes, str]:
+    boundary = "huimages-test-boundary-7f3a"
+    parts = []
+    for name, value in fields.items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+    for filename, kind, data in files:
+        head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        parts.append(head.encode() + f"Content-Type: {kind}\r\n\r\n".encode() + data + b"\r\n")
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def test_upload_an_image_then_the_same_bytes_again(server: Server) -> None:
+    data = jpeg(640, 480)
+    status, headers, answer = server.request(
+        "POST", "/images?title=Harbour&typ=photo", data, {"Content-Type": "image/jpeg"}
+    )
+    assert status == 201, answer
+    image_id = compute_id(data)
+    assert answer["id"] == image_id and answer["created"] is True
+    assert (answer["width"], answer["height"], answer["content_type"], answer["length"]) == (
+        640,
+        480,
+        "image/jpeg",
+        len(data),
+    )
+    assert headers["location"] == f"/images/{image_id}"
+    assert answer["urls"]["small"].endswith(f"/240x160/{image_id}/Harbour.jpeg")
+    status, _, again = server.request("POST", "/images?title=Quay", data, {"Content-Type": "image/jpeg"})
+    assert status == 200 and again["created"] is False  # known bytes: metadata merged, as save_image does
+    status, _, record = server.request("GET", f"/images/{image_id}")
+    assert status == 200 and record["title"] == ["Harbour", "Quay"] and record["types"] == ["photo"]
+    status, _, body = server.request("GET", answer["urls"]["small"].split(f":{server.port}", 1)[1], token=None)
+    assert status == 200 and decode(body).size == (213, 160)
+
+
+def test_multipart_with_several_files_and_fields(server: Server) -> None:
+    first, second = jpeg(300, 200), jpeg(301, 200)
+    body, kind = multipart(
+        [("a.jpg", "image/jpeg", first), ("b.jpg", "application/octet-stream", second)],
+        {"title": "Two <b>boats</b>", "references": json.dumps({"article": "A-17"}), "typ": "product"},
+    )
+    status, _, answer = server.request("POST", "/images", body, {"Content-Type": kind})
+    assert status == 201, answer
+    assert [image["id"] for image in answer["images"]] == [compute_id(first), compute_id(second)]
+    record = server.request("GET", f"/images/{compute_id(second)}")[2]
+    assert record["title"] == ["Two <b>boats</b>"] and record["references"] == {"article": ["A-17"]}
+    assert record["filename"] == "b.jpg" and record["types"] == ["product"]
+
+
+def test_errors_are_json_and_store_nothing(server: Server) -> None:
+    before = server.stored()
+    image = jpeg(200, 150)
+    status, headers, answer = server.request("POST", "/images", image, {"Content-Type": "image/jpeg"}, token=None)
+    assert (
+        status == 401
+        and headers["www-authenticate"].startswith("Bearer")
+        and "HUIMAGES_UPLOAD_TOKEN" in answer["error"]
+    )
+    status, _, answer = server.request("POST", "/images", image, {"Content-Type": "image/jpeg"}, token="wrong")
+    assert status == 403 and "wrong" not in answer["error"]
+    status, _, answer = server.request("POST", "/images", b"hello", {"Content-Type": "text/plain"})
+    assert status == 415 and "text/plain" in answer["error"]
+    status, _, answer = server.request("POST", "/images", b"\xff\xd8 not a jpeg", {"Content-Type": "image/jpeg"})
+    assert status == 422 and answer["error"]
+    body, kind = multipart([("good.jpg", "image/jpeg", image), ("bad.jpg", "image/jpeg", image[:300])], {})
+    status, _, answer = server.request("POST", "/images", body, {"Content-Type": kind})
+    assert status == 422, answer  # the good file is not stored either
+    status, _, answer = server.request("POST", "/images", b"x" * (LIMIT + 1), {"Content-Type": "image/jpeg"})
+    assert status == 413, answer
+    status, _, answer = server.request("GET", "/images/not-an-id")
+    assert status == 400 and answer["error"]
+    status, _, answer = server.request("GET", f"/images/{compute_id(b'never stored')}")
+    assert status == 404 and answer["error"]
+    assert server.request("PUT", "/images")[0] == 405
+    assert server.stored() == before
+    # the admin token works too
+    status, _, answer = server.request("POST", "/images", image, {"Content-Type": "image/jpeg"}, token=ADMIN)
+    assert status == 201
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_sent(server: Server) -> None:
+    conn = http.client.HTTPConnection(LOOPBACK, server.port, timeout=30)
+    try:
+        conn.putrequest("POST", "/images")
+        for name, value in (
+            ("Authorization", f"Bearer {TOKEN}"),
+            ("Content-Type", "image/jpeg"),
+            ("Content-Length", str(50 * LIMIT)),
+        ):
+            conn.putheader(name, value)
+        conn.endheaders()  # and no body: the answer must not wait for it
+        response = conn.getresponse()
+        assert response.status == 413
+    finally:
+        conn.close()
+
+
+def test_a_chunked_body_is_counted_while_read(server: Server) -> None:
+    def chunks(total: int) -> Iterator[bytes]:
+        for _ in range(total // 10_000):
+            yield b"\xff" * 10_000
+
+    conn = http.client.HTTPConnection(LOOPBACK, server.port, timeout=30)
+    try:
+        headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "image/jpeg", "Transfer-Encoding": "chunked"}
+        conn.request("POST", "/images", body=chunks(2 * LIMIT), headers=headers, encode_chunked=True)
+        response = conn.getresponse()
+        assert response.status == 413 and "upload limit" in json.loads(response.read())["error"]
+    finally:
+        conn.close()
+    image = jpeg(222, 111)
+    conn = http.client.HTTPConnection(LOOPBACK, server.port, timeout=30)
+    try:
+        headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "image/jpeg", "Transfer-Encoding": "chunked"}
+        conn.request("POST", "/images", body=iter([image[:1000], image[1000:]]), headers=headers, encode_chunked=True)
+        response = conn.getresponse()
+        assert response.status == 201 and json.loads(response.read())["id"] == compute_id(image)
+    finally:
+        conn.close()
+
+
+def test_a_client_that_goes_away_mid_body_leaves_nothing(server: Server) -> None:
+    before = server.stored()
+    image = jpeg(333, 222)
+    with socket.create_connection((LOOPBACK, server.port), timeout=10) as sock:
+        head = (
+            f"POST /images HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"Content-Type: image/jpeg\r\nContent-Length: {len(image)}\r\n\r\n"
+        )
+        sock.sendall(head.encode() + image[: len(image) // 2])
+    assert server.request("GET", "/healthz", token=None)[0] == 200
+    assert server.stored() == before
+    assert not server.client.service.originals.exists(compute_id(image))
+
+
+def test_patch_delete_and_browse(server: Server) -> None:
+    ids = []
+    for n in range(5):
+        data = jpeg(120 + n, 90)
+        status, _, answer = server.request("POST", f"/images?title=browse-{n}", data, {"Content-Type": "image/jpeg"})
+        assert status in (200, 201)
+        ids.append(answer["id"])
+    status, _, record = server.request(
+        "PATCH", f"/images/{ids[0]}", json.dumps({"title": "renamed", "references": {"sku": "X-9"}}).encode()
+    )
+    assert status == 200 and record["title"] == ["browse-0", "renamed"] and record["references"] == {"sku": ["X-9"]}
+    assert server.request("PATCH", f"/images/{ids[0]}", b"[1, 2]")[0] == 400
+
+    status, _, found = server.request("GET", "/images?q=x-9")
+    assert status == 200 and [image["id"] for image in found["images"]] == [ids[0]]
+    found = server.request("GET", "/images?q=BROWSE-")[2]
+    assert sorted(image["id"] for image in found["images"]) == sorted(ids)
+    first = server.request("GET", "/images?q=browse-&limit=2")[2]
+    rest = server.request("GET", f"/images?q=browse-&limit=10&after={first['next']}")[2]
+    assert [i["id"] for i in first["images"] + rest["images"]] == sorted(ids)  # ID order, no repeats
+
+    assert server.request("DELETE", f"/images/{ids[1]}")[0] == 204
+    assert server.request("GET", f"/images/{ids[1]}")[0] == 404
+    assert server.request("DELETE", f"/images/{ids[1]}")[0] == 204  # again: not an error
+    assert ids[1] not in {i["id"] for i in server.request("GET", "/images?q=browse-")[2]["images"]}
