@@ -10,7 +10,7 @@ goes away mid-body leaves nothing either.
 
     POST   /images              the body is an image (image/*), or multipart/form-data with files
                                 and optional title, references (a JSON object), typ; 201 new, 200 known
-    GET    /images?after=&limit=&q=   browse in ID order, filtered by text in titles and references
+    GET    /images?after=&limit=&q=&order=   browse in ID order or newest first, filtered by text
     GET    /images/<id>         the record
     PATCH  /images/<id>         merge title, references, typ (a JSON object)
     DELETE /images/<id>         delete the image everywhere (204; an unknown ID too)
@@ -156,11 +156,15 @@ class ImagesApi:
         after = params.get("after") or None
         if after is not None:
             validate_id(after)
+        order = params.get("order", "id")
+        if order not in ("id", "newest"):
+            raise HttpError("400 Bad Request", "order is id or newest")
+        read = self.service.catalog.newest_page if order == "newest" else self.service.catalog.page
         needle = params.get("q", "").strip().lower()
         found: list[dict[str, Any]] = []
         scanned = 0
         while len(found) < limit and scanned < 20 * limit:  # a search reads at most 20 pages' worth
-            docs = self.service.catalog.page(after, PAGE_LIMIT)
+            docs = read(after, PAGE_LIMIT)
             if not docs:
                 after = None
                 break

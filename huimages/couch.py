@@ -30,6 +30,10 @@ IMAGE_VIEWS: dict[str, dict[str, str]] = {
         "map": f"function (doc) {{ if ({_IMAGE} && !doc.deleted) {{ emit(doc._id, null); }} }}",
         "reduce": "_count",
     },
+    # Live images by creation time, then ID: browsing newest first.
+    "newest": {
+        "map": f"function (doc) {{ if ({_IMAGE} && !doc.deleted) {{ emit([doc.ctime || '', doc._id], null); }} }}",
+    },
     # Images whose original is (still) a CouchDB attachment: what `huimages migrate` copies.
     "attachments": {
         "map": f"function (doc) {{ if ({_IMAGE} && doc._attachments) {{ emit(doc._id, null); }} }}",

@@ -228,6 +228,12 @@ def test_patch_delete_and_browse(server: Server) -> None:
     rest = server.request("GET", f"/images?q=browse-&limit=10&after={first['next']}")[2]
     assert [i["id"] for i in first["images"] + rest["images"]] == sorted(ids)  # ID order, no repeats
 
+    newest = server.request("GET", "/images?q=browse-&order=newest&limit=3")[2]
+    assert [i["id"] for i in newest["images"]] == ids[::-1][:3]  # stored one after the other
+    more = server.request("GET", f"/images?q=browse-&order=newest&after={newest['next']}")[2]
+    assert [i["id"] for i in more["images"]] == ids[::-1][3:]
+    assert server.request("GET", "/images?order=oldest")[0] == 400
+
     assert server.request("DELETE", f"/images/{ids[1]}")[0] == 204
     assert server.request("GET", f"/images/{ids[1]}")[0] == 404
     assert server.request("DELETE", f"/images/{ids[1]}")[0] == 204  # again: not an error

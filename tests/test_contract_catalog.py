@@ -124,3 +124,17 @@ def test_sqlite_connects_while_another_process_writes(tmp_path: Path) -> None:
         release.join()
         writer.close()
     assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_newest_first(catalog: Catalog) -> None:
+    stamps = ["20260102T000000.000000", "20260105T000000.000000", "20260103T000000.000000", "20260105T000000.000000"]
+    ids = [compute_id(f"newest {n}".encode()) for n in range(4)]
+    for image_id, stamp in zip(ids, stamps, strict=True):
+        catalog.record_image(image_id, **fields(timestamp=stamp))
+    expected = sorted(ids, key=lambda i: (stamps[ids.index(i)], i), reverse=True)
+    assert [d["_id"] for d in catalog.newest_page(None, 10)] == expected
+    first = catalog.newest_page(None, 2)
+    rest = catalog.newest_page(str(first[-1]["_id"]), 10)
+    assert [d["_id"] for d in first + rest] == expected  # the cursor goes on where the page ended
+    catalog.delete(expected[0])
+    assert [d["_id"] for d in catalog.newest_page(None, 10)] == expected[1:]

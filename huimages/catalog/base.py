@@ -97,6 +97,18 @@ class Catalog(abc.ABC):
         """Up to ``limit`` live image documents in ID order, after ``after`` (None: from the first)."""
         return self._page(after, limit)
 
+    @abc.abstractmethod
+    def _newest_page(self, before: tuple[str, str] | None, limit: int) -> list[Doc]:
+        """Live documents newest first (by ``ctime``, then ID, both descending), after the key ``before``."""
+
+    def newest_page(self, after: str | None, limit: int) -> list[Doc]:
+        """Up to ``limit`` live image documents newest first, after the image ``after`` (None: from the newest)."""
+        before = None
+        if after is not None:
+            doc = self.get(after)
+            before = (str(doc.get("ctime") or ""), after)
+        return self._newest_page(before, limit)
+
     def pages(self, batch: int = 500) -> Iterator[list[Doc]]:
         """Every live image document, ``batch`` at a time, in ID order."""
         after: str | None = None

@@ -12,6 +12,7 @@ import json
 import random
 import time
 from collections.abc import Callable
+from typing import Any
 
 import couchdb.http
 
@@ -62,6 +63,14 @@ class CouchDBCatalog(Catalog):
         options = {} if after is None else {"startkey": after}
         rows = self.couch.view(self.name, "live", limit=limit + 1, reduce=False, include_docs=True, **options)
         return [dict(row.doc) for row in rows if row.id != after][:limit]
+
+    def _newest_page(self, before: tuple[str, str] | None, limit: int) -> list[Doc]:
+        options: dict[str, Any] = {"descending": True, "limit": limit + 1, "include_docs": True}
+        if before is not None:
+            options["startkey"] = list(before)
+        rows = self.couch.view(self.name, "newest", **options)
+        key = None if before is None else list(before)
+        return [dict(row.doc) for row in rows if row.key != key][:limit]
 
     def _delete(self, image_id: str) -> bool:
         db = self.couch.db(self.name)

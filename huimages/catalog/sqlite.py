@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS images (
     doc TEXT NOT NULL,
     deleted INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS images_newest ON images (coalesce(json_extract(doc, '$.ctime'), ''), id) WHERE deleted = 0;
 CREATE TABLE IF NOT EXISTS deletions (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL,
@@ -69,6 +70,19 @@ class SQLiteCatalog(Catalog):
         with self.file.errors() as conn:
             rows = conn.execute(
                 "SELECT doc FROM images WHERE id > ? AND deleted = 0 ORDER BY id LIMIT ?", (after or "", limit)
+            ).fetchall()
+        return [json.loads(doc) for (doc,) in rows]
+
+    def _newest_page(self, before: tuple[str, str] | None, limit: int) -> list[Doc]:
+        ctime = "coalesce(json_extract(doc, '$.ctime'), '')"
+        where = "deleted = 0"
+        args: tuple[str, ...] = ()
+        if before is not None:
+            where += f" AND ({ctime} < ? OR ({ctime} = ? AND id < ?))"
+            args = (before[0], before[0], before[1])
+        with self.file.errors() as conn:
+            rows = conn.execute(
+                f"SELECT doc FROM images WHERE {where} ORDER BY {ctime} DESC, id DESC LIMIT ?", (*args, limit)
             ).fetchall()
         return [json.loads(doc) for (doc,) in rows]
 
