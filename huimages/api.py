@@ -119,16 +119,17 @@ class ImagesApi:
                 **metadata,
             )
             created |= not known
-            answers.append({**self._summary(image_id), "created": not known})
+            answers.append({**self._summary(self.service.catalog.get_live(image_id)), "created": not known})
         status = "201 Created" if created else "200 OK"
         if kind == "multipart/form-data":
             return json_response(start_response, status, {"images": answers})
         return json_response(start_response, status, answers[0], [("Location", f"/images/{answers[0]['id']}")])
 
-    def _summary(self, image_id: str) -> dict[str, Any]:
+    def _summary(self, doc: Mapping[str, Any]) -> dict[str, Any]:
+        """What a client needs of an image's record: size, type, length and its URLs."""
         from huimages.client import Client
 
-        doc = self.service.catalog.get_live(image_id)
+        image_id = str(doc["_id"])
         client = Client(service=self.service)
         names = ["o", *self.service.settings.sizes]
         return {
@@ -145,7 +146,7 @@ class ImagesApi:
     def _record(self, image_id: str) -> dict[str, Any]:
         doc = self.service.catalog.get_live(image_id)
         record = {k: v for k, v in doc.items() if k not in ("_rev", "_attachments")}
-        return {**record, **self._summary(image_id)}
+        return {**record, **self._summary(doc)}
 
     def _browse(self, query: str) -> dict[str, Any]:
         params = dict(urllib.parse.parse_qsl(query))
@@ -172,7 +173,7 @@ class ImagesApi:
                 scanned += 1
                 after = str(doc["_id"])
                 if not needle or needle in _searchable(doc):
-                    found.append(self._summary(after) | {"title": doc.get("title") or []})
+                    found.append(self._summary(doc) | {"title": doc.get("title") or []})
                     if len(found) == limit:
                         break
         return {"images": found, "next": after}

@@ -25,6 +25,7 @@ from huimages.client import Client
 from huimages.config import SETTINGS_SPECS, Settings
 from huimages.errors import HuImagesError
 from huimages.formats import FORMATS
+from huimages.fsutil import process_alive
 from huimages.originals import open_primary
 
 
@@ -657,7 +658,7 @@ def queue_break_lease(force: bool) -> None:
         click.echo("no queue run holds the lease")
         return
     host, pid, left = holder
-    gone = host == socket.gethostname() and pid.isdigit() and not _process_alive(int(pid))
+    gone = host == socket.gethostname() and pid.isdigit() and not process_alive(int(pid))
     if not (gone or force):
         raise click.ClickException(
             f"the run of process {pid} on {host} holds the lease for {left:.0f} s more and may be alive;"
@@ -675,16 +676,6 @@ def _lease_holder(lease: dict[str, Any] | None) -> tuple[str, str, float] | None
         return None
     host, pid, *_ = [*str(lease["owner"]).split(":"), "", ""]
     return host, pid, float(lease["expires"]) - time.time()
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, under another user
-    return True
 
 
 @queue.command("add-cached")

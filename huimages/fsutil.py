@@ -1,4 +1,4 @@
-"""Filesystem helpers shared by the derivative cache and the filesystem store."""
+"""Filesystem helpers shared by the derivative cache and the filesystem store (and one about processes)."""
 
 from __future__ import annotations
 
@@ -57,3 +57,14 @@ def is_within(root: Path, candidate: Path) -> bool:
     """Whether ``candidate`` resolves to a path inside ``root`` (no escape via ``..`` or links)."""
     root_real = os.path.realpath(root)
     return os.path.commonpath([root_real, os.path.realpath(candidate)]) == root_real
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process of this host still exists (one of another user counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from huimages.errors import HuImagesError, StorageError
+from huimages.fsutil import process_alive
 
 if TYPE_CHECKING:
     from huimages.cdn.store import QueueStore
@@ -169,12 +170,8 @@ def _forget_dead_processes(folder: Path) -> None:
 
     for path in folder.glob("gauge_live*_*.db"):
         pid = int(path.stem.rsplit("_", 1)[1])
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not process_alive(pid):
             multiprocess.mark_process_dead(pid, str(folder))  # type: ignore[no-untyped-call]
-        except PermissionError:
-            continue
 
 
 class _Forward:
