@@ -172,7 +172,7 @@ def scaled_dimensions(imageid: str, size: str = DEFAULT_SIZE) -> tuple[int, int]
     """(width, height) after scaling; ``WxH!`` needs no lookup; ``(None, None)`` on any failure."""
     client = default_client()
     try:
-        parsed = client.service.parse_size(size)
+        parsed = client.parse_size(size)
         if parsed.crop:
             return parsed.width, parsed.height
         return client.scaled_dimensions(imageid, size)

@@ -11,7 +11,9 @@ goes away mid-body leaves nothing either.
     POST   /images              the body is an image (image/*), or multipart/form-data with files
                                 and optional title, references (a JSON object), typ; 201 new, 200 known
     GET    /images?after=&limit=&q=&order=   browse in ID order or newest first, filtered by text
-    GET    /images/<id>         the record
+    GET    /images?ids=<id>,<id>   the records of those that exist (at most 100)
+    GET    /images/<id>         the record, with ``cdn``: the CDN URL of each uploaded derivative
+    GET    /images/random, /images/<id>/next, /images/<id>/previous   browsing: ``{"id": ...}``
     PATCH  /images/<id>         merge title, references, typ (a JSON object)
     DELETE /images/<id>         delete the image everywhere (204; an unknown ID too)
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from email.message import EmailMessage
@@ -35,6 +38,7 @@ from huimages.service import ImageService
 _CHUNK = 64 * 1024
 _MAX_METADATA_BYTES = 64 * 1024  # a PATCH body
 PAGE_LIMIT = 100
+_TIMESTAMP = re.compile(r"\d{8}T\d{6}(\.\d{1,6})?")
 
 
 @dataclasses.dataclass
@@ -61,12 +65,17 @@ class ImagesApi:
             if method in ("GET", "HEAD"):
                 return json_response(start_response, "200 OK", self._browse(query))
             raise _not_allowed(method, "GET, HEAD, POST")
-        image_id = validate_id(path.removeprefix("/images/"))
+        rest = path.removeprefix("/images/")
+        if rest == "random" or rest.endswith(("/next", "/previous")):
+            if method not in ("GET", "HEAD"):
+                raise _not_allowed(method, "GET, HEAD")
+            return json_response(start_response, "200 OK", {"id": self._neighbour(rest)})
+        image_id = validate_id(rest)
         if method in ("GET", "HEAD"):
             return json_response(start_response, "200 OK", self._record(image_id))
         if method == "PATCH":
             fields = _metadata(_json_object(_read_body(environ, _MAX_METADATA_BYTES), "the body"))
-            self.service.update_metadata(image_id, timestamp=None, **fields)
+            self.service.update_metadata(image_id, **fields)
             return json_response(start_response, "200 OK", self._record(image_id))
         if method == "DELETE":
             self.service.delete(image_id)
@@ -143,13 +152,26 @@ class ImagesApi:
 
     # -- GET ------------------------------------------------------------------
 
-    def _record(self, image_id: str) -> dict[str, Any]:
-        doc = self.service.catalog.get_live(image_id)
+    def _record(self, image_id: str, doc: dict[str, Any] | None = None) -> dict[str, Any]:
+        doc = doc or self.service.catalog.get_live(image_id)
         record = {k: v for k, v in doc.items() if k not in ("_rev", "_attachments")}
-        return {**record, **self._summary(doc)}
+        publisher = self.service.publisher
+        cdn = publisher.uploaded_of(image_id) if publisher is not None else {}
+        return {**record, **self._summary(doc), "length": self.service.original_length(doc), "cdn": cdn}
+
+    def _neighbour(self, rest: str) -> str:
+        catalog = self.service.catalog
+        if rest == "random":
+            return catalog.random_id()
+        image_id, _, direction = rest.rpartition("/")
+        return catalog.next_id(image_id) if direction == "next" else catalog.previous_id(image_id)
 
     def _browse(self, query: str) -> dict[str, Any]:
         params = dict(urllib.parse.parse_qsl(query))
+        if "ids" in params:
+            ids = [validate_id(i) for i in params["ids"].split(",") if i][:PAGE_LIMIT]
+            known = self.service.catalog.find_many(ids)
+            return {"images": [self._record(i, d) for i, d in known.items() if not d.get("deleted")]}
         try:
             limit = max(1, min(PAGE_LIMIT, int(params.get("limit", "50"))))
         except ValueError:
@@ -260,14 +282,16 @@ def _multipart(content_type: str, body: bytes) -> tuple[list[Upload], dict[str, 
 
 
 def _metadata(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """title, references (a JSON object, as text in a form) and typ, checked."""
-    metadata: dict[str, Any] = {}
-    for name in ("title", "typ"):
+    """title, references (a JSON object, as text in a form), typ and timestamp (huImages' form), checked."""
+    metadata: dict[str, Any] = {"timestamp": None}
+    for name in ("title", "typ", "timestamp"):
         value = fields.get(name)
         if value is not None:
             if not isinstance(value, str):
                 raise HttpError("400 Bad Request", f"{name} must be a string")
             metadata[name] = value
+    if metadata["timestamp"] is not None and not _TIMESTAMP.fullmatch(metadata["timestamp"]):
+        raise HttpError("400 Bad Request", "timestamp must look like 20240131T235959.000000 (huImages' form)")
     references = fields.get("references")
     if references is not None:
         if isinstance(references, str):

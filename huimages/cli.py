@@ -1,7 +1,8 @@
 """The ``huimages`` command.
 
-Every command works on ``ImageService.from_settings(Settings.from_env())``;
-every ``HuImagesError`` becomes a one-line message and exit status 1 in one
+The server-side commands work on ``ImageService.from_settings(Settings.from_env())``;
+``upload``, ``url``, ``tag`` and ``info`` use the client API, which may be
+remote (``HUIMAGES_CLIENT``). Every ``HuImagesError`` becomes a one-line message and exit status 1 in one
 place (``_Group.invoke``), so commands do not translate errors themselves.
 """
 
@@ -27,6 +28,7 @@ from huimages.errors import HuImagesError
 from huimages.formats import FORMATS
 from huimages.fsutil import process_alive
 from huimages.originals import open_primary
+from huimages.service import ImageService
 
 
 class _Group(click.Group):
@@ -44,7 +46,13 @@ def _settings() -> Settings:
 
 
 def _client() -> Client:
+    """The client API: over HTTP where the settings say remote (see HUIMAGES_CLIENT)."""
     return Client(_settings())
+
+
+def _service() -> ImageService:
+    """This host's store, catalog and cache: the server-side commands work on these, never over HTTP."""
+    return ImageService.from_settings(_settings())
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -218,7 +226,7 @@ def check(check_all: bool, originals: bool, orphans: bool, delete_orphans: bool)
         raise click.UsageError("--delete goes with --orphans")
     from huimages.originals.s3 import S3Store
 
-    service = _client().service
+    service = _service()
     report = service.health()
     for role, item in report.items():
         state = "ok" if item["ok"] else f"FAILED: {item['error']}"
@@ -425,7 +433,7 @@ def prerender(sizes: tuple[str, ...], all_images: bool, image_ids: tuple[str, ..
     """
     if all_images == bool(image_ids):
         raise click.UsageError("give --all-images, or one or more --id ID")
-    service = _client().service
+    service = _service()
     parsed = [service.parse_derivative(s) for s in sizes]
     catalog = service.catalog
     ids = [str(doc["_id"]) for docs in catalog.pages() for doc in docs] if all_images else list(image_ids)
@@ -457,7 +465,7 @@ def masters_build(workers: int) -> None:
 
     from huimages.migrate import each
 
-    service = _client().service
+    service = _service()
     side = service.settings.master_side
     if not side:
         raise click.ClickException("masters are off (HUIMAGES_MASTER_SIDE=0)")
@@ -584,13 +592,13 @@ def _human(count: int) -> str:
 @main.command()
 def sweep() -> None:
     """Remove this host's cached derivatives of images deleted anywhere (run from cron on every host)."""
-    click.echo(f"{_client().service.sweep_deleted()} cached derivatives of deleted images removed")
+    click.echo(f"{_service().sweep_deleted()} cached derivatives of deleted images removed")
 
 
 @main.command("process-queue")
 def process_queue() -> None:
     """Upload queued derivatives to the CDN bucket (what cron's /processqueue does)."""
-    cdn = _client().service.publisher
+    cdn = _service().publisher
     if cdn is None:
         raise click.ClickException("no CDN is configured: set CDN_BUCKET and CDN_URL")
     report = cdn.run()
@@ -606,7 +614,7 @@ def flush(size: str, cache_only: bool) -> None:
     A named size is flushed together with its numeric form (small and 240x160).
     New derivatives are queued and reach the CDN at the next queue run.
     """
-    service = _client().service
+    service = _service()
     parsed = service.parse_size(size)
     if parsed.is_original:
         raise click.ClickException("o is the original itself; there is nothing to flush")
@@ -686,7 +694,7 @@ def queue_add_cached(sizes: tuple[str, ...]) -> None:
     How a site with a warm cache switches the CDN on. Derivatives already
     queued or uploaded are skipped.
     """
-    service = _client().service
+    service = _service()
     publisher = service.publisher
     if publisher is None:
         raise click.ClickException("no CDN is configured: set CDN_BUCKET and CDN_URL")

@@ -4,34 +4,161 @@
 default to ``150x150``), but raise ``HuImagesError`` subclasses where huImages
 returned ``{}``, ``None`` or ``(None, None)``; the module functions in
 ``huimages`` are the huImages-compatible adapters over a default client.
+
+A client reaches the images through ``Images``: ``LocalImages`` on a host that
+reaches the store itself, ``RemoteImages`` (``huimages.remote``) over a
+server's images API. URLs, tags and dimensions are made here, the same way
+for both.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
 from huimages.catalog.docs import Doc, alt_text, url_title
 from huimages.config import Settings
-from huimages.formats import FORMATS, JPEG, Format
+from huimages.errors import ConfigurationError
+from huimages.formats import FORMATS, JPEG, Format, served_format
 from huimages.ids import validate_id
 from huimages.markup import img_tag, picture_tag, srcset_value
 from huimages.responsive import Candidate, density_candidates, width_candidates
 from huimages.service import ImageService
-from huimages.sizes import DEFAULT_SIZE, Size, output_dimensions
+from huimages.signing import SizePolicy
+from huimages.sizes import DEFAULT_SIZE, Size, output_dimensions, parse_size
 from huimages.urls import SIGNATURE_PARAM, image_path, titled_path
 
 DEFAULT_DENSITIES = (1, 2)
 PICTURE_FORMATS = ("avif", "webp")  # best first: a browser takes the first <source> it can show
 
 
+class Images(Protocol):
+    """What a client asks of the store: written once locally, once over HTTP."""
+
+    def save(
+        self,
+        data: bytes,
+        *,
+        timestamp: datetime.datetime | str | None,
+        title: str,
+        references: Mapping[str, Any] | None,
+        typ: str,
+        filename: str,
+        content_type_hint: str | None,
+    ) -> str: ...
+
+    def update_metadata(
+        self,
+        image_id: str,
+        *,
+        timestamp: datetime.datetime | str | None,
+        title: str,
+        references: Mapping[str, Any] | None,
+        typ: str,
+    ) -> None: ...
+
+    def delete(self, image_id: str) -> None: ...
+
+    def record(self, image_id: str) -> Doc:
+        """The record of an image that may be served (``ImageNotFound`` otherwise)."""
+
+    def records(self, image_ids: Iterable[str]) -> dict[str, Doc]:
+        """The records of those of ``image_ids`` that exist."""
+
+    def length(self, image_id: str) -> int: ...
+
+    def cdn_urls(self, size_token: str, image_ids: list[str], fmt: Format) -> dict[str, str]:
+        """CDN URLs of those derivatives that are uploaded."""
+
+    def random_id(self) -> str: ...
+
+    def next_id(self, image_id: str) -> str: ...
+
+    def previous_id(self, image_id: str) -> str: ...
+
+
+class LocalImages:
+    """``Images`` on a host that reaches the store (filesystem or S3, SQLite or CouchDB) itself."""
+
+    def __init__(self, service: ImageService) -> None:
+        self.service = service
+
+    def save(self, data: bytes, **metadata: Any) -> str:
+        return self.service.ingest(data, **metadata)
+
+    def update_metadata(self, image_id: str, **metadata: Any) -> None:
+        self.service.update_metadata(image_id, **metadata)
+
+    def delete(self, image_id: str) -> None:
+        self.service.delete(image_id)
+
+    def record(self, image_id: str) -> Doc:
+        return self.service.catalog.get_live(image_id)
+
+    def records(self, image_ids: Iterable[str]) -> dict[str, Doc]:
+        return self.service.catalog.find_many(image_ids)
+
+    def length(self, image_id: str) -> int:
+        return self.service.original_length(self.service.catalog.get(image_id))
+
+    def cdn_urls(self, size_token: str, image_ids: list[str], fmt: Format) -> dict[str, str]:
+        publisher = self.service.publisher
+        return publisher.urls(size_token, image_ids, fmt) if publisher is not None else {}
+
+    def random_id(self) -> str:
+        return self.service.catalog.random_id()
+
+    def next_id(self, image_id: str) -> str:
+        return self.service.catalog.next_id(image_id)
+
+    def previous_id(self, image_id: str) -> str:
+        return self.service.catalog.previous_id(image_id)
+
+
 class Client:
-    """huimages for one site: built from ``Settings`` (default: the environment)."""
+    """huimages for one site: built from ``Settings`` (default: the environment).
+
+    With ``HUIMAGES_CLIENT=remote`` (or ``auto``, the upload token set and no
+    store named) the client works over the images API of ``IMAGESERVERURL``.
+    """
 
     def __init__(self, settings: Settings | None = None, *, service: ImageService | None = None) -> None:
-        self.service = service or ImageService.from_settings(settings or Settings.from_env())
-        self.settings = self.service.settings
+        self._service: ImageService | None = None
+        self.images: Images
+        if service is None and settings is None:
+            settings = Settings.from_env()
+        if service is None and settings is not None and settings.client_mode == "remote":
+            from huimages.remote import RemoteImages
+
+            self.settings = settings
+            self.policy = SizePolicy(settings)
+            self.images = RemoteImages(settings)
+        else:
+            self._service = service or ImageService.from_settings(settings or Settings.from_env())
+            self.settings = self._service.settings
+            self.policy = self._service.policy
+            self.images = LocalImages(self._service)
+
+    @property
+    def remote(self) -> bool:
+        return self._service is None
+
+    @property
+    def service(self) -> ImageService:
+        """The local service (store, catalog, cache); a remote client has none."""
+        if self._service is None:
+            raise ConfigurationError(
+                "HUIMAGES_CLIENT", "this client works over the images API and has no local store; set HUIMAGES_HOME"
+            )
+        return self._service
+
+    def parse_size(self, token: str) -> Size:
+        """A size token (``small``, ``150x150!``, ``o``) under this site's named sizes and limits."""
+        return parse_size(token, self.settings.sizes, self.settings.limits.max_side)
+
+    def output_format(self, extension: str) -> Format:
+        return served_format(extension, self.settings.formats)
 
     # -- storing --------------------------------------------------------------
 
@@ -53,7 +180,7 @@ class Client:
         fall back to it). Raises ``InvalidImage`` or ``ImageTooLarge`` and
         stores nothing for bad input.
         """
-        return self.service.ingest(
+        return self.images.save(
             imagedata,
             timestamp=timestamp,
             title=title,
@@ -72,25 +199,28 @@ class Client:
         typ: str = "",
     ) -> str:
         """Merge metadata as ``save_image`` does, without bytes; returns the ID (``UnknownImage`` if none)."""
-        self.service.update_metadata(doc_id, timestamp=timestamp, title=title, references=references, typ=typ)
+        self.images.update_metadata(doc_id, timestamp=timestamp, title=title, references=references, typ=typ)
         return doc_id
 
     def set_title(self, imageid: str, title: str) -> None:
-        self.service.catalog.set_title(imageid, title)
+        """Add a title the image does not have yet (the newest is the alt text)."""
+        self.images.update_metadata(imageid, timestamp=None, title=title, references=None, typ="")
 
     def delete_image(self, imageid: str) -> None:
         """Delete the image everywhere (record, original, derivatives, CDN); an unknown ID is not an error."""
-        self.service.delete(imageid)
+        self.images.delete(imageid)
 
     # -- reading --------------------------------------------------------------
 
     def get_imagedoc(self, imageid: str) -> Doc:
         """The image's catalog document (a dict in huImages' CouchDB shape)."""
-        return self.service.catalog.get(imageid)
+        if self._service is not None:
+            return self._service.catalog.get(imageid)  # also a record marked deleted, as huImages gave it
+        return self.images.record(imageid)
 
     def get_length(self, imageid: str) -> int:
         """Length in bytes of the stored original."""
-        return self.service.original_length(self.get_imagedoc(imageid))
+        return self.images.length(imageid)
 
     def imageurl(self, imageid: str, size: str = "o", *, format: str = "jpeg") -> str:
         """The same as ``scaled_imageurl``, with the original as the default size."""
@@ -109,8 +239,8 @@ class Client:
         ``HUIMAGES_TITLE_URLS`` (default on) the image server URL carries the
         image's title as huImages wrote it.
         """
-        fmt = self.service.output_format(format)
-        return self._urls(self.service.parse_size(size), [validate_id(i) for i in imageids], fmt=fmt)
+        fmt = self.output_format(format)
+        return self._urls(self.parse_size(size), [validate_id(i) for i in imageids], fmt=fmt)
 
     def scaled_srcset(
         self,
@@ -127,8 +257,8 @@ class Client:
         candidates keep the box's shape. Candidates the original is too small
         for are left out, as are sizes the size policy would refuse to render.
         """
-        doc = self.service.catalog.get_live(validate_id(imageid))
-        parsed = self.service.parse_size(size)
+        doc = self.images.record(validate_id(imageid))
+        parsed = self.parse_size(size)
         return srcset_value(self._candidate_urls(imageid, doc, parsed, densities, widths, format))
 
     def scaled_picture(
@@ -150,8 +280,8 @@ class Client:
         layout's width, e.g. ``"(max-width: 600px) 100vw, 600px"``). Formats
         this server does not serve (``HUIMAGES_FORMATS``) are left out.
         """
-        parsed = self.service.parse_size(size)
-        doc = self.service.catalog.get_live(validate_id(imageid))
+        parsed = self.parse_size(size)
+        doc = self.images.record(validate_id(imageid))
         sources = []
         for name in formats:
             if name != "jpeg" and name in self.settings.formats:
@@ -165,12 +295,19 @@ class Client:
         return picture_tag(sources, img, sizes)
 
     def scaled_imagedata(self, imageid: str, size: str = DEFAULT_SIZE) -> bytes:
-        """The bytes of a scaled version, rendered here if need be (no HTTP round trip)."""
-        return self.service.derivative(self.service.parse_size(size), validate_id(imageid)).read()
+        """The bytes of a scaled version (JPEG): rendered here if need be, or fetched from the image server."""
+        parsed = self.parse_size(size)
+        if self._service is not None:
+            return self._service.derivative(parsed, validate_id(imageid)).read()
+        from huimages.remote import RemoteImages
+
+        assert isinstance(self.images, RemoteImages)
+        return self.images.fetch(self._url(parsed, validate_id(imageid), None, JPEG))
 
     def scaled_dimensions(self, imageid: str, size: str = DEFAULT_SIZE) -> tuple[int, int]:
         """(width, height) of the image served for ``scaled_imageurl(imageid, size)``."""
-        return self.service.dimensions(imageid, self.service.parse_size(size))
+        doc = self.images.record(validate_id(imageid))
+        return output_dimensions(self.parse_size(size), int(doc["width"]), int(doc["height"]))
 
     def scaled_tag(self, imageid: str, size: str = DEFAULT_SIZE, *args: str, **attrs: Any) -> str:
         """An ``<img .../>`` tag: src, width, height, ``args`` verbatim, ``attrs`` escaped, and an alt text.
@@ -179,8 +316,8 @@ class Client:
         else the file name, followed by ``HUIMAGESALTADDITION``. A trailing
         underscore is dropped from attribute names (``class_="x"``).
         """
-        parsed = self.service.parse_size(size)
-        doc = self.service.catalog.get_live(imageid)
+        parsed = self.parse_size(size)
+        doc = self.images.record(imageid)
         width, height = output_dimensions(parsed, int(doc["width"]), int(doc["height"]))
         src = self._urls(parsed, [imageid], {imageid: doc})[imageid]
         return img_tag(src, width, height, alt_text(doc, self.settings.alt_addition), args, attrs)
@@ -188,13 +325,13 @@ class Client:
     # -- browsing -------------------------------------------------------------
 
     def get_random_imageid(self) -> str:
-        return self.service.catalog.random_id()
+        return self.images.random_id()
 
     def get_next_imageid(self, imageid: str) -> str:
-        return self.service.catalog.next_id(imageid)
+        return self.images.next_id(imageid)
 
     def get_previous_imageid(self, imageid: str) -> str:
-        return self.service.catalog.previous_id(imageid)
+        return self.images.previous_id(imageid)
 
     def _candidate_urls(
         self,
@@ -212,19 +349,18 @@ class Client:
             if widths
             else density_candidates(size, densities, src_w, src_h, max_side)
         )
-        fmt = self.service.output_format(format_name)
-        allowed = [c for c in candidates if self.service.policy.can_render(c.size)]
+        fmt = self.output_format(format_name)
+        allowed = [c for c in candidates if self.policy.can_render(c.size)]
         return [(self._urls(c.size, [image_id], {image_id: doc}, fmt)[image_id], c.descriptor) for c in allowed]
 
     def _urls(
         self, size: Size, ids: list[str], docs: dict[str, Doc] | None = None, fmt: Format = JPEG
     ) -> dict[str, str]:
         """CDN URLs where uploaded, else image server URLs (titled when the setting says so)."""
-        publisher = self.service.publisher
-        on_cdn = publisher.urls(size.spec, ids, fmt) if publisher is not None else {}
+        on_cdn = self.images.cdn_urls(size.spec, ids, fmt)
         missing = [i for i in ids if i not in on_cdn]
         if docs is None:
-            docs = self.service.catalog.find_many(missing) if self.settings.title_urls and missing else {}
+            docs = self.images.records(missing) if self.settings.title_urls and missing else {}
         return {i: on_cdn.get(i) or self._url(size, i, docs.get(i), fmt) for i in ids}
 
     def _url(self, size: Size, image_id: str, doc: Doc | None, fmt: Format) -> str:
@@ -233,6 +369,6 @@ class Client:
         path = canonical
         if doc is not None and self.settings.title_urls:
             path = titled_path(size.spec, image_id, url_title(doc), fmt)
-        signature = self.service.policy.signature_for(size, canonical)
+        signature = self.policy.signature_for(size, canonical)
         query = f"?{SIGNATURE_PARAM}={signature}" if signature else ""
         return f"{self.settings.server_url}{path[1:]}{query}"

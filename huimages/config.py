@@ -209,6 +209,8 @@ class Settings:
     log_format: str = "text"
     cache_max_bytes: int = 0  # 0: no bound (prune from cron, or not at all)
     cache_prune_interval: float = 300.0
+    client_mode: str = "local"  # from_env resolves "auto" (see _client_mode)
+    remote_cache_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         if not self.server_url.endswith("/"):
@@ -248,6 +250,7 @@ class Settings:
             except (TypeError, ValueError) as exc:
                 shown = "(hidden)" if spec.secret else repr(raw)
                 raise ConfigurationError(spec.name, f"cannot use {shown}: {exc}") from None
+        fields["client_mode"] = _client_mode(fields.get("client_mode", "auto"), values)
         return cls._from_fields(fields)
 
     @classmethod
@@ -422,6 +425,13 @@ SETTINGS_SPECS: tuple[_Spec, ...] = (
     _Spec("CLOUDFRONT_DISTRIBUTION_ID", "cdn.cloudfront_distribution_id", str, "invalidate flushed sizes (optional)"),
     _Spec("HUIMAGES_ADMIN_TOKEN", "admin_token", str, "bearer token for admin URLs from other hosts", True),
     _Spec("HUIMAGES_UPLOAD_TOKEN", "upload_token", str, "bearer token of the images API (/images)", True),
+    _Spec("HUIMAGES_CLIENT", "client_mode", str, "auto, local (this host reaches the store) or remote (over /images)"),
+    _Spec(
+        "HUIMAGES_REMOTE_CACHE_SECONDS",
+        "remote_cache_seconds",
+        _non_negative_float,
+        "seconds a remote client keeps a record fetched from /images",
+    ),
     _Spec("HUIMAGES_LOG_FORMAT", "log_format", _log_format, "text (access log in the combined format) or json"),
     _Spec(
         "HUIMAGES_CACHE_MAX_BYTES",
@@ -473,6 +483,32 @@ SETTINGS_SPECS: tuple[_Spec, ...] = (
     _Spec("HUIMAGES_RENDER_QUEUE", "limits.render_queue", int, "misses that may wait for a slot; default 4 per slot"),
 )
 _BY_NAME = {spec.name: spec for spec in SETTINGS_SPECS}
+
+
+#: Settings that name a store: with any of them, ``HUIMAGES_CLIENT=auto`` means a local client.
+_STORE_NAMES = frozenset(
+    {
+        "HUIMAGES_HOME",
+        "HUIMAGES_ORIGINALS_DIR",
+        "HUIMAGES_CATALOG",
+        "S3BUCKET",
+        "HUIMAGESS3BUCKET",
+        "HUIMAGES3BUCKET",
+        "COUCHSERVER",
+        "HUIMAGESCOUCHSERVER",
+    }
+)
+
+
+def _client_mode(mode: str, values: Mapping[str, Any]) -> str:
+    """``auto``: remote when the upload token is set and no store is named, else local."""
+    mode = str(mode).strip().lower()
+    if mode not in ("auto", "local", "remote"):
+        raise ConfigurationError("HUIMAGES_CLIENT", f"{mode!r} is none of auto, local, remote")
+    if mode != "auto":
+        return mode
+    names_store = any(values.get(name) not in (None, "") for name in _STORE_NAMES)
+    return "remote" if values.get("HUIMAGES_UPLOAD_TOKEN") and not names_store else "local"
 
 
 def _read_file(path: Path) -> dict[str, Any]:

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 
 from PIL import features
 
+from huimages.errors import FormatNotServed
+
 
 @dataclasses.dataclass(frozen=True)
 class Format:
@@ -43,6 +45,14 @@ def split_format(token: str) -> tuple[str, str | None]:
     """A size with an optional format, as settings and commands take it: ``small.webp`` -> (``small``, ``webp``)."""
     size, dot, extension = token.rpartition(".")
     return (size, extension) if dot else (token, None)
+
+
+def served_format(extension: str, served: tuple[str, ...]) -> Format:
+    """The format a URL extension names, if it is among ``served``; else ``FormatNotServed`` (404)."""
+    fmt = EXTENSIONS.get(extension)
+    if fmt is None or fmt.name not in served:
+        raise FormatNotServed(extension, served)
+    return fmt
 
 
 def available(fmt: Format) -> bool:

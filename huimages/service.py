@@ -22,9 +22,9 @@ from huimages.catalog import Catalog, open_catalog
 from huimages.catalog.docs import Doc, format_timestamp
 from huimages.cdn import CdnPublisher, open_publisher
 from huimages.config import Settings
-from huimages.errors import FormatNotServed, HuImagesError, ImageNotFound, InvalidImage
+from huimages.errors import HuImagesError, ImageNotFound, InvalidImage
 from huimages.failures import FailureMemory
-from huimages.formats import EXTENSIONS, JPEG, Encoding, Format, split_format
+from huimages.formats import JPEG, Encoding, Format, served_format, split_format
 from huimages.ids import compute_id, validate_id
 from huimages.imaging import Deadline, Ingested, Rendered, ingest, ingest_stored, make_master, master_dimensions, render
 from huimages.originals import OriginalsStore, open_store
@@ -106,10 +106,7 @@ class ImageService:
 
     def output_format(self, extension: str) -> Format:
         """The format a URL extension names, if this server serves it; else ``FormatNotServed`` (404)."""
-        fmt = EXTENSIONS.get(extension)
-        if fmt is None or fmt.name not in self.settings.formats:
-            raise FormatNotServed(extension, self.settings.formats)
-        return fmt
+        return served_format(extension, self.settings.formats)
 
     # -- ingest ---------------------------------------------------------------
 

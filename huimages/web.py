@@ -178,8 +178,8 @@ class ImageApp:
             logger.error("%s for %s: %s", status, uri, exc)
         else:
             logger.info("%s for %s: %s", status, uri, exc)
-        if _is_api(environ):
-            return json_response(start_response, status, {"error": message}, headers)
+        if _is_api(environ):  # the kind lets a remote client raise what a local one would
+            return json_response(start_response, status, {"error": message, "kind": type(exc).__name__}, headers)
         return text_response(start_response, status, message, headers)
 
 

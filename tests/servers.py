@@ -9,10 +9,12 @@ import json
 import os
 import signal
 import socket
+import socketserver
 import subprocess
 import sys
 import threading
 import time
+import wsgiref.simple_server
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -348,3 +350,32 @@ class FaultProxy:
     @property
     def endpoint(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
+
+
+class _QuietHandler(wsgiref.simple_server.WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # the tests read answers, not access logs
+        pass
+
+
+class _ThreadingWSGIServer(socketserver.ThreadingMixIn, wsgiref.simple_server.WSGIServer):
+    daemon_threads = True
+
+
+@contextlib.contextmanager
+def wsgi_thread(app: Any) -> Iterator[str]:
+    """A WSGI app on a free 127.0.0.1 port, served by threads of this process; yields its base URL.
+
+    For tests that need many fresh servers (one per test and store): a real
+    HTTP server on a real socket, started in milliseconds.
+    """
+    server = wsgiref.simple_server.make_server(
+        LOOPBACK, 0, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
+    )
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{LOOPBACK}:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

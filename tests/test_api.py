@@ -238,3 +238,36 @@ def test_patch_delete_and_browse(server: Server) -> None:
     assert server.request("GET", f"/images/{ids[1]}")[0] == 404
     assert server.request("DELETE", f"/images/{ids[1]}")[0] == 204  # again: not an error
     assert ids[1] not in {i["id"] for i in server.request("GET", "/images?q=browse-")[2]["images"]}
+
+
+def test_browsing_neighbours_and_records_by_id(server: Server) -> None:
+    ids = sorted(server.client.save_image(jpeg(90 + i, 60)) for i in range(3))
+    status, _, answer = server.request("GET", f"/images/{ids[0]}/next")
+    assert status == 200 and answer["id"] > ids[0]
+    status, _, answer = server.request("GET", f"/images/{answer['id']}/previous")
+    assert status == 200 and answer["id"] == ids[0]
+    status, _, answer = server.request("GET", "/images/random")
+    assert status == 200 and answer["id"] in server.stored()
+    unknown = "A" * 32 + "01"
+    status, _, answer = server.request("GET", "/images?ids=" + ",".join([*ids, unknown]))
+    assert status == 200 and sorted(r["_id"] for r in answer["images"]) == ids
+    assert all(r["cdn"] == {} and r["length"] > 0 for r in answer["images"])
+    status, _, answer = server.request("GET", f"/images/{unknown}")
+    assert (status, answer["kind"]) == (404, "UnknownImage")  # a remote client raises what a local one would
+    status, _, answer = server.request("PATCH", f"/images/{ids[0]}", b'{"timestamp": "yesterday"}')
+    assert status == 400 and "20240131T235959" in answer["error"]
+
+
+def test_remote_client_through_the_front(server: Server) -> None:
+    base = f"http://127.0.0.1:{server.port}/"
+    remote = Client(Settings.from_env({"IMAGESERVERURL": base, "HUIMAGES_UPLOAD_TOKEN": TOKEN}))
+    assert remote.remote
+    data = jpeg(500, 250)
+    image_id = remote.save_image(data, title="Über <Remote>", filename="remote.jpg")
+    assert server.client.get_imagedoc(image_id)["title"] == ["Über <Remote>"]
+    assert remote.get_length(image_id) == len(data)
+    assert remote.scaled_dimensions(image_id, "small") == (240, 120)
+    assert decode(remote.scaled_imagedata(image_id, "small")).size == (240, 120)
+    assert 'alt="Über &lt;Remote&gt;"' in remote.scaled_tag(image_id, "small")
+    remote.delete_image(image_id)
+    assert image_id not in server.stored()

@@ -21,12 +21,13 @@ from huimages.config import Settings
 from huimages.ids import compute_id
 from huimages.web import ImageApp, create_app
 from tests.imagetools import decode, jpeg
-from tests.servers import FaultProxy, PouchCouch, SeaweedS3
+from tests.servers import FaultProxy, PouchCouch, SeaweedS3, wsgi_thread
 from tests.wsgi import call
 
 pytestmark = pytest.mark.integration
 CDN = "https://cdn.example.com"
 ADMIN_TOKEN = "s3cr3t-admin-token"
+UPLOAD_TOKEN = "upload-token-of-the-cdn-site"
 
 
 class Site:
@@ -78,6 +79,7 @@ def site(request: pytest.FixtureRequest, tmp_path: Path, seaweed: SeaweedS3) -> 
         "CDN_LOOKUP_TTL": "0",
         "CDN_MAX_ATTEMPTS": "3",
         "HUIMAGES_ADMIN_TOKEN": ADMIN_TOKEN,
+        "HUIMAGES_UPLOAD_TOKEN": UPLOAD_TOKEN,
     }
     if request.param == "couchdb":
         pouch: PouchCouch = request.getfixturevalue("pouch")
@@ -133,6 +135,11 @@ def test_every_format_goes_to_the_cdn_with_its_type(site: Site) -> None:
     picture = site.client.scaled_picture(image_id, "small")
     assert f"{CDN}/240x160/1/{image_id}.avif 1x" in picture and f"{CDN}/240x160/1/{image_id}.webp 1x" in picture
     assert f"http://img.test/480x320/{image_id}/image.avif 2x" in picture  # not uploaded yet: the image server
+    with wsgi_thread(site.app) as base:  # a remote site learns the CDN URLs from the record over HTTP
+        remote = Client(Settings.from_env({"IMAGESERVERURL": base, "HUIMAGES_UPLOAD_TOKEN": UPLOAD_TOKEN}))
+        for fmt in ("jpeg", "webp", "avif"):
+            assert remote.scaled_imageurl(image_id, "small", format=fmt) == f"{CDN}/240x160/1/{image_id}.{fmt}"
+        assert remote.scaled_imageurl(image_id, "480x320") == f"{base}480x320/{image_id}/image.jpeg"
     site.client.delete_image(image_id)
     assert site.keys() == []
     assert not list(site.settings.paths.cache_dir.rglob(f"{image_id}.*"))

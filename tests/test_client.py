@@ -1,17 +1,55 @@
-"""The huImages client API, through ``Client`` and the module functions."""
+"""The huImages client API, through ``Client`` and the module functions.
+
+Every test runs twice: with a local client (this process reaches the store)
+and with a remote one, whose environment names only the server's URL and the
+upload token, against a running server over the images API.
+"""
 
 import dataclasses
 import datetime
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import huimages
 from huimages.client import Client
-from huimages.errors import EmptyStore, ImageNotFound, ImageTooLarge, InvalidImage, InvalidSize
+from huimages.config import Settings
+from huimages.errors import (
+    ConfigurationError,
+    EmptyStore,
+    ImageNotFound,
+    ImageTooLarge,
+    InvalidImage,
+    InvalidSize,
+    UnknownImage,
+)
 from huimages.ids import compute_id
 from huimages.service import ImageService
+from huimages.web import create_app
 from tests.imagetools import decode, encode, jpeg, pattern, with_orientation
+from tests.servers import wsgi_thread
+
+TOKEN = "client-suite-upload-token"
+
+
+@pytest.fixture(params=["local", "remote"])
+def client(request: pytest.FixtureRequest, service: ImageService) -> Iterator[Client]:
+    if request.param == "local":
+        yield Client(service=service)
+        return
+    served = dataclasses.replace(service, settings=dataclasses.replace(service.settings, upload_token=TOKEN))
+    with wsgi_thread(create_app(service=served)) as base:
+        settings = Settings.from_env({"IMAGESERVERURL": base, "HUIMAGES_UPLOAD_TOKEN": TOKEN})
+        assert settings.client_mode == "remote"
+        yield Client(settings)
+
+
+def without_title_urls(client: Client) -> Client:
+    plain = dataclasses.replace(client.settings, title_urls=False)
+    if client.remote:
+        return Client(plain)
+    return Client(service=dataclasses.replace(client.service, settings=plain))
 
 
 def test_save_image_returns_content_address(client: Client) -> None:
@@ -36,19 +74,16 @@ def test_saving_twice_merges(client: Client) -> None:
 
 
 def test_urls(client: Client) -> None:
+    base = client.settings.server_url
     image_id = client.save_image(jpeg(), filename="DSC_0042.JPG")
     # huImages' URL forms: numeric sizes, the file name (without .jpg) as the title part
-    assert client.imageurl(image_id) == f"http://img.test/o/{image_id}/DSC_0042.jpeg"
-    assert client.imageurl(image_id, "small") == f"http://img.test/240x160/{image_id}/DSC_0042.jpeg"
-    assert client.scaled_imageurl(image_id) == f"http://img.test/150x150/{image_id}/DSC_0042.jpeg"
-    assert client.scaled_imageurl(image_id, "square") == f"http://img.test/75x75!/{image_id}/DSC_0042.jpeg"
+    assert client.imageurl(image_id) == f"{base}o/{image_id}/DSC_0042.jpeg"
+    assert client.imageurl(image_id, "small") == f"{base}240x160/{image_id}/DSC_0042.jpeg"
+    assert client.scaled_imageurl(image_id) == f"{base}150x150/{image_id}/DSC_0042.jpeg"
+    assert client.scaled_imageurl(image_id, "square") == f"{base}75x75!/{image_id}/DSC_0042.jpeg"
     client.set_title(image_id, "Blick über den Hafen")
-    assert (
-        client.scaled_imageurl(image_id, "100x100") == f"http://img.test/100x100/{image_id}/Blick-_ber-den-Hafen.jpeg"
-    )
-    plain = dataclasses.replace(client.settings, title_urls=False)
-    untitled = Client(service=dataclasses.replace(client.service, settings=plain))
-    assert untitled.scaled_imageurl(image_id, "small") == f"http://img.test/240x160/{image_id}.jpeg"
+    assert client.scaled_imageurl(image_id, "100x100") == f"{base}100x100/{image_id}/Blick-_ber-den-Hafen.jpeg"
+    assert without_title_urls(client).scaled_imageurl(image_id, "small") == f"{base}240x160/{image_id}.jpeg"
     with pytest.raises(InvalidSize):
         client.scaled_imageurl(image_id, "nope")
 
@@ -66,12 +101,13 @@ def test_scaled_dimensions_equal_what_is_served(client: Client, service: ImageSe
 
 def test_scaled_tag_escapes_everything(client: Client) -> None:
     image_id = client.save_image(jpeg(400, 200))
+    base = client.settings.server_url
     tag = client.scaled_tag(image_id, "small", alt='A "quoted" <b>&', class_="hero")
     assert tag == (
-        f'<img src="http://img.test/240x160/{image_id}/image.jpeg" width="240" height="120" '
+        f'<img src="{base}240x160/{image_id}/image.jpeg" width="240" height="120" '
         'alt="A &quot;quoted&quot; &lt;b&gt;&amp;" class="hero" />'
     )
-    assert 'src="http://img.test/150x150/' in client.scaled_tag(image_id)
+    assert f'src="{base}150x150/' in client.scaled_tag(image_id)
 
 
 def test_browsing(client: Client) -> None:
@@ -99,13 +135,13 @@ def test_set_title(client: Client) -> None:
         (encode(pattern(9000, 6000), "JPEG", quality=20), ImageTooLarge),
     ],
 )
-def test_bad_input_stores_nothing(client: Client, settings: huimages.Settings, data: bytes, error: type) -> None:
+def test_bad_input_stores_nothing(client: Client, service: ImageService, data: bytes, error: type) -> None:
     with pytest.raises(error):
         client.save_image(data)
     with pytest.raises(ImageNotFound):
         client.get_imagedoc(compute_id(data))
-    assert not client.service.originals.exists(compute_id(data))
-    assert client.service.catalog.count() == 0
+    assert not service.originals.exists(compute_id(data))
+    assert service.catalog.count() == 0
 
 
 def test_module_functions_use_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -135,3 +171,85 @@ def test_importing_reads_no_environment(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("HUIMAGES_JPEG_QUALITY", "not a number")
     importlib.reload(huimages)  # must not raise: settings are read on first use only
     huimages.reset_default_client()
+
+
+def test_imagedata_metadata_and_delete(client: Client) -> None:
+    image_id = client.save_image(jpeg(400, 300), title="first", references={"sku": "A1"})
+    assert decode(client.scaled_imagedata(image_id, "small")).size == (213, 160)
+    assert client.update_metadata(image_id, title="second", references={"ean": "4005"}, typ="detail") == image_id
+    doc = client.get_imagedoc(image_id)
+    assert doc["title"] == ["first", "second"]
+    assert doc["references"] == {"sku": ["A1"], "ean": ["4005"]}
+    assert doc["types"] == ["detail"]  # references merge into lists, as in huImages
+    assert 'alt="second"' in client.scaled_tag(image_id, "small")  # the newest title, fresh after our own write
+    assert "<source" in client.scaled_picture(image_id, "small")
+    assert client.scaled_srcset(image_id, "100x100!").endswith(" 2x")
+    client.delete_image(image_id)
+    client.delete_image(image_id)  # an unknown ID is not an error
+    with pytest.raises(ImageNotFound):
+        client.scaled_tag(image_id)
+    with pytest.raises(UnknownImage):
+        client.update_metadata(image_id, title="gone")
+
+
+def test_remote_records_are_cached_for_the_configured_time(service: ImageService) -> None:
+    served = dataclasses.replace(service, settings=dataclasses.replace(service.settings, upload_token=TOKEN))
+    with wsgi_thread(create_app(service=served)) as base:
+        env = {"IMAGESERVERURL": base, "HUIMAGES_UPLOAD_TOKEN": TOKEN}
+        cached = Client(Settings.from_env({**env, "HUIMAGES_REMOTE_CACHE_SECONDS": "600"}))
+        fresh = Client(Settings.from_env({**env, "HUIMAGES_REMOTE_CACHE_SECONDS": "0"}))
+        image_id = cached.save_image(jpeg(300, 200), title="old")
+        assert cached.scaled_imageurl(image_id).endswith("/old.jpeg")
+        service.catalog.update_metadata(image_id, timestamp=None, title="new")  # another site renames it
+        assert 'alt="old"' in cached.scaled_tag(image_id)  # within its 600 s
+        assert 'alt="new"' in fresh.scaled_tag(image_id)
+
+
+def test_remote_errors_say_what_to_do(service: ImageService) -> None:
+    served = dataclasses.replace(service, settings=dataclasses.replace(service.settings, upload_token=TOKEN))
+    with wsgi_thread(create_app(service=served)) as base:
+        wrong = Client(Settings.from_env({"IMAGESERVERURL": base, "HUIMAGES_UPLOAD_TOKEN": "not-the-token"}))
+        with pytest.raises(ConfigurationError, match=r"HUIMAGES_UPLOAD_TOKEN.*refused"):
+            wrong.save_image(jpeg())
+        with pytest.raises(ConfigurationError, match="no local store"):
+            _ = wrong.service
+    gone = Client(Settings.from_env({"IMAGESERVERURL": base, "HUIMAGES_UPLOAD_TOKEN": TOKEN}))
+    with pytest.raises(huimages.BackendUnavailable, match="did not answer"):
+        gone.save_image(jpeg())
+    assert service.catalog.count() == 0
+
+
+def test_client_mode_follows_the_environment() -> None:
+    remote = {"IMAGESERVERURL": "http://images.test/", "HUIMAGES_UPLOAD_TOKEN": "t"}
+    assert Settings.from_env(remote).client_mode == "remote"
+    assert Settings.from_env({**remote, "HUIMAGES_HOME": "/srv/images"}).client_mode == "local"
+    assert Settings.from_env({**remote, "S3BUCKET": "originals"}).client_mode == "local"
+    assert Settings.from_env({**remote, "HUIMAGES_CLIENT": "local"}).client_mode == "local"
+    assert Settings.from_env({"HUIMAGES_HOME": "/srv", "HUIMAGES_CLIENT": "remote"}).client_mode == "remote"
+    assert Settings.from_env({}).client_mode == "local"
+    with pytest.raises(ConfigurationError, match="HUIMAGES_CLIENT"):
+        Settings.from_env({"HUIMAGES_CLIENT": "sideways"})
+    with pytest.raises(ConfigurationError, match="HUIMAGES_UPLOAD_TOKEN"):
+        Client(Settings.from_env({"HUIMAGES_CLIENT": "remote"}))
+
+
+def test_module_functions_over_http(service: ImageService, monkeypatch: pytest.MonkeyPatch) -> None:
+    served = dataclasses.replace(service, settings=dataclasses.replace(service.settings, upload_token=TOKEN))
+    with wsgi_thread(create_app(service=served)) as base:
+        for name in ("HUIMAGES_HOME", "HUIMAGES_CONFIG", "S3BUCKET", "COUCHSERVER"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("IMAGESERVERURL", base)
+        monkeypatch.setenv("HUIMAGES_UPLOAD_TOKEN", TOKEN)
+        huimages.reset_default_client()
+        try:
+            image_id = huimages.save_image(jpeg(200, 100), title="remote")
+            assert service.catalog.get(image_id)["title"] == ["remote"]  # stored by the server
+            assert huimages.scaled_imageurl(image_id, "small") == f"{base}240x160/{image_id}/remote.jpeg"
+            assert huimages.scaled_dimensions(image_id, "small") == (200, 100)
+            assert huimages.get_imagedoc("A" * 32 + "01") == {}
+            assert huimages.get_length(image_id) > 0
+            assert huimages.get_random_imageid() == image_id
+            huimages.delete_image(image_id)
+            assert service.catalog.count() == 0
+        finally:
+            huimages.reset_default_client()

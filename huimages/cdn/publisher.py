@@ -257,6 +257,14 @@ class CdnPublisher:
         base = f"{self.settings.url}/{size_token}/{version}"
         return {i: f"{base}/{i}.{fmt.extension}" for i, hit in cached.items() if hit and hit[1]}
 
+    def uploaded_of(self, image_id: str) -> dict[str, str]:
+        """CDN URLs of one image's uploaded derivatives, by ``<size>.<format>`` (current size versions only)."""
+        found = {}
+        for item in self.store.derivatives_of(image_id):
+            if item.state == UPLOADED and item.version == self._version(item.size):
+                found[f"{item.size}.{item.format}"] = f"{self.settings.url}/{item.key}"
+        return found
+
     def _version(self, size_token: str) -> int:
         now = time.monotonic()
         with self._lock:
