@@ -30,6 +30,7 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
 
+from huimages.catalog.docs import Doc
 from huimages.httpkit import Environ, HttpError, StartResponse, bearer, json_response
 from huimages.ids import compute_id, validate_id
 from huimages.imaging import Ingested, ingest
@@ -74,7 +75,7 @@ class ImagesApi:
         if method in ("GET", "HEAD"):
             return json_response(start_response, "200 OK", self._record(image_id))
         if method == "PATCH":
-            fields = _metadata(_json_object(_read_body(environ, _MAX_METADATA_BYTES), "the body"))
+            fields = _metadata(_json_object(read_body(environ, _MAX_METADATA_BYTES), "the body"))
             self.service.update_metadata(image_id, **fields)
             return json_response(start_response, "200 OK", self._record(image_id))
         if method == "DELETE":
@@ -107,13 +108,20 @@ class ImagesApi:
                 "415 Unsupported Media Type",
                 f"the body is {kind or 'untyped'}: send an image (Content-Type image/...) or multipart/form-data",
             )
-        body = _read_body(environ, self.service.settings.limits.max_upload_bytes)
+        body = read_body(environ, self.service.settings.limits.max_upload_bytes)
         if kind == "multipart/form-data":
-            uploads, fields = _multipart(content_type, body)
+            uploads, fields = parse_multipart(content_type, body)
         else:
             params = dict(urllib.parse.parse_qsl(query))
             uploads, fields = [Upload(body, params.get("filename", ""), kind)], params
-        metadata = _metadata(fields)
+        answers, created = self.store(uploads, _metadata(fields))
+        status = "201 Created" if created else "200 OK"
+        if kind == "multipart/form-data":
+            return json_response(start_response, status, {"images": answers})
+        return json_response(start_response, status, answers[0], [("Location", f"/images/{answers[0]['id']}")])
+
+    def store(self, uploads: list[Upload], metadata: Mapping[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+        """Check every file (decode it completely), then store each; their summaries, and whether any is new."""
         for upload in uploads:  # every file decodes, or nothing is stored
             upload.ingested = ingest(upload.data, self.service.settings.limits, self.service.settings.master_side)
         answers, created = [], False
@@ -129,10 +137,7 @@ class ImagesApi:
             )
             created |= not known
             answers.append({**self._summary(self.service.catalog.get_live(image_id)), "created": not known})
-        status = "201 Created" if created else "200 OK"
-        if kind == "multipart/form-data":
-            return json_response(start_response, status, {"images": answers})
-        return json_response(start_response, status, answers[0], [("Location", f"/images/{answers[0]['id']}")])
+        return answers, created
 
     def _summary(self, doc: Mapping[str, Any]) -> dict[str, Any]:
         """What a client needs of an image's record: size, type, length and its URLs."""
@@ -182,9 +187,18 @@ class ImagesApi:
         order = params.get("order", "id")
         if order not in ("id", "newest"):
             raise HttpError("400 Bad Request", "order is id or newest")
-        read = self.service.catalog.newest_page if order == "newest" else self.service.catalog.page
-        needle = params.get("q", "").strip().lower()
-        found: list[dict[str, Any]] = []
+        found, following = self.browse(after, limit, params.get("q", ""), newest=order == "newest")
+        return {"images": [{**self._summary(d), "title": d.get("title") or []} for d in found], "next": following}
+
+    def browse(self, after: str | None, limit: int, text: str, *, newest: bool) -> tuple[list[Doc], str | None]:
+        """Up to ``limit`` live records after ``after`` whose titles, references or file name hold ``text``.
+
+        Returns them and the cursor of the next page (None at the end). A
+        search reads at most 20 pages' worth of records per call.
+        """
+        read = self.service.catalog.newest_page if newest else self.service.catalog.page
+        needle = text.strip().lower()
+        found: list[Doc] = []
         scanned = 0
         while len(found) < limit and scanned < 20 * limit:  # a search reads at most 20 pages' worth
             docs = read(after, PAGE_LIMIT)
@@ -195,10 +209,10 @@ class ImagesApi:
                 scanned += 1
                 after = str(doc["_id"])
                 if not needle or needle in _searchable(doc):
-                    found.append(self._summary(doc) | {"title": doc.get("title") or []})
+                    found.append(doc)
                     if len(found) == limit:
                         break
-        return {"images": found, "next": after}
+        return found, after
 
 
 def _searchable(doc: Mapping[str, Any]) -> str:
@@ -212,7 +226,7 @@ def _not_allowed(method: str, allowed: str) -> HttpError:
     return HttpError("405 Method Not Allowed", f"{method} is not allowed here", [("Allow", allowed)])
 
 
-def _read_body(environ: Environ, limit: int) -> bytes:
+def read_body(environ: Environ, limit: int) -> bytes:
     """The request body, refused past ``limit`` bytes (413) before or while reading it."""
     stream = environ["wsgi.input"]
     length = environ.get("CONTENT_LENGTH") or ""
@@ -254,7 +268,7 @@ def _too_large(limit: int) -> HttpError:
     )
 
 
-def _multipart(content_type: str, body: bytes) -> tuple[list[Upload], dict[str, str]]:
+def parse_multipart(content_type: str, body: bytes) -> tuple[list[Upload], dict[str, str]]:
     """The files and the fields of a multipart/form-data body."""
     message = BytesParser(policy=HTTP).parsebytes(
         b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body

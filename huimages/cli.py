@@ -530,10 +530,11 @@ def _prune(
     settings: Settings, max_bytes: int | None, min_free: float | None, originals_max: int | None, dry_run: bool
 ) -> None:
     from huimages import prune as pruning
+    from huimages.prune import human_bytes
 
     verb = "would remove" if dry_run else "removed"
     swept = pruning.sweep_temporaries(pruning.temporary_folders(settings), dry_run=dry_run)
-    click.echo(f"temporary files: {verb} {swept.files} ({_human(swept.bytes)}) left by killed writers")
+    click.echo(f"temporary files: {verb} {swept.files} ({human_bytes(swept.bytes)}) left by killed writers")
     bounds = [("cache", settings.paths.cache_dir, max_bytes, min_free)]
     if originals_max is not None:
         bounds.append(("originals cache", settings.paths.originals_cache_dir, originals_max, None))
@@ -544,16 +545,17 @@ def _prune(
         with _bar(planned.count, f"pruning the {label}") as bar:
             report = pruning.carry_out(planned, dry_run=dry_run, progress=bar.update)
         click.echo(
-            f"{label}: {verb} {report.removed_files} files ({_human(report.removed_bytes)}), least recently used by"
-            f" {'access' if report.clock == 'atime' else 'modification'} time; {report.kept_files} files"
-            f" ({_human(report.kept_bytes)}) remain"
+            f"{label}: {verb} {report.removed_files} files ({human_bytes(report.removed_bytes)}),"
+            f" least recently used by {'access' if report.clock == 'atime' else 'modification'} time;"
+            f" {report.kept_files} files"
+            f" ({human_bytes(report.kept_bytes)}) remain"
         )
 
 
 @main.command()
 def cache() -> None:
     """What the derivative cache holds: files and bytes per size and format, oldest and newest, temporary files."""
-    from huimages.prune import TEMP_MAX_AGE, inventory
+    from huimages.prune import TEMP_MAX_AGE, human_bytes, inventory
 
     settings = _settings()
     shelves, temporary, stale = inventory(settings.paths.cache_dir)
@@ -566,27 +568,15 @@ def cache() -> None:
     for (folder, extension), shelf in shelves.items():
         label = f"{folder} ({names[folder]})" if folder in names else folder
         click.echo(
-            f"{label:22} {extension:6} {shelf.files:>9,} {_human(shelf.bytes):>10}"
+            f"{label:22} {extension:6} {shelf.files:>9,} {human_bytes(shelf.bytes):>10}"
             f"  {when(shelf.oldest):16}  {when(shelf.newest)}"
         )
     files = sum(shelf.files for shelf in shelves.values())
-    click.echo(f"{'total':29} {files:>9,} {_human(sum(shelf.bytes for shelf in shelves.values())):>10}")
+    click.echo(f"{'total':29} {files:>9,} {human_bytes(sum(shelf.bytes for shelf in shelves.values())):>10}")
     click.echo(
-        f"temporary files: {temporary.files} ({_human(temporary.bytes)}), {stale} older than"
+        f"temporary files: {temporary.files} ({human_bytes(temporary.bytes)}), {stale} older than"
         f" {TEMP_MAX_AGE / 3600:.0f} h (left by killed writers; `huimages prune` removes them)"
     )
-
-
-def _human(count: int) -> str:
-    """Bytes in the largest unit that keeps the number at least 1 (units of 1024)."""
-    if count < 1024:
-        return f"{count} bytes"
-    value = float(count)
-    for unit in ("KB", "MB", "GB"):
-        value /= 1024
-        if value < 1024:
-            return f"{value:.1f} {unit}"
-    return f"{value / 1024:.1f} TB"
 
 
 @main.command()

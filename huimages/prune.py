@@ -356,6 +356,18 @@ class AutoPruner:
         return True
 
 
+def human_bytes(count: int) -> str:
+    """Bytes in the largest unit that keeps the number at least 1 (units of 1024)."""
+    if count < 1024:
+        return f"{count} bytes"
+    value = float(count)
+    for unit in ("KB", "MB", "GB"):
+        value /= 1024
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+    return f"{value / 1024:.1f} TB"
+
+
 def parse_bytes(text: str) -> int:
     """``500M``, ``2G``, ``1.5GB``, ``750k`` or a plain number of bytes (units are powers of 1024)."""
     value = text.strip().upper().removesuffix("B").removesuffix("I")

@@ -13,7 +13,7 @@ import logging
 import os
 import struct
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from huimages import metrics
 from huimages.api import ImagesApi
@@ -51,6 +51,9 @@ from huimages.httpkit import (
 from huimages.service import ImageService
 from huimages.urls import parse_image_path, signature_of
 
+if TYPE_CHECKING:
+    from huimages.ui.app import WebInterface
+
 logger = logging.getLogger(__name__)
 
 
@@ -86,6 +89,16 @@ class ImageApp:
     def __init__(self, service: ImageService) -> None:
         self.service = service
         self.api = ImagesApi(service)
+        self._ui: WebInterface | None = None
+
+    @property
+    def ui(self) -> WebInterface:
+        """The web interface, made on its first request (image servers that never show it skip Jinja2)."""
+        if self._ui is None:
+            from huimages.ui.app import WebInterface
+
+            self._ui = WebInterface(self.service)
+        return self._ui
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         responses = metrics.get().responses
@@ -100,9 +113,7 @@ class ImageApp:
         try:
             return self._dispatch(environ, start_response)
         except HttpError as exc:
-            if _is_api(environ):
-                return json_response(start_response, exc.status, {"error": str(exc)}, exc.headers)
-            return text_response(start_response, exc.status, str(exc), exc.headers)
+            return _error_response(environ, start_response, exc.status, str(exc), exc.headers)
         except HuImagesError as exc:
             return self._error(environ, start_response, exc)
         except Exception:
@@ -120,6 +131,8 @@ class ImageApp:
             return self._metrics(environ, start_response)
         if path == "/images" or path.startswith("/images/"):
             return self.api(environ, start_response, path, query, method)
+        if path == "/ui" or path.startswith("/ui/"):
+            return self.ui(environ, start_response, path, query, method)
         parsed = parse_image_path(path)
         if parsed is None:
             raise HttpError("404 Not Found", "no such resource; image URLs look like /<size>/<id>.jpeg")
@@ -178,14 +191,25 @@ class ImageApp:
             logger.error("%s for %s: %s", status, uri, exc)
         else:
             logger.info("%s for %s: %s", status, uri, exc)
-        if _is_api(environ):  # the kind lets a remote client raise what a local one would
-            return json_response(start_response, status, {"error": message, "kind": type(exc).__name__}, headers)
-        return text_response(start_response, status, message, headers)
+        return _error_response(environ, start_response, status, message, headers, type(exc).__name__)
 
 
-def _is_api(environ: Environ) -> bool:
+def _error_response(
+    environ: Environ, start_response: StartResponse, status: str, message: str, headers: Headers, kind: str = ""
+) -> Iterable[bytes]:
+    """An error in the form the asker reads: JSON for the API and scripts, a page for the interface, else text."""
     path = request_target(environ)[0]
-    return path == "/images" or path.startswith("/images/")
+    if path == "/images" or path.startswith("/images/") or "application/json" in environ.get("HTTP_ACCEPT", ""):
+        payload = {"error": message, **({"kind": kind} if kind else {})}  # a remote client raises the same kind
+        return json_response(start_response, status, payload, headers)
+    if path == "/ui" or path.startswith("/ui/"):
+        from huimages.ui.app import error_page
+
+        body = error_page(status, message)
+        page_headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))]
+        start_response(status, [*page_headers, *NO_STORE, *headers])
+        return [body]
+    return text_response(start_response, status, message, headers)
 
 
 def create_app(settings: Settings | None = None, *, service: ImageService | None = None) -> ImageApp:
