@@ -90,6 +90,10 @@ def serve(host: str, port: int, workers: int | None, threads: int, use_lighttpd:
 
     settings = _settings()
     announce(f"huimages: data in {settings.paths.home}, serving http://{host}:{port}/", settings.log_format)
+    interface = f"web interface at http://{host}:{port}/ui/ (sign in with the admin token)"
+    if not settings.admin_token:
+        interface = "set HUIMAGES_ADMIN_TOKEN to use the web interface (/ui/)"
+    announce(f"huimages: {interface}", settings.log_format)
     if not use_lighttpd:
         run(settings, host, port, workers or default_workers(), threads)
         return
