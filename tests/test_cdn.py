@@ -22,6 +22,7 @@ from huimages.ids import compute_id
 from huimages.web import ImageApp, create_app
 from tests.imagetools import decode, jpeg
 from tests.servers import FaultProxy, PouchCouch, SeaweedS3, wsgi_thread
+from tests.test_ui import post, sign_in
 from tests.wsgi import call
 
 pytestmark = pytest.mark.integration
@@ -274,6 +275,16 @@ def test_poison_item_parks_without_blocking_others(site: Site) -> None:
     assert "1 parked derivatives queued again" in result.stdout
     [again] = site.queue.due(time.time() + site.offset, 10)
     assert (again.image_id, again.attempts) == (poison, 0)
+    for _ in range(3):
+        site.later(10)
+        site.process()
+    # the web interface's status page shows it parked again, and its button queues it again
+    cookie, csrf = sign_in(site.app, ADMIN_TOKEN)
+    page = call(site.app, "/ui/status", headers={"Cookie": cookie}).text
+    assert '<th scope="row">parked</th><td>1</td>' in page and "Queue the 1 parked items again" in page
+    done = post(site.app, "/ui/status/requeue", {"csrf": csrf}, cookie)
+    assert done.status == 303 and done.headers["Location"] == "/ui/status?done=requeued"
+    assert site.queue.queue_stats().counts["parked"] == 0
 
 
 def test_missing_cache_file_is_rendered_again(site: Site) -> None:

@@ -46,9 +46,9 @@ def post(app: ImageApp, path: str, fields: Mapping[str, str], cookie: str = "", 
     )
 
 
-def sign_in(app: ImageApp) -> tuple[str, str]:
+def sign_in(app: ImageApp, token: str = ADMIN) -> tuple[str, str]:
     """The session cookie and the CSRF token of a fresh sign-in."""
-    answer = post(app, "/ui/signin", {"token": ADMIN, "next": "/ui/"})
+    answer = post(app, "/ui/signin", {"token": token, "next": "/ui/"})
     assert answer.status == 303, answer.text
     cookie = answer.headers["Set-Cookie"].split(";", 1)[0]
     page = call(app, "/ui/", headers={"Cookie": cookie})

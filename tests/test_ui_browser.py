@@ -134,9 +134,12 @@ def walk(page: Any, base: str, client: Client, photos: list[bytes], ids: list[st
         {"name": f"photo-{i}.jpg", "type": "image/jpeg", "data": base64.b64encode(d).decode()}
         for i, d in enumerate(photos)
     ]
-    page.evaluate(DROP, ["#drop", files])
-    until(page, "document.querySelectorAll('#results li.stored').length === 3")
-    assert page.evaluate("window.progressBars") == 3
+    broken = {"name": "broken.jpg", "type": "image/jpeg", "data": base64.b64encode(b"not a JPEG at all").decode()}
+    page.evaluate(DROP, ["#drop", [*files, broken]])
+    until(page, "document.querySelectorAll('#results li.stored, #results li.failed').length === 4")
+    assert page.evaluate("window.progressBars") == 4
+    failure = page.text_content("#results li.failed") or ""
+    assert failure.startswith("broken.jpg was not stored:"), failure  # the error in plain words, the others stored
     shown = page.eval_on_selector_all("#results li.stored .image-id", "links => links.map(a => a.textContent)")
     assert sorted(shown) == sorted(ids)
     until(page, "[...document.querySelectorAll('#results img')].every(i => i.complete && i.naturalWidth > 0)")

@@ -76,6 +76,7 @@ class WebInterface:
             lstrip_blocks=True,
         )
         self.templates.filters["bytes"] = _human_bytes
+        self.templates.filters["when"] = _when
         folder = importlib.resources.files("huimages.ui") / "static"
         self.static = {name: (folder / name).read_bytes() for name in _STATIC}
 
@@ -385,6 +386,13 @@ def _human_bytes(count: int) -> str:
     from huimages.prune import human_bytes
 
     return human_bytes(int(count))
+
+
+def _when(stamp: str) -> str:
+    """huImages' timestamp (``20240131T235959.000123``) as ``2024-01-31 23:59:59``; other text as it is."""
+    if len(stamp) >= 15 and stamp[:8].isdigit() and stamp[8] == "T" and stamp[9:15].isdigit():
+        return f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]} {stamp[9:11]}:{stamp[11:13]}:{stamp[13:15]}"
+    return stamp
 
 
 def _age(seconds: float) -> str:
