@@ -76,11 +76,17 @@ def running(
 
 
 def get(
-    port: int, path: str, method: str = "GET", headers: Mapping[str, str] | None = None, timeout: float = 60
+    port: int,
+    path: str,
+    method: str = "GET",
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 60,
+    body: bytes | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
+    """One request to a server on 127.0.0.1: status, headers (lower-case names), body."""
     conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
     try:
-        conn.request(method, path, headers=dict(headers or {}))
+        conn.request(method, path, body=body, headers=dict(headers or {}))
         response = conn.getresponse()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:

@@ -14,7 +14,7 @@ from huimages.client import Client
 from huimages.config import Settings
 from huimages.ids import compute_id
 from tests.imagetools import decode, jpeg
-from tests.servers import LOOPBACK, free_port, running
+from tests.servers import LOOPBACK, free_port, get, running
 
 pytestmark = pytest.mark.integration
 
@@ -39,16 +39,9 @@ class Server:
         sent = dict(headers or {})
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
-        conn = http.client.HTTPConnection(LOOPBACK, self.port, timeout=60)
-        try:
-            conn.request(method, path, body=body, headers=sent)
-            response = conn.getresponse()
-            raw = response.read()
-            answer = {k.lower(): v for k, v in response.getheaders()}
-        finally:
-            conn.close()
+        status, answer, raw = get(self.port, path, method, sent, body=body)
         decoded = json.loads(raw) if answer.get("content-type", "").startswith("application/json") else raw
-        return response.status, answer, decoded
+        return status, answer, decoded
 
     def stored(self) -> set[str]:
         return {str(doc["_id"]) for docs in self.client.service.catalog.pages() for doc in docs}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html.parser
-import http.client
 import io
 import re
 import sys
@@ -20,7 +19,8 @@ from huimages.ids import compute_id
 from huimages.ui.session import COOKIE, Sessions
 from huimages.web import ImageApp, create_app
 from tests.imagetools import encode, jpeg, pattern
-from tests.servers import LOOPBACK, free_port, running
+from tests.servers import free_port, get, running
+from tests.test_api import multipart
 from tests.wsgi import Response, call
 
 ADMIN = "admin-token-of-the-ui-tests"
@@ -229,17 +229,6 @@ def test_static_files_and_errors(ui_app: ImageApp) -> None:
     assert call(ui_app, "/ui").headers["Location"] == "/ui/"
 
 
-def multipart(files: list[tuple[str, str, bytes]], fields: Mapping[str, str]) -> tuple[bytes, str]:
-    boundary = "huimages-ui-test-4d2c"
-    parts = []
-    for name, value in fields.items():
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
-    for filename, kind, data in files:
-        head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
-        parts.append(head.encode() + f"Content-Type: {kind}\r\n\r\n".encode() + data + b"\r\n")
-    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
-
-
 # -- through both fronts -----------------------------------------------------------------
 
 
@@ -256,18 +245,11 @@ class Browser:
         sent = dict(headers or {})
         if self.cookies:
             sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        conn = http.client.HTTPConnection(LOOPBACK, self.port, timeout=60)
-        try:
-            conn.request(method, path, body=body, headers=sent)
-            response = conn.getresponse()
-            raw = response.read()
-            answer = {k.lower(): v for k, v in response.getheaders()}
-        finally:
-            conn.close()
+        status, answer, raw = get(self.port, path, method, sent, body=body)
         if "set-cookie" in answer:
             name, _, value = answer["set-cookie"].split(";", 1)[0].partition("=")
             self.cookies[name] = value
-        return response.status, answer, raw
+        return status, answer, raw
 
     def form(self, path: str, fields: Mapping[str, str]) -> tuple[int, dict[str, str], bytes]:
         body = urllib.parse.urlencode(fields).encode()
