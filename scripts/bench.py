@@ -156,7 +156,7 @@ def bench_warm(photos: list[Path], seconds: int) -> None:
 
 
 def bench_lighttpd(photos: list[Path], seconds: int) -> None:
-    from huimages.fronts.lighttpd import FrontConfig, find_lighttpd, missing_parts, write_config
+    from huimages.fronts.lighttpd import find_lighttpd, missing_parts
 
     problems = missing_parts()
     if problems:
@@ -164,10 +164,18 @@ def bench_lighttpd(photos: list[Path], seconds: int) -> None:
         return
     lighttpd = find_lighttpd()
     assert lighttpd
+    bench_front_hits(photos, seconds, lighttpd)
+    bench_front_renders(photos, lighttpd)
+
+
+def bench_front_hits(photos: list[Path], seconds: int, lighttpd: str) -> None:
+    """Warm hits through the generated lighttpd config against a plain static lighttpd, three runs."""
+    from huimages.fronts.lighttpd import FrontConfig, write_config
+
     wrk = shutil.which("wrk")
-    print(
-        f"\n## Warm hits through lighttpd, one cached 240x160, {seconds} s each ({'wrk -t2 -c32' if wrk else 'python'})"
-    )
+    pinned = " (lighttpd on core 1, the client on core 0)" if _pins()[0] else ""
+    client = ("wrk -t1 -c32" if _pins()[0] else "wrk -t2 -c32") if wrk else "python"
+    print(f"\n## Warm hits through lighttpd, one cached 240x160, {seconds} s each ({client}){pinned}")
     with tempfile.TemporaryDirectory() as home_dir:
         home = Path(home_dir)
         service = ImageService.from_settings(Settings.at(home))
@@ -181,22 +189,36 @@ def bench_lighttpd(photos: list[Path], seconds: int) -> None:
         )
         port2 = _free_port()
         conf = write_config(FrontConfig.from_settings(service.settings, environ={}, port=port2, processes=2))
-        static_runs, front_runs = [], []
+        pin_server, pin_client = _pins()
         with (
-            _server([lighttpd, "-D", "-f", str(plain)], port) as static_server,
-            _server([lighttpd, "-D", "-f", str(conf)], port2) as front_server,
+            _server([*pin_server, lighttpd, "-D", "-f", str(plain)], port) as static_server,
+            _server([*pin_server, lighttpd, "-D", "-f", str(conf)], port2) as front_server,
         ):
-            for _ in range(3):  # interleaved, so drift on a shared machine hits both alike
-                url = f"http://127.0.0.1:{port}/240x160/{image_id}.jpeg"
-                static_runs.append(_load_cpu(static_server.pid, url, seconds, wrk))
-                url = f"http://127.0.0.1:{port2}/240x160/{image_id}.jpeg"
-                front_runs.append(_load_cpu(front_server.pid, url, seconds, wrk))
-    for n, ((static, s_cpu), (front, f_cpu)) in enumerate(zip(static_runs, front_runs, strict=True), 1):
-        print(
-            f"run {n}: plain static {static:,.0f} req/s, {s_cpu:.1f} us CPU each; huimages front {front:,.0f} req/s,"
-            f" {f_cpu:.1f} us CPU each: {front / static:.2f}x the requests, {s_cpu / f_cpu:.2f}x the requests per CPU"
-        )
+            targets = {
+                "static": (static_server.pid, f"http://127.0.0.1:{port}/240x160/{image_id}.jpeg"),
+                "front": (front_server.pid, f"http://127.0.0.1:{port2}/240x160/{image_id}.jpeg"),
+            }
+            for run in range(1, 4):
+                # One-second slices, alternating which server goes first (ABBA): drift on a shared
+                # machine then falls on both alike, within the run, not between runs.
+                requests = dict.fromkeys(targets, 0.0)
+                cpu = dict.fromkeys(targets, 0.0)
+                for n in range(max(2, seconds)):
+                    for name in sorted(targets, reverse=n % 2 == 1):
+                        pid, url = targets[name]
+                        rate, us = _load_cpu(pid, url, 1, wrk, pin_client)
+                        requests[name] += rate
+                        cpu[name] += rate * us
+                static, front = requests["static"], requests["front"]
+                s_cpu, f_cpu = cpu["static"] / static, cpu["front"] / front
+                print(
+                    f"run {run}: plain static {static / max(2, seconds):,.0f} req/s, {s_cpu:.1f} us CPU each;"
+                    f" huimages front {front / max(2, seconds):,.0f} req/s, {f_cpu:.1f} us CPU each:"
+                    f" {front / static:.2f}x the requests, {s_cpu / f_cpu:.2f}x the requests per CPU"
+                )
 
+
+def bench_front_renders(photos: list[Path], lighttpd: str) -> None:
     print("\n## Cold renders through lighttpd + FastCGI: distinct misses (from masters), 8 concurrent clients")
     room = {"HUIMAGES_RENDER_QUEUE": "16"}  # every client waits for a slot: throughput, not admission
     one, cores_one = _cold_throughput(photos, lighttpd, 1, {"HUIMAGES_RENDER_CONCURRENCY": "1", **room})
@@ -207,10 +229,25 @@ def bench_lighttpd(photos: list[Path], seconds: int) -> None:
     bench_flood(photos, lighttpd)
 
 
-def _load_cpu(pid: int, url: str, seconds: int, wrk: str | None) -> tuple[float, float]:
+def _pins() -> tuple[list[str], list[str]]:
+    """taskset prefixes that give the server one core and the load generator another (none on one core).
+
+    On two cores shared by a single-threaded lighttpd and a two-threaded wrk,
+    the scheduler's placement decided a run more than the server did (the same
+    server measured 0.6x to 1.3x of itself); pinned, each server has one core.
+    """
+    taskset = shutil.which("taskset")
+    if taskset is None or (os.cpu_count() or 1) < 2:
+        return [], []
+    return [taskset, "-c", "1"], [taskset, "-c", "0"]
+
+
+def _load_cpu(
+    pid: int, url: str, seconds: int, wrk: str | None, prefix: list[str] | None = None
+) -> tuple[float, float]:
     """Requests per second, and microseconds of the server process's CPU per request."""
     before, start = _cpu(pid), time.perf_counter()
-    rate = _load(url, seconds, wrk)
+    rate = _load(url, seconds, wrk, prefix)
     requests = rate * (time.perf_counter() - start)
     return rate, (_cpu(pid) - before) / max(requests, 1) * 1e6
 
@@ -498,10 +535,12 @@ def _jpeg_bytes(im: Image.Image, quality: int) -> bytes:
     return out.getvalue()
 
 
-def _load(url: str, seconds: int, wrk: str | None) -> float:
+def _load(url: str, seconds: int, wrk: str | None, prefix: list[str] | None = None) -> float:
+    """Requests per second at ``url``; ``prefix`` (taskset) pins the client to one core, then one wrk thread."""
     if wrk:
+        threads = "-t1" if prefix else "-t2"
         out = subprocess.run(
-            [wrk, "-t2", "-c32", f"-d{seconds}s", url], capture_output=True, text=True, check=True
+            [*(prefix or []), wrk, threads, "-c32", f"-d{seconds}s", url], capture_output=True, text=True, check=True
         ).stdout
         errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
         if errors:
@@ -565,7 +604,7 @@ def main() -> None:
     parser.add_argument("--skip-http", action="store_true", help="skip the server load runs")
     parser.add_argument(
         "--only",
-        choices=["cold", "masters", "formats", "ingest", "memory", "http", "migrate", "cdn", "ops", "thumbor"],
+        choices=["cold", "masters", "formats", "ingest", "memory", "http", "hits", "migrate", "cdn", "ops", "thumbor"],
         help="run one section only",
     )
     parser.add_argument("--thumbor", action="store_true", help="also compare cold renders with thumbor over HTTP")
@@ -606,6 +645,10 @@ def main() -> None:
         if "http" in sections:
             bench_warm(photos, args.seconds)
             bench_lighttpd(photos, args.seconds)
+        if "hits" in sections:  # warm hits through lighttpd against static lighttpd alone
+            from huimages.fronts.lighttpd import find_lighttpd
+
+            bench_front_hits(photos, args.seconds, find_lighttpd() or "lighttpd")
         if "migrate" in sections:
             bench_migrate()
         if "cdn" in sections:
