@@ -217,6 +217,40 @@ def bench_front_hits(photos: list[Path], seconds: int, lighttpd: str) -> None:
                     f" {front / static:.2f}x the requests, {s_cpu / f_cpu:.2f}x the requests per CPU"
                 )
 
+        if shutil.which("valgrind") and shutil.which("callgrind_control"):
+            # Instructions are not time, but they do not drift: the config's own cost per hit, exactly.
+            plain_ir = _instructions_per_hit(lighttpd, plain, port, f"/240x160/{image_id}.jpeg")
+            front_ir = _instructions_per_hit(lighttpd, conf, port2, f"/240x160/{image_id}.jpeg")
+            print(
+                f"lighttpd's own instructions per hit (callgrind, 2,000 hits, user space only): plain static"
+                f" {plain_ir:,.0f}, huimages front {front_ir:,.0f} ({front_ir / plain_ir:.2f}x)"
+            )
+
+
+def _instructions_per_hit(lighttpd: str, conf: Path, port: int, path: str, hits: int = 2000) -> float:
+    """User-space instructions lighttpd executes per request for ``path``, counted by valgrind's callgrind."""
+    import http.client
+
+    out = conf.with_suffix(".callgrind")
+    argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", lighttpd, "-D", "-f", str(conf)]
+    with _server(argv, port, ready=60) as proc:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for _ in range(50):  # warm up: stat cache, buffers
+            connection.request("GET", path)
+            connection.getresponse().read()
+        subprocess.run(["callgrind_control", "-z", str(proc.pid)], capture_output=True, check=True)
+        for _ in range(hits):
+            connection.request("GET", path)
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200
+        subprocess.run(["callgrind_control", "-d", str(proc.pid)], capture_output=True, check=True)
+        connection.close()
+    dump = Path(f"{out}.1").read_text(errors="replace")
+    match = re.search(r"^summary:\s+(\d+)", dump, re.M)
+    assert match, f"no summary in {out}.1"
+    return int(match.group(1)) / hits
+
 
 def bench_front_renders(photos: list[Path], lighttpd: str) -> None:
     print("\n## Cold renders through lighttpd + FastCGI: distinct misses (from masters), 8 concurrent clients")
@@ -415,14 +449,14 @@ def _cold_throughput(photos: list[Path], lighttpd: str, procs: int, environ: dic
 class _server:
     """Run a server process for the duration of a with-block, stopped by PID."""
 
-    def __init__(self, argv: list[str], port: int) -> None:
-        self.argv, self.port = argv, port
+    def __init__(self, argv: list[str], port: int, ready: float | None = None) -> None:
+        self.argv, self.port, self.ready = argv, port, ready
 
     def __enter__(self) -> subprocess.Popen[bytes]:
         self.proc = subprocess.Popen(
             self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
-        _wait_port(self.port)
+        _wait_port(self.port, self.ready or 30)
         return self.proc
 
     def __exit__(self, *exc: object) -> None:

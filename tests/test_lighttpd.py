@@ -237,6 +237,9 @@ def test_same_answers_as_the_python_server(front: Front) -> None:
     image_id = front.client.save_image(jpeg(640, 480))
     unknown = "A" * 32 + "01"
     app = create_app(service=ImageService.from_settings(front.client.settings))
+    writing = front.client.service.cache.root / "240x160" / f".{image_id}.jpeg.x7k2q.tmp"  # a write in progress
+    writing.parent.mkdir(parents=True, exist_ok=True)
+    writing.write_bytes(b"half a JPEG")
     cases = [
         ("GET", f"/small/{image_id}.jpeg", f"/small/{image_id}.jpeg"),
         ("HEAD", f"/medium/{image_id}.jpeg", f"/medium/{image_id}.jpeg"),
@@ -250,6 +253,10 @@ def test_same_answers_as_the_python_server(front: Front) -> None:
         ("GET", f"/small/{unknown}.jpeg", f"/small/{unknown}.jpeg"),
         ("GET", "/favicon.ico", "/favicon.ico"),
         ("GET", "/.huimages/locks/0001", "/.huimages/locks/0001"),
+        ("GET", "//.huimages/locks/0001", "//.huimages/locks/0001"),
+        ("GET", "/small/../.huimages/locks/0001", "/small/../.huimages/locks/0001"),
+        ("GET", f"/240x160/{writing.name}", f"/240x160/{writing.name}"),
+        ("GET", f"/240x160//{writing.name}", f"/240x160//{writing.name}"),
     ]
     for method, raw, decoded in cases:
         status, headers, body = front.get(raw, method=method)

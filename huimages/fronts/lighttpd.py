@@ -29,6 +29,7 @@ from huimages import metrics
 from huimages.cache import HIT_MAX_AGE
 from huimages.config import SETTINGS_SPECS, Settings
 from huimages.errors import HuImagesError
+from huimages.fsutil import TEMP_SUFFIX
 
 FRONTS_DIR = Path(__file__).resolve().parent
 PACKAGE_DIR = FRONTS_DIR.parent
@@ -166,10 +167,21 @@ etag.use-inode = "disable"
 # none, keyed on the type: the app's answers keep theirs (no-store on errors).
 expire.mimetypes = ( "image/" => "access plus {HIT_MAX_AGE} seconds" )
 
-# Hidden files (temporary files, lock files) are never served: the app
-# answers them with 404; /processqueue goes to the app too. One pattern, so a
-# cache hit costs lighttpd one regular expression here.
-url.rewrite-once = ( "^(/processqueue.*|.*/\\..*)$" => "/_huimages$1" )
+# Hidden files are never served: the app answers them with 404. They are the
+# state folder at the top (/.huimages: locks, failed renders, budgets) and the
+# temporary files of writes in progress (*.tmp). lighttpd has already merged
+# slashes and removed dot segments, so a prefix and a suffix catch every way to
+# them; string comparisons, where a regular expression on every hit would cost
+# more than the rest of this config. /processqueue goes to the app too.
+$HTTP["url"] =^ "/." {{
+    url.rewrite-once = ( "^(.*)$" => "/_huimages$1" )
+}}
+$HTTP["url"] =$ "{TEMP_SUFFIX}" {{
+    url.rewrite-once = ( "^(.*)$" => "/_huimages$1" )
+}}
+$HTTP["url"] =^ "/processqueue" {{
+    url.rewrite-once = ( "^(.*)$" => "/_huimages$1" )
+}}
 # huImages' URL forms /<size>/<id>/<title>.jpeg, /<size>/<id>.jpg and
 # /<size>/<id> are the file /<size>/<id>.jpeg, and /<size>/<id>/<title>.webp
 # (or .avif) is /<size>/<id>.webp, so once the file exists they are static
@@ -182,7 +194,7 @@ url.rewrite-if-not-file = (
 )
 # Only GET and HEAD read a cached file: every other method goes to the app,
 # which answers 405 with Allow on image paths (and runs the queue on POST
-# /processqueue). Inside this condition the rule replaces the one above.
+# /processqueue).
 # (Two string comparisons: cheaper per hit than a regular expression.)
 $HTTP["request-method"] != "GET" {{
     $HTTP["request-method"] != "HEAD" {{
