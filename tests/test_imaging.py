@@ -1,11 +1,13 @@
 """The Pillow pipeline, checked on decoded images made in code."""
 
+import io
+
 import pytest
 from PIL import Image, ImageCms
 
 from huimages.config import DEFAULT_SIZES, Limits
 from huimages.errors import ImageTooLarge, InvalidImage
-from huimages.imaging import probe, render
+from huimages.imaging import probe, render, resample_filter
 from huimages.sizes import parse_size
 from tests.imagetools import assert_similar, decode, encode, jpeg, pattern, with_orientation
 
@@ -114,12 +116,28 @@ def test_metadata_and_an_srgb_profile_are_stripped() -> None:
     assert_similar(out, picture.resize((150, 100)))
 
 
-def test_output_is_progressive_with_configured_quality() -> None:
+def test_output_is_optimised_baseline_with_configured_quality() -> None:
     data = jpeg(800, 600)
     low = render(data, size("400x300"), 30, LIMITS).data
     high = render(data, size("400x300"), 95, LIMITS).data
-    assert decode(high).info.get("progressive") or decode(high).info.get("progression")
+    assert not (decode(high).info.get("progressive") or decode(high).info.get("progression"))
     assert len(low) < len(high)
+    plain = io.BytesIO()
+    decode(high).save(plain, "JPEG", quality=95)  # the same pixels without optimised tables
+    assert len(high) < len(plain.getvalue())
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "expected"),
+    [
+        ((1280, 800), (1024, 640), "HAMMING"),
+        ((1280, 800), (240, 150), "LANCZOS"),
+        ((1280, 800), (640, 400), "LANCZOS"),
+        ((800, 600), (800, 600), "LANCZOS"),
+    ],
+)
+def test_large_mild_downscales_use_hamming(source: tuple[int, int], target: tuple[int, int], expected: str) -> None:
+    assert resample_filter(source, target).name == expected
 
 
 def test_o_of_an_upright_rgb_jpeg_is_the_original_bytes() -> None:
