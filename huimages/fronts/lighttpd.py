@@ -213,16 +213,6 @@ $HTTP["remote-ip"] == "127.0.0.1" {{
     status.status-url = "/server-status"
 }}
 
-# /processqueue runs the CDN upload queue: only from this host. Every way to
-# it has been rewritten to /_huimages/processqueue by now.
-$HTTP["url"] =^ "/_huimages/processqueue" {{
-    $HTTP["remote-ip"] != "127.0.0.0/8" {{
-        $HTTP["remote-ip"] != "::1" {{
-            url.access-deny = ( "" )
-        }}
-    }}
-}}
-
 # The app routes on REQUEST_URI, the URI as the client sent it.
 # Uploads (POST /images): lighttpd refuses a body over this (413), from its
 # Content-Length or while reading a chunked one; under it, a body with a
@@ -247,11 +237,20 @@ $HTTP["url"] =^ "/_huimages/" {{
     # become a plain 503 with Retry-After; the app's answers pass unchanged.
     magnet.attract-response-start-to = ( {_quote(cfg.error_script)} )
 }}
-# A queue run lasts as long as its queue: the same backends, with no read timeout.
+# /processqueue runs the CDN upload queue: only from this host (every way to it
+# has been rewritten to /_huimages/processqueue by now). A run lasts as long as
+# its queue: the same backends, with no read timeout. (One block, after the one
+# above: lighttpd merges blocks with the same condition into the first one's
+# place, and this block's fastcgi.server must come after that one's.)
 $HTTP["url"] =^ "/_huimages/processqueue" {{
     fastcgi.server = ( "/" => (
 {queue_backends}
     ))
+    $HTTP["remote-ip"] != "127.0.0.0/8" {{
+        $HTTP["remote-ip"] != "::1" {{
+            url.access-deny = ( "" )
+        }}
+    }}
 }}
 """
 
