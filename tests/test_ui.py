@@ -163,6 +163,9 @@ def test_titles_and_references_are_escaped_and_every_img_has_alt(ui_app: ImageAp
 
 def test_browse_pages_and_searches_newest_first(ui_app: ImageApp) -> None:
     cookie, _ = sign_in(ui_app)
+    empty = call(ui_app, "/ui/random", headers={"Cookie": cookie})
+    assert empty.status == 303 and empty.headers["Location"] == "/ui/upload?done=empty"
+    assert call(ui_app, "/images/random", headers={"Authorization": f"Bearer {ADMIN}"}).status == 404
     client = Client(service=ui_app.service)
     ids = [
         client.save_image(jpeg(100 + i, 80), title=f"photo {i}", references={"set": "odd" if i % 2 else "even"})

@@ -26,7 +26,7 @@ from markupsafe import escape
 from huimages.api import ImagesApi, Upload, parse_multipart, read_body
 from huimages.catalog.docs import Doc, alt_text, original_filename
 from huimages.client import Client
-from huimages.errors import HuImagesError
+from huimages.errors import EmptyStore, HuImagesError
 from huimages.formats import JPEG
 from huimages.httpkit import NO_STORE, Environ, Headers, HttpError, StartResponse, json_response
 from huimages.ids import validate_id
@@ -48,6 +48,7 @@ NOTICES = {
     "title": "The title was saved.",
     "requeued": "Parked CDN items were queued again.",
     "signedout": "You are signed out.",
+    "empty": "There are no images yet: upload some.",
 }
 
 _SECURITY_HEADERS: Headers = [
@@ -116,7 +117,10 @@ class WebInterface:
         if rest == "status/requeue" and method == "POST":
             return self._requeue(page)
         if rest == "random" and reading:
-            return page.redirect(f"/ui/images/{self.service.catalog.random_id()}")
+            try:
+                return page.redirect(f"/ui/images/{self.service.catalog.random_id()}")
+            except EmptyStore:
+                return page.redirect("/ui/upload?done=empty")
         if rest == "signout" and method == "POST":
             secure = is_https(page.environ)
             return _redirect(page.start_response, "/ui/signin?done=signedout", [("Set-Cookie", Sessions.clear(secure))])
