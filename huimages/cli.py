@@ -2,8 +2,9 @@
 
 The server-side commands work on ``ImageService.from_settings(Settings.from_env())``;
 ``upload``, ``url``, ``tag`` and ``info`` use the client API, which may be
-remote (``HUIMAGES_CLIENT``). Every ``HuImagesError`` becomes a one-line message and exit status 1 in one
-place (``_Group.invoke``), so commands do not translate errors themselves.
+remote (``HUIMAGES_CLIENT``). Every ``HuImagesError`` becomes a one-line
+message and exit status 1 in one place (``_Group.invoke``), so commands do not
+translate errors themselves.
 """
 
 from __future__ import annotations
@@ -551,8 +552,7 @@ def _prune(
         click.echo(
             f"{label}: {verb} {report.removed_files} files ({human_bytes(report.removed_bytes)}),"
             f" least recently used by {'access' if report.clock == 'atime' else 'modification'} time;"
-            f" {report.kept_files} files"
-            f" ({human_bytes(report.kept_bytes)}) remain"
+            f" {report.kept_files} files ({human_bytes(report.kept_bytes)}) remain"
         )
 
 

@@ -63,6 +63,9 @@ class Images(Protocol):
     def record(self, image_id: str) -> Doc:
         """The record of an image that may be served (``ImageNotFound`` otherwise)."""
 
+    def document(self, image_id: str) -> Doc:
+        """The record as ``get_imagedoc`` gives it (a local catalog also gives one marked deleted)."""
+
     def records(self, image_ids: Iterable[str]) -> dict[str, Doc]:
         """The records of those of ``image_ids`` that exist."""
 
@@ -70,6 +73,9 @@ class Images(Protocol):
 
     def cdn_urls(self, size_token: str, image_ids: list[str], fmt: Format) -> dict[str, str]:
         """CDN URLs of those derivatives that are uploaded."""
+
+    def derivative_bytes(self, size: Size, image_id: str, url: str) -> bytes:
+        """The JPEG bytes of a derivative: rendered here if need be, or fetched from ``url`` (the server's)."""
 
     def random_id(self) -> str: ...
 
@@ -96,6 +102,9 @@ class LocalImages:
     def record(self, image_id: str) -> Doc:
         return self.service.catalog.get_live(image_id)
 
+    def document(self, image_id: str) -> Doc:
+        return self.service.catalog.get(image_id)
+
     def records(self, image_ids: Iterable[str]) -> dict[str, Doc]:
         return self.service.catalog.find_many(image_ids)
 
@@ -105,6 +114,9 @@ class LocalImages:
     def cdn_urls(self, size_token: str, image_ids: list[str], fmt: Format) -> dict[str, str]:
         publisher = self.service.publisher
         return publisher.urls(size_token, image_ids, fmt) if publisher is not None else {}
+
+    def derivative_bytes(self, size: Size, image_id: str, url: str) -> bytes:
+        return self.service.derivative(size, image_id).read()  # no HTTP round trip
 
     def random_id(self) -> str:
         return self.service.catalog.random_id()
@@ -126,19 +138,17 @@ class Client:
     def __init__(self, settings: Settings | None = None, *, service: ImageService | None = None) -> None:
         self._service: ImageService | None = None
         self.images: Images
-        if service is None and settings is None:
-            settings = Settings.from_env()
-        if service is None and settings is not None and settings.client_mode == "remote":
-            from huimages.remote import RemoteImages
+        if service is None:
+            settings = settings or Settings.from_env()
+            if settings.client_mode == "remote":
+                from huimages.remote import RemoteImages
 
-            self.settings = settings
-            self.policy = SizePolicy(settings)
-            self.images = RemoteImages(settings)
-        else:
-            self._service = service or ImageService.from_settings(settings or Settings.from_env())
-            self.settings = self._service.settings
-            self.policy = self._service.policy
-            self.images = LocalImages(self._service)
+                self.settings, self.policy = settings, SizePolicy(settings)
+                self.images = RemoteImages(settings)
+                return
+            service = ImageService.from_settings(settings)
+        self._service, self.settings, self.policy = service, service.settings, service.policy
+        self.images = LocalImages(service)
 
     @property
     def remote(self) -> bool:
@@ -214,9 +224,7 @@ class Client:
 
     def get_imagedoc(self, imageid: str) -> Doc:
         """The image's catalog document (a dict in huImages' CouchDB shape)."""
-        if self._service is not None:
-            return self._service.catalog.get(imageid)  # also a record marked deleted, as huImages gave it
-        return self.images.record(imageid)
+        return self.images.document(imageid)
 
     def get_length(self, imageid: str) -> int:
         """Length in bytes of the stored original."""
@@ -296,13 +304,8 @@ class Client:
 
     def scaled_imagedata(self, imageid: str, size: str = DEFAULT_SIZE) -> bytes:
         """The bytes of a scaled version (JPEG): rendered here if need be, or fetched from the image server."""
-        parsed = self.parse_size(size)
-        if self._service is not None:
-            return self._service.derivative(parsed, validate_id(imageid)).read()
-        from huimages.remote import RemoteImages
-
-        assert isinstance(self.images, RemoteImages)
-        return self.images.fetch(self._url(parsed, validate_id(imageid), None, JPEG))
+        parsed, image_id = self.parse_size(size), validate_id(imageid)
+        return self.images.derivative_bytes(parsed, image_id, self._url(parsed, image_id, None, JPEG))
 
     def scaled_dimensions(self, imageid: str, size: str = DEFAULT_SIZE) -> tuple[int, int]:
         """(width, height) of the image served for ``scaled_imageurl(imageid, size)``."""

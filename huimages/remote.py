@@ -37,6 +37,7 @@ from huimages.errors import (
 )
 from huimages.formats import Format
 from huimages.ids import validate_id
+from huimages.sizes import Size
 
 BATCH = 100  # records per GET /images?ids=
 _BACKEND = "image server"
@@ -127,8 +128,11 @@ class RemoteImages:
         records = self.records(image_ids)
         return {i: str(r["cdn"][key]) for i, r in records.items() if key in (r.get("cdn") or {})}
 
-    def fetch(self, url: str) -> bytes:
-        """The bytes at an image URL of the server (a derivative)."""
+    def document(self, image_id: str) -> Doc:
+        return self.record(image_id)  # the API serves no record marked deleted
+
+    def derivative_bytes(self, size: Size, image_id: str, url: str) -> bytes:
+        """The bytes at the derivative's URL on the server."""
         request = urllib.request.Request(url, method="GET")
         with self._open(request, None) as response:
             return bytes(response.read())

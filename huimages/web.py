@@ -131,9 +131,9 @@ class ImageApp:
             return self._process_queue(environ, start_response, method)
         if path == "/metrics":
             return self._metrics(environ, start_response)
-        if path == "/images" or path.startswith("/images/"):
+        if _under(path, "/images"):
             return self.api(environ, start_response, path, query, method)
-        if path == "/ui" or path.startswith("/ui/"):
+        if _under(path, "/ui"):
             return self.ui(environ, start_response, path, query, method)
         parsed = parse_image_path(path)
         if parsed is None:
@@ -196,15 +196,20 @@ class ImageApp:
         return _error_response(environ, start_response, status, message, headers, type(exc).__name__)
 
 
+def _under(path: str, prefix: str) -> bool:
+    """Whether ``path`` is ``prefix`` or below it (``/images``, ``/images/<id>``)."""
+    return path == prefix or path.startswith(prefix + "/")
+
+
 def _error_response(
     environ: Environ, start_response: StartResponse, status: str, message: str, headers: Headers, kind: str = ""
 ) -> Iterable[bytes]:
     """An error in the form the asker reads: JSON for the API and scripts, a page for the interface, else text."""
     path = request_target(environ)[0]
-    if path == "/images" or path.startswith("/images/") or "application/json" in environ.get("HTTP_ACCEPT", ""):
+    if _under(path, "/images") or "application/json" in environ.get("HTTP_ACCEPT", ""):
         payload = {"error": message, **({"kind": kind} if kind else {})}  # a remote client raises the same kind
         return json_response(start_response, status, payload, headers)
-    if path == "/ui" or path.startswith("/ui/"):
+    if _under(path, "/ui"):
         from huimages.ui.app import error_page
 
         body = error_page(status, message)

@@ -30,6 +30,7 @@ from huimages.errors import EmptyStore, HuImagesError
 from huimages.formats import JPEG
 from huimages.httpkit import NO_STORE, Environ, Headers, HttpError, StartResponse, json_response
 from huimages.ids import validate_id
+from huimages.prune import human_bytes, inventory
 from huimages.service import ImageService
 from huimages.sizes import output_dimensions
 from huimages.ui.session import Sessions, is_https
@@ -76,7 +77,7 @@ class WebInterface:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.templates.filters["bytes"] = _human_bytes
+        self.templates.filters["bytes"] = human_bytes
         self.templates.filters["when"] = _when
         folder = importlib.resources.files("huimages.ui") / "static"
         self.static = {name: (folder / name).read_bytes() for name in _STATIC}
@@ -241,8 +242,6 @@ class WebInterface:
         return {"file": name, **card, "created": answers[0]["created"], "error": ""}
 
     def _status(self, page: _Page) -> Iterable[bytes]:
-        from huimages.prune import inventory
-
         health = self.service.health()
         queue: dict[str, Any] | None = None
         publisher = self.service.publisher
@@ -384,12 +383,6 @@ def _local_target(target: str) -> str:
 
 def _wants_json(environ: Environ) -> bool:
     return "application/json" in environ.get("HTTP_ACCEPT", "")
-
-
-def _human_bytes(count: int) -> str:
-    from huimages.prune import human_bytes
-
-    return human_bytes(int(count))
 
 
 def _when(stamp: str) -> str:
