@@ -246,8 +246,22 @@ def read_body(environ: Environ, limit: int) -> bytes:
         raise HttpError("411 Length Required", "send Content-Length, or a chunked body")
     data = _read(stream, limit + 1)
     if len(data) > limit:
+        _drain(stream, _DRAIN_BYTES)
         raise _too_large(limit)
     return data
+
+
+# A body found too large while read is read on this far (and dropped) before the 413:
+# a client still sending when the server closed would get a reset, not the answer.
+_DRAIN_BYTES = 1 << 20
+
+
+def _drain(stream: Any, most: int) -> None:
+    while most > 0:
+        chunk = stream.read(min(_CHUNK, most))
+        if not chunk:
+            return
+        most -= len(chunk)
 
 
 def _read(stream: Any, most: int) -> bytes:
