@@ -272,24 +272,28 @@ class ImageService:
             if cached is not None:
                 return cached
             self.failures.check(image_id, which)  # another process may have just failed it
-            with self.slots.slot(f"{size.spec}/{image_id}.{fmt.extension}", owner), metrics.rendering():
-                kind = metrics.size_kind(size.spec, self._named_specs)
-                try:
-                    cached = self._render(size, image_id, fmt)
-                except HuImagesError as exc:
-                    self.failures.remember(image_id, which, exc)
-                    metrics.get().renders.labels(kind, fmt.name, metrics.outcome(exc)).inc()
-                    raise
-                metrics.get().renders.labels(kind, fmt.name, "ok").inc()
-                return cached
+            kind = metrics.size_kind(size.spec, self._named_specs)
+            try:
+                # The slot bounds the CPU and memory of decode, scale and encode; the
+                # write (an fsync) happens after it, so the next render need not wait for the disk.
+                with self.slots.slot(f"{size.spec}/{image_id}.{fmt.extension}", owner), metrics.rendering():
+                    rendered, source, seconds = self._render(size, image_id, fmt)
+                cached = self._store(size, image_id, fmt, rendered, source, seconds)
+            except HuImagesError as exc:
+                self.failures.remember(image_id, which, exc)
+                metrics.get().renders.labels(kind, fmt.name, metrics.outcome(exc)).inc()
+                raise
+            metrics.get().renders.labels(kind, fmt.name, "ok").inc()
+            return cached
 
     def derivative_bytes(self, size_token: str, image_id: str, fmt: Format = JPEG) -> bytes:
         """A derivative's bytes, rendered if missing (what the CDN uploads)."""
         return self.derivative(self.parse_size(size_token), image_id, fmt).read()
 
-    def _render(self, size: Size, image_id: str, fmt: Format) -> CachedFile:
-        doc = self.catalog.get_live(image_id)
+    def _render(self, size: Size, image_id: str, fmt: Format) -> tuple[Rendered, str, float]:
+        """The derivative's bytes, what they were made from (``master`` or ``original``), and the seconds it took."""
         started = time.perf_counter()
+        doc = self.catalog.get_live(image_id)
         deadline = Deadline(f"{size.spec}/{image_id}", self.settings.limits.render_timeout)
         if self.settings.master_side and not size.is_original and "length" not in doc:
             doc = self._modernise(image_id)
@@ -301,6 +305,13 @@ class ImageService:
         deadline.check("encoding")
         if rendered.source_size != (doc.get("width"), doc.get("height")):
             self._correct_dimensions(image_id, rendered.source_size)
+        return rendered, source, time.perf_counter() - started
+
+    def _store(
+        self, size: Size, image_id: str, fmt: Format, rendered: Rendered, source: str, seconds: float
+    ) -> CachedFile:
+        """Queue a new derivative for the CDN, write it to the cache, and count it."""
+        started = time.perf_counter()
         if self.publisher is not None:
             # Queued before the file is written: if the write fails, the queue
             # run renders it again; a cached file is never left unqueued.
@@ -308,17 +319,18 @@ class ImageService:
         cached = self.cache.write(size.spec, image_id, rendered.data, fmt)
         if self.pruner is not None:
             self.pruner.wrote(len(rendered.data))
-        recorded, seconds = metrics.get(), time.perf_counter() - started
+        recorded = metrics.get()
         cached.render_ms = round(seconds * 1000, 1)
         recorded.render_seconds.labels(source).observe(seconds)
         recorded.decode_seconds.labels(source).observe(rendered.decode_seconds)
         recorded.cache_written.inc(len(rendered.data))
         logger.info(
-            "rendered %s/%s.%s (%d bytes) in %.1f ms",
+            "rendered %s/%s.%s (%d bytes) in %.1f ms, written in %.1f ms",
             size.spec,
             image_id,
             fmt.extension,
             len(rendered.data),
+            seconds * 1000,
             (time.perf_counter() - started) * 1000,
         )
         return cached

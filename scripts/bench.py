@@ -253,13 +253,31 @@ def _instructions_per_hit(lighttpd: str, conf: Path, port: int, path: str, hits:
 
 
 def bench_front_renders(photos: list[Path], lighttpd: str) -> None:
-    print("\n## Cold renders through lighttpd + FastCGI: distinct misses (from masters), 8 concurrent clients")
-    room = {"HUIMAGES_RENDER_QUEUE": "16"}  # every client waits for a slot: throughput, not admission
-    one, cores_one = _cold_throughput(photos, lighttpd, 1, {"HUIMAGES_RENDER_CONCURRENCY": "1", **room})
-    print(f"1 backend, 1 render at a time: {one:.1f} renders/s, backends busy on {cores_one:.2f} cores")
-    both, cores_both = _cold_throughput(photos, lighttpd, os.cpu_count() or 1, room)
-    print(f"defaults ({os.cpu_count()} backends, a render per core each): {both:.1f} renders/s,", end="")
-    print(f" backends busy on {cores_both:.2f} cores: {both / one:.2f}x")
+    """Cold renders per second through lighttpd: one render at a time against the default backends.
+
+    The sizes are the site's own (``HUIMAGES_ALLOWED_SIZES``), so the budgets
+    for strangers' sizes do not apply. Runs go in ABBA order (one, defaults,
+    defaults, one) so that drift of this shared machine falls on both.
+    """
+    widths = range(200, 1000, 20)
+    print(
+        f"\n## Cold renders through lighttpd + FastCGI: {len(photos) * len(widths)} distinct misses a run"
+        " (from masters), 8 concurrent clients, runs in ABBA order"
+    )
+    sizes = [f"{w}x{w * 2 // 3}" for w in widths]
+    room = {"HUIMAGES_RENDER_QUEUE": "16", "HUIMAGES_ALLOWED_SIZES": ",".join([*sizes, *_WARM_SIZES])}
+    cores = os.cpu_count() or 1
+    runs = {"one": (1, {"HUIMAGES_RENDER_CONCURRENCY": "1", **room}), "defaults": (cores, room)}
+    done: dict[str, list[tuple[float, float]]] = {"one": [], "defaults": []}
+    for which in ("one", "defaults", "defaults", "one"):
+        procs, environ = runs[which]
+        done[which].append(_cold_throughput(photos, sizes, lighttpd, procs, environ))
+    for which, label in (("one", "1 backend, 1 render at a time"), ("defaults", f"defaults ({cores} backends)")):
+        rates = ", ".join(f"{rate:.1f}" for rate, _ in done[which])
+        busy = ", ".join(f"{busy:.2f}" for _, busy in done[which])
+        print(f"{label}: {rates} renders/s, backends busy on {busy} cores")
+    one, both = (sum(rate for rate, _ in done[w]) for w in ("one", "defaults"))
+    print(f"defaults against one render at a time: {both / one:.2f}x")
     bench_flood(photos, lighttpd)
 
 
@@ -414,7 +432,13 @@ def _backend_cpu(parent: int) -> float:
     return total
 
 
-def _cold_throughput(photos: list[Path], lighttpd: str, procs: int, environ: dict[str, str]) -> tuple[float, float]:
+_WARM_SIZES = [f"{100 + i}x100" for i in range(8)]
+
+
+def _cold_throughput(
+    photos: list[Path], sizes: list[str], lighttpd: str, procs: int, environ: dict[str, str]
+) -> tuple[float, float]:
+    """Renders per second of every size of every photo, and the cores the backends were busy on."""
     import concurrent.futures
     import http.client
 
@@ -423,7 +447,7 @@ def _cold_throughput(photos: list[Path], lighttpd: str, procs: int, environ: dic
     with tempfile.TemporaryDirectory() as home_dir:
         service = ImageService.from_settings(Settings.at(Path(home_dir)))
         ids = [service.ingest(p.read_bytes()) for p in photos]
-        paths = [f"/{w}x{w * 2 // 3}/{i}.jpeg" for i in ids for w in range(200, 1000, 50)]
+        paths = [f"/{size}/{i}.jpeg" for size in sizes for i in ids]
         port = _free_port()
         conf = write_config(FrontConfig.from_settings(service.settings, environ=environ, port=port, processes=procs))
 
@@ -437,8 +461,8 @@ def _cold_throughput(photos: list[Path], lighttpd: str, procs: int, environ: dic
             conn.close()
 
         with _server([lighttpd, "-D", "-f", str(conf)], port) as front:
-            for i in range(procs * 2):
-                fetch(f"/{100 + i}x100/{ids[0]}.jpeg")  # backends up and imported
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:  # every backend up, imported and warm
+                list(pool.map(fetch, [f"/{size}/{i}.jpeg" for size in _WARM_SIZES for i in ids]))
             cpu_before, start = _backend_cpu(front.pid), time.perf_counter()
             with concurrent.futures.ThreadPoolExecutor(8) as pool:
                 list(pool.map(fetch, paths))
@@ -630,6 +654,10 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, Pillow {PIL.__version__}"
 
 
+_SECTIONS = ["cold", "masters", "formats", "ingest", "memory", "http", "hits", "renders", "migrate", "cdn", "ops"]
+_SECTIONS += ["thumbor"]  # run only when named (--only thumbor, or --thumbor)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("photos", nargs="?", type=Path, help="folder of JPEG photos (default: generated)")
@@ -638,7 +666,7 @@ def main() -> None:
     parser.add_argument("--skip-http", action="store_true", help="skip the server load runs")
     parser.add_argument(
         "--only",
-        choices=["cold", "masters", "formats", "ingest", "memory", "http", "hits", "migrate", "cdn", "ops", "thumbor"],
+        choices=_SECTIONS,
         help="run one section only",
     )
     parser.add_argument("--thumbor", action="store_true", help="also compare cold renders with thumbor over HTTP")
@@ -683,6 +711,10 @@ def main() -> None:
             from huimages.fronts.lighttpd import find_lighttpd
 
             bench_front_hits(photos, args.seconds, find_lighttpd() or "lighttpd")
+        if "renders" in sections:  # cold renders through lighttpd on every core against one at a time, and the flood
+            from huimages.fronts.lighttpd import find_lighttpd
+
+            bench_front_renders(photos, find_lighttpd() or "lighttpd")
         if "migrate" in sections:
             bench_migrate()
         if "cdn" in sections:

@@ -149,3 +149,20 @@ def test_admission_control_refuses_with_503_and_keeps_hits_answering(tmp_path: P
     busy = next(a for a in answers if a.status == 503)
     assert busy.headers["Retry-After"] == "2" and "render slots" in busy.text
     assert len(answered) == 9  # the refused ones answered without waiting for the render
+
+
+def test_the_cache_write_does_not_hold_a_render_slot(tmp_path: Path) -> None:
+    """Decode, scale and encode take a slot; the write (an fsync) does not keep the next render waiting."""
+    client = site(tmp_path, HUIMAGES_RENDER_CONCURRENCY="1")
+    image_id = client.save_image(encode(photo(800, 600), "JPEG"))
+    service = client.service
+    real_write, slots_during_write = service.cache.write, []
+
+    def observed_write(*args, **kwargs):
+        slots_during_write.append(service.slots.in_flight)
+        return real_write(*args, **kwargs)
+
+    service.cache.write = observed_write  # type: ignore[method-assign]
+    cached = service.derivative(service.parse_size("200x150"), image_id)
+    assert decode(cached.read()).size == (200, 150)
+    assert slots_during_write == [0] and service.slots.in_flight == 0

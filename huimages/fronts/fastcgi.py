@@ -16,6 +16,7 @@ from typing import Any
 from huimages import metrics
 from huimages.cache import DerivativeCache
 from huimages.config import Settings
+from huimages.fronts.malloc import limit_arenas
 from huimages.logs import configure
 from huimages.prune import sweep_in_background
 from huimages.web import create_app
@@ -29,6 +30,7 @@ def run(settings: Settings, bind: BindAddress = None) -> None:
     """Serve FastCGI on ``bind`` (a socket path or host and port), or on fd 0 when None."""
     from flup.server.fcgi import WSGIServer
 
+    limit_arenas()  # before flup starts a thread per request
     try:  # lighttpd serves /small/<id>.jpeg from the numeric folder through these links
         DerivativeCache(settings.paths.cache_dir).link_names(settings.sizes)
     except OSError as exc:

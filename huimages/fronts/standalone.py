@@ -15,6 +15,7 @@ from gunicorn.glogging import Logger
 
 from huimages import metrics
 from huimages.config import Settings
+from huimages.fronts.malloc import limit_arenas
 from huimages.logs import JsonFormatter, configure
 from huimages.prune import sweep_in_background
 from huimages.web import create_app
@@ -49,6 +50,7 @@ class StandaloneServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
+        limit_arenas()  # in each worker, before its threads start
         app = create_app(self.settings)  # in each worker, after the fork
         if app.service.pruner is not None:
             app.service.pruner.start()  # HUIMAGES_CACHE_MAX_BYTES
