@@ -401,6 +401,21 @@ def test_secrets_never_enter_the_config(tmp_path: Path) -> None:
     assert '"AWS_SECRET_ACCESS_KEY"' in text  # copied from lighttpd's own environment instead
 
 
+def test_the_backends_get_the_operators_malloc_arena_max(tmp_path: Path) -> None:
+    """lighttpd hands its MALLOC_ARENA_MAX to the backends it spawns (which then keep glibc's own reading)."""
+    port = free_port()
+    settings = Settings.at(tmp_path, server_url=f"http://127.0.0.1:{port}/")
+    conf = write_config(FrontConfig.from_settings(settings, environ={}, port=port, processes=1))
+    lighttpd = find_lighttpd()
+    assert lighttpd
+    with running([lighttpd, "-D", "-f", str(conf)], port, tmp_path / "lighttpd.log", {"MALLOC_ARENA_MAX": "3"}) as proc:
+        assert get(port, "/healthz")[0] == 200  # answered by a backend
+        backends = Front(port, Client(settings), tmp_path / "lighttpd.log", proc.pid).backends()
+        assert backends
+        for pid in backends:
+            assert b"MALLOC_ARENA_MAX=3" in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+
+
 if __name__ == "__main__":
     EXAMPLE.write_text(example_config())
 

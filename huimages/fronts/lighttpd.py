@@ -122,8 +122,9 @@ def render_config(cfg: FrontConfig) -> str:
         "bin-environment" => (
 {env_lines}
         ),
-        # Secrets are never written here: lighttpd passes them on from its own environment.
-        "bin-copy-environment" => ( {", ".join(_quote(n) for n in SECRET_NAMES)} ),"""
+        # Secrets are never written here: lighttpd passes them on from its own environment
+        # (and glibc's MALLOC_ARENA_MAX, when the operator sets one: see huimages.fronts.malloc).
+        "bin-copy-environment" => ( {", ".join(_quote(n) for n in (*SECRET_NAMES, "MALLOC_ARENA_MAX"))} ),"""
         # The same spawned backends (lighttpd names their sockets <socket>-0, -1, ...), without a read timeout.
         sockets = [Path(f"{cfg.socket}-{n}") for n in range(cfg.processes)]
     else:
