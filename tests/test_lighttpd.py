@@ -1,6 +1,7 @@
 """The production front: real lighttpd, FastCGI backends spawned from server.py."""
 
 import concurrent.futures
+import contextlib
 import os
 import random
 import signal
@@ -66,6 +67,19 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+@contextlib.contextmanager
+def defaults_front(tmp_path: Path, processes: int, env: dict[str, str] | None = None) -> Iterator[Front]:
+    """A front of its own with the default settings, lighttpd started with ``env`` added to its environment."""
+    port = free_port()
+    settings = Settings.at(tmp_path, server_url=f"http://127.0.0.1:{port}/")
+    conf = write_config(FrontConfig.from_settings(settings, environ={}, port=port, processes=processes))
+    lighttpd = find_lighttpd()
+    assert lighttpd
+    log = tmp_path / "lighttpd.log"
+    with running([lighttpd, "-D", "-f", str(conf)], port, log, env) as proc:
+        yield Front(port, Client(settings), log, proc.pid)
 
 
 @pytest.fixture(scope="module")
@@ -201,13 +215,9 @@ def test_only_get_and_head_read_a_cached_file(front: Front) -> None:
 
 def test_stranger_budgets_through_lighttpd(tmp_path: Path) -> None:
     """With the defaults, lighttpd passes the client's address on and the per-image cap holds across backends."""
-    port = free_port()
-    settings = Settings.at(tmp_path, server_url=f"http://127.0.0.1:{port}/")
-    conf = write_config(FrontConfig.from_settings(settings, environ={}, port=port, processes=2))
-    lighttpd = find_lighttpd()
-    assert lighttpd
-    image_id = Client(settings).save_image(jpeg(800, 600))
-    with running([lighttpd, "-D", "-f", str(conf)], port, tmp_path / "lighttpd.log"):
+    with defaults_front(tmp_path, processes=2) as own:
+        port = own.port
+        image_id = own.client.save_image(jpeg(800, 600))
         statuses = [get(port, f"/{200 + n}x{100 + n}/{image_id}.jpeg")[0] for n in range(24)]
         refused = get(port, f"/300x300/{image_id}.webp")
         named = get(port, f"/small/{image_id}.jpeg")
@@ -403,14 +413,9 @@ def test_secrets_never_enter_the_config(tmp_path: Path) -> None:
 
 def test_the_backends_get_the_operators_malloc_arena_max(tmp_path: Path) -> None:
     """lighttpd hands its MALLOC_ARENA_MAX to the backends it spawns (which then keep glibc's own reading)."""
-    port = free_port()
-    settings = Settings.at(tmp_path, server_url=f"http://127.0.0.1:{port}/")
-    conf = write_config(FrontConfig.from_settings(settings, environ={}, port=port, processes=1))
-    lighttpd = find_lighttpd()
-    assert lighttpd
-    with running([lighttpd, "-D", "-f", str(conf)], port, tmp_path / "lighttpd.log", {"MALLOC_ARENA_MAX": "3"}) as proc:
-        assert get(port, "/healthz")[0] == 200  # answered by a backend
-        backends = Front(port, Client(settings), tmp_path / "lighttpd.log", proc.pid).backends()
+    with defaults_front(tmp_path, processes=1, env={"MALLOC_ARENA_MAX": "3"}) as own:
+        assert own.get("/healthz")[0] == 200  # answered by a backend
+        backends = own.backends()
         assert backends
         for pid in backends:
             assert b"MALLOC_ARENA_MAX=3" in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
