@@ -276,6 +276,7 @@ def bench_front_renders(photos: list[Path], lighttpd: str) -> None:
         for which in ("one", "defaults", "defaults", "one") * 2:
             procs, environ = runs[which]
             done[which].append(_cold_throughput(service, ids, sizes, lighttpd, procs, environ))
+        bare = _bare_scaling(service, ids, sizes, cores)
     for which, label in (("one", "1 backend, 1 render at a time"), ("defaults", f"defaults ({cores} backends)")):
         rates = ", ".join(f"{rate:.1f}" for rate, _ in done[which])
         busy = ", ".join(f"{busy:.2f}" for _, busy in done[which])
@@ -284,7 +285,46 @@ def bench_front_renders(photos: list[Path], lighttpd: str) -> None:
     print(f"defaults against one render at a time: {both / one:.2f}x", end="")
     halves = [sum(r for r, _ in done["defaults"][h::2]) / sum(r for r, _ in done["one"][h::2]) for h in (0, 1)]
     print(f" (each ABBA on its own: {halves[0]:.2f}x, {halves[1]:.2f}x)")
+    print(
+        f"the same renders without a server, {cores} processes against 1 (the machine's own scaling, ABBA):"
+        f" {bare[0]:.2f}x; {bare[1]:.1f} ms of CPU a render"
+    )
     bench_flood(photos, lighttpd)
+
+
+def _bare_scaling(service: ImageService, ids: list[str], sizes: list[str], cores: int) -> tuple[float, float]:
+    """Renders from the masters in ``cores`` processes against one, no server: the ratio, and CPU ms a render."""
+    import concurrent.futures
+
+    jobs = []
+    for image_id in ids:
+        doc = service.catalog.get_live(image_id)
+        jobs.append((service.master(image_id), (int(doc["width"]), int(doc["height"]))))
+    specs = [service.parse_size(size) for size in sizes]
+    encoding, limits = service.settings.encoding("jpeg"), service.settings.limits
+    rates: dict[int, float] = {1: 0.0, cores: 0.0}
+    cpu = []
+    with concurrent.futures.ProcessPoolExecutor(cores) as pool:
+        list(pool.map(_render_all, [(jobs[:1], specs[:2], encoding, limits)] * cores))  # workers up and imported
+        for procs in (1, cores, cores, 1):
+            start = time.perf_counter()
+            work = [pool.submit(_render_all, (jobs, specs, encoding, limits)) for _ in range(procs)]
+            cpu += [f.result() for f in work]
+            rates[procs] += procs * len(jobs) * len(specs) / (time.perf_counter() - start)
+    return rates[cores] / rates[1], sum(cpu) / len(cpu) / (len(jobs) * len(specs)) * 1000
+
+
+def _render_all(job: tuple[list[tuple[bytes, tuple[int, int]]], list[Any], Any, Limits]) -> float:
+    """Render every size of every master once, in the order the server gets them; the CPU seconds it took.
+
+    (Every size of one master in a row runs on hot caches: a third less CPU a render here.)
+    """
+    masters, sizes, encoding, limits = job
+    started = time.process_time()
+    for size in sizes:
+        for master, source_size in masters:
+            render(master, size, encoding, limits, None, source_size)
+    return time.process_time() - started
 
 
 def _pins() -> tuple[list[str], list[str]]:
@@ -419,9 +459,12 @@ def _flood_run(label: str, port: int, root: int, flood: list[str], hit: str) -> 
     latencies.sort()
     p99 = latencies[int(len(latencies) * 0.99)] * 1000 if latencies else float("nan")
     counts = {s: statuses.count(s) for s in sorted(set(statuses))}
+    time.sleep(1.0)
+    after = _tree_rss(root)  # what the processes keep once the flood is over
     print(
         f"{label}: answers {counts} in {wall:.1f} s; memory of all its processes {idle / 1e6:.0f} MB idle,"
-        f" {peak[0] / 1e6:.0f} MB at the peak; {len(latencies)} hits meanwhile, p99 {p99:.0f} ms"
+        f" {peak[0] / 1e6:.0f} MB at the peak, {after / 1e6:.0f} MB a second after;"
+        f" {len(latencies)} hits meanwhile, p99 {p99:.0f} ms"
     )
 
 

@@ -44,7 +44,7 @@ def arenas(mode: str, **env: str) -> tuple[bool, int]:
     return applied == "True", int(count)
 
 
-def test_a_server_process_uses_at_most_two_arenas() -> None:
+def test_a_server_process_uses_one_arena() -> None:
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("the arena limit is glibc's")
     assert arenas("none")[1] > ARENAS  # without the limit, threads take arenas of their own

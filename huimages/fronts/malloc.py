@@ -1,11 +1,12 @@
-"""glibc's malloc in a threaded image server: two arenas, not one per thread.
+"""glibc's malloc in a threaded image server: one arena, not one per thread.
 
 glibc gives each new thread that allocates an arena of its own, up to eight
-per core, and an arena keeps most of what it once held. A backend whose
+per core, and an arena keeps much of what it once held. A backend whose
 threads take turns decoding images then holds, after a flood, about one
 render's peak for every thread that ever rendered, not for every render slot.
-With two arenas per process the flood in ``scripts/bench.py`` grew the
-backends by 32 to 53 MB instead of 65 to 90 MB, and renders were as fast.
+The server's threads allocate little with the GIL released (an image's
+buffers, a few times a render), so one shared arena costs no measurable
+speed; measured in ``scripts/bench.py``, see the README's benchmarks.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import ctypes
 import os
 
-ARENAS = 2
+ARENAS = 1
 _M_ARENA_MAX = -8  # mallopt's parameter for the arena limit (glibc's malloc.h)
 
 
