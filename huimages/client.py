@@ -13,6 +13,8 @@ for both.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import datetime
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
@@ -84,6 +86,14 @@ class Images(Protocol):
     def previous_id(self, image_id: str) -> str: ...
 
 
+@dataclasses.dataclass
+class _PageMemo:
+    """What one page has read: records by ID, and CDN URLs by (size, format) and ID (None: not uploaded)."""
+
+    records: dict[str, Doc] = dataclasses.field(default_factory=dict)
+    cdn: dict[tuple[str, str], dict[str, str | None]] = dataclasses.field(default_factory=dict)
+
+
 class LocalImages:
     """``Images`` on a host that reaches the store (filesystem or S3, SQLite or CouchDB) itself."""
 
@@ -137,6 +147,7 @@ class Client:
 
     def __init__(self, settings: Settings | None = None, *, service: ImageService | None = None) -> None:
         self._service: ImageService | None = None
+        self._memo: _PageMemo | None = None
         self.images: Images
         if service is None:
             settings = settings or Settings.from_env()
@@ -149,6 +160,17 @@ class Client:
             service = ImageService.from_settings(settings)
         self._service, self.settings, self.policy = service, service.settings, service.policy
         self.images = LocalImages(service)
+
+    def for_one_page(self) -> Client:
+        """This client, reading each record and each CDN look-up at most once.
+
+        For one page that shows many URLs, tags and ``<picture>`` elements of
+        a few images (with CouchDB each read is a request). It does not see
+        changes made after its first read: use it for one page, then drop it.
+        """
+        page = copy.copy(self)
+        page._memo = _PageMemo()
+        return page
 
     @property
     def remote(self) -> bool:
@@ -265,7 +287,7 @@ class Client:
         candidates keep the box's shape. Candidates the original is too small
         for are left out, as are sizes the size policy would refuse to render.
         """
-        doc = self.images.record(validate_id(imageid))
+        doc = self._record(validate_id(imageid))
         parsed = self.parse_size(size)
         return srcset_value(self._candidate_urls(imageid, doc, parsed, densities, widths, format))
 
@@ -289,7 +311,7 @@ class Client:
         this server does not serve (``HUIMAGES_FORMATS``) are left out.
         """
         parsed = self.parse_size(size)
-        doc = self.images.record(validate_id(imageid))
+        doc = self._record(validate_id(imageid))
         sources = []
         for name in formats:
             if name != "jpeg" and name in self.settings.formats:
@@ -309,7 +331,7 @@ class Client:
 
     def scaled_dimensions(self, imageid: str, size: str = DEFAULT_SIZE) -> tuple[int, int]:
         """(width, height) of the image served for ``scaled_imageurl(imageid, size)``."""
-        doc = self.images.record(validate_id(imageid))
+        doc = self._record(validate_id(imageid))
         return output_dimensions(self.parse_size(size), int(doc["width"]), int(doc["height"]))
 
     def scaled_tag(self, imageid: str, size: str = DEFAULT_SIZE, *args: str, **attrs: Any) -> str:
@@ -320,7 +342,7 @@ class Client:
         underscore is dropped from attribute names (``class_="x"``).
         """
         parsed = self.parse_size(size)
-        doc = self.images.record(imageid)
+        doc = self._record(imageid)
         width, height = output_dimensions(parsed, int(doc["width"]), int(doc["height"]))
         src = self._urls(parsed, [imageid], {imageid: doc})[imageid]
         return img_tag(src, width, height, alt_text(doc, self.settings.alt_addition), args, attrs)
@@ -360,11 +382,37 @@ class Client:
         self, size: Size, ids: list[str], docs: dict[str, Doc] | None = None, fmt: Format = JPEG
     ) -> dict[str, str]:
         """CDN URLs where uploaded, else image server URLs (titled when the setting says so)."""
-        on_cdn = self.images.cdn_urls(size.spec, ids, fmt)
+        on_cdn = self._cdn_urls(size.spec, ids, fmt)
         missing = [i for i in ids if i not in on_cdn]
         if docs is None:
-            docs = self.images.records(missing) if self.settings.title_urls and missing else {}
+            docs = self._records(missing) if self.settings.title_urls and missing else {}
         return {i: on_cdn.get(i) or self._url(size, i, docs.get(i), fmt) for i in ids}
+
+    def _record(self, image_id: str) -> Doc:
+        if self._memo is None:
+            return self.images.record(image_id)
+        if image_id not in self._memo.records:
+            self._memo.records[image_id] = self.images.record(image_id)
+        return self._memo.records[image_id]
+
+    def _records(self, image_ids: list[str]) -> dict[str, Doc]:
+        if self._memo is None:
+            return self.images.records(image_ids)
+        known = self._memo.records
+        unread = [i for i in image_ids if i not in known]
+        if unread:
+            known.update(self.images.records(unread))
+        return {i: known[i] for i in image_ids if i in known}
+
+    def _cdn_urls(self, size_spec: str, image_ids: list[str], fmt: Format) -> dict[str, str]:
+        if self._memo is None:
+            return self.images.cdn_urls(size_spec, image_ids, fmt)
+        known = self._memo.cdn.setdefault((size_spec, fmt.name), {})
+        unread = [i for i in image_ids if i not in known]
+        if unread:
+            found = self.images.cdn_urls(size_spec, unread, fmt)
+            known.update({i: found.get(i) for i in unread})
+        return {i: url for i in image_ids if (url := known[i]) is not None}
 
     def _url(self, size: Size, image_id: str, doc: Doc | None, fmt: Format) -> str:
         """The image server URL, signed (over the canonical path) when the size policy needs it."""

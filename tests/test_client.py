@@ -110,6 +110,19 @@ def test_scaled_tag_escapes_everything(client: Client) -> None:
     assert f'src="{base}150x150/' in client.scaled_tag(image_id)
 
 
+def test_a_page_client_reads_each_record_once(client: Client) -> None:
+    image_id = client.save_image(jpeg(400, 200), title="Before")
+    page = client.for_one_page()
+    for size in ("small", "150x150!", "medium"):
+        assert page.scaled_tag(image_id, size) == client.scaled_tag(image_id, size)
+        assert page.scaled_picture(image_id, size) == client.scaled_picture(image_id, size)
+        assert page.imageurl(image_id, size) == client.imageurl(image_id, size)
+    client.set_title(image_id, "After")  # the page keeps what it read; the client sees the change
+    assert 'alt="Before"' in page.scaled_tag(image_id, "small")
+    assert 'alt="After"' in client.scaled_tag(image_id, "small")
+    assert 'alt="After"' in client.for_one_page().scaled_tag(image_id, "small")
+
+
 def test_browsing(client: Client) -> None:
     with pytest.raises(EmptyStore, match="save one"):
         client.get_random_imageid()

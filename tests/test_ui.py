@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import html.parser
 import io
 import re
@@ -159,6 +160,26 @@ def test_titles_and_references_are_escaped_and_every_img_has_alt(ui_app: ImageAp
         assert found and all(img.get("alt") for img in found), (path, found)
     page = call(ui_app, f"/ui/images/{image_id}", headers={"Cookie": cookie}).text
     assert "&lt;script&gt;alert" in page and "&lt;i&gt;ref&lt;/i&gt;" in page
+
+
+def test_an_image_page_reads_the_record_once_for_all_its_urls_and_tags(ui_app: ImageApp) -> None:
+    cookie, _ = sign_in(ui_app)
+    client = Client(service=ui_app.service)
+    image_id = client.save_image(jpeg(800, 600), title="Harbour")
+    catalog, reads = ui_app.service.catalog, []
+    for name in ("get", "find_many"):  # get_live reads through get
+        real = getattr(catalog, name)
+
+        def counted(*args: object, _real: object = real, _name: str = name, **kwargs: object) -> object:
+            reads.append(_name)
+            return _real(*args, **kwargs)  # type: ignore[operator]
+
+        setattr(catalog, name, counted)
+    page = call(ui_app, f"/ui/images/{image_id}", headers={"Cookie": cookie})
+    assert page.status == 200
+    assert len(reads) <= 2, reads  # the page's own read, and the client's (11 sizes: URL, tag, <picture> each)
+    for name in ui_app.service.settings.sizes:  # what the page shows is what the plain client makes
+        assert html.unescape(client.scaled_tag(image_id, name)) in html.unescape(page.text)
 
 
 def test_browse_pages_and_searches_newest_first(ui_app: ImageApp) -> None:

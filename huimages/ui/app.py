@@ -187,13 +187,14 @@ class WebInterface:
     def _image(self, page: _Page, image_id: str) -> Iterable[bytes]:
         doc = self.service.catalog.get_live(image_id)
         width, height = int(doc["width"]), int(doc["height"])
+        client = self.client.for_one_page()  # one catalog read for every URL, tag and <picture> below
         sizes = []
         for name, spec in [*self.service.settings.sizes.items(), ("o", "o")]:
-            w, h = output_dimensions(self.client.parse_size(name), width, height)
+            w, h = output_dimensions(client.parse_size(name), width, height)
             entry: dict[str, Any] = {"name": name, "spec": spec, "width": w, "height": h}
-            entry["url"] = self.client.imageurl(image_id, name)
-            entry["tag"] = self.client.scaled_tag(image_id, name)
-            entry["picture"] = self.client.scaled_picture(image_id, name) if name != "o" else ""
+            entry["url"] = client.imageurl(image_id, name)
+            entry["tag"] = client.scaled_tag(image_id, name)
+            entry["picture"] = client.scaled_picture(image_id, name) if name != "o" else ""
             sizes.append(entry)
         sizes.sort(key=lambda entry: entry["width"] * entry["height"])  # smallest first
         record = {
