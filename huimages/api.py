@@ -246,22 +246,12 @@ def read_body(environ: Environ, limit: int) -> bytes:
         raise HttpError("411 Length Required", "send Content-Length, or a chunked body")
     data = _read(stream, limit + 1)
     if len(data) > limit:
-        _drain(stream, _DRAIN_BYTES)
+        _read(stream, _DRAIN_BYTES)  # dropped: a client still sending when the server closes gets a reset, not the 413
         raise _too_large(limit)
     return data
 
 
-# A body found too large while read is read on this far (and dropped) before the 413:
-# a client still sending when the server closed would get a reset, not the answer.
-_DRAIN_BYTES = 1 << 20
-
-
-def _drain(stream: Any, most: int) -> None:
-    while most > 0:
-        chunk = stream.read(min(_CHUNK, most))
-        if not chunk:
-            return
-        most -= len(chunk)
+_DRAIN_BYTES = 1 << 20  # how much more of a body found too large is read before the 413
 
 
 def _read(stream: Any, most: int) -> bytes:

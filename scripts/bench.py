@@ -33,6 +33,7 @@ import bench_render
 from bench_render import best_ms, draft_decode
 
 from huimages.config import DEFAULT_SIZES, Limits, Settings
+from huimages.fronts.lighttpd import find_lighttpd
 from huimages.imaging import render
 from huimages.service import ImageService
 from huimages.sizes import parse_size
@@ -156,7 +157,7 @@ def bench_warm(photos: list[Path], seconds: int) -> None:
 
 
 def bench_lighttpd(photos: list[Path], seconds: int) -> None:
-    from huimages.fronts.lighttpd import find_lighttpd, missing_parts
+    from huimages.fronts.lighttpd import missing_parts
 
     problems = missing_parts()
     if problems:
@@ -731,8 +732,11 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, Pillow {PIL.__version__}"
 
 
-_SECTIONS = ["cold", "masters", "formats", "ingest", "memory", "http", "hits", "renders", "migrate", "cdn", "ops"]
-_SECTIONS += ["thumbor"]  # run only when named (--only thumbor, or --thumbor)
+# thumbor runs only when named (--only thumbor, or --thumbor)
+_SECTIONS = [
+    *["cold", "masters", "formats", "ingest", "memory", "http", "hits", "renders", "migrate", "cdn", "ops"],
+    "thumbor",
+]
 
 
 def main() -> None:
@@ -784,14 +788,11 @@ def main() -> None:
         if "http" in sections:
             bench_warm(photos, args.seconds)
             bench_lighttpd(photos, args.seconds)
+        lighttpd = find_lighttpd() or "lighttpd"
         if "hits" in sections:  # warm hits through lighttpd against static lighttpd alone
-            from huimages.fronts.lighttpd import find_lighttpd
-
-            bench_front_hits(photos, args.seconds, find_lighttpd() or "lighttpd")
+            bench_front_hits(photos, args.seconds, lighttpd)
         if "renders" in sections:  # cold renders through lighttpd on every core against one at a time, and the flood
-            from huimages.fronts.lighttpd import find_lighttpd
-
-            bench_front_renders(photos, find_lighttpd() or "lighttpd")
+            bench_front_renders(photos, lighttpd)
         if "migrate" in sections:
             bench_migrate()
         if "cdn" in sections:
