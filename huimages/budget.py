@@ -13,7 +13,9 @@ charged here, before it starts:
   (size and format) ever, so many clients together cannot either (403).
 
 The counts live beside the cache (``<cache>/.huimages/budget/``) under file
-locks, so every process of a host shares them. A signed URL is never charged.
+locks, so every process of a host shares them. A URL whose signature
+verifies (keys configured) is never charged; without keys any signature is
+ignored, and the request is charged like any other.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ class StrangerBudget:
             if self.sizes_per_image:
                 self._admit_size(image_id, derivative)
             return
-        with self._record(self.folder / "clients" / _name(client)) as state:  # then the image's: one order
+        with shared_record(self.folder / "clients" / address_name(client)) as state:  # then the image's: one order
             self._roll(state)
             if self.renders and state["renders"] >= self.renders:
                 raise TooManyRequests(
@@ -79,12 +81,12 @@ class StrangerBudget:
     def charge_bytes(self, client: str, length: int) -> None:
         """Add what an admitted render wrote to the client's minute."""
         if self.bytes:
-            with self._record(self.folder / "clients" / _name(client)) as state:
+            with shared_record(self.folder / "clients" / address_name(client)) as state:
                 self._roll(state)
                 state["bytes"] += length
 
     def _admit_size(self, image_id: str, derivative: str) -> None:
-        with self._record(self.folder / "images" / image_id) as state:
+        with shared_record(self.folder / "images" / image_id) as state:
             sizes: list[str] = state.setdefault("sizes", [])
             if derivative in sizes:
                 return  # rendered before (and flushed or pruned since): no new size
@@ -97,33 +99,43 @@ class StrangerBudget:
             sizes.append(derivative)
 
     def _roll(self, state: dict[str, Any]) -> None:
-        now = self.clock()
-        if now - state.get("start", 0) >= WINDOW:
-            state.update(start=int(now), renders=0, bytes=0)
+        roll(state, self.clock(), renders=0, bytes=0)
 
     def _retry_after(self, state: dict[str, Any]) -> int:
-        return max(1, int(state["start"] + WINDOW - self.clock()) + 1)
+        return retry_after(state, self.clock())
 
-    @contextlib.contextmanager
-    def _record(self, path: Path) -> Iterator[dict[str, Any]]:
-        """A small JSON record, read and written back under an exclusive lock (shared by every process)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+def roll(state: dict[str, Any], now: float, **counts: int) -> None:
+    """Start a new window in ``state`` (with ``counts`` zeroed) once the last one is a minute old."""
+    if now - state.get("start", 0) >= WINDOW:
+        state.update(start=int(now), **counts)
+
+
+def retry_after(state: dict[str, Any], now: float) -> int:
+    """Seconds until the window of ``state`` ends (``Retry-After``)."""
+    return max(1, int(state["start"] + WINDOW - now) + 1)
+
+
+@contextlib.contextmanager
+def shared_record(path: Path) -> Iterator[dict[str, Any]]:
+    """A small JSON record, read and written back under an exclusive lock (shared by every process of a host)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        raw = os.pread(fd, 1 << 20, 0)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            raw = os.pread(fd, 1 << 20, 0)
-            try:
-                state = json.loads(raw) if raw else {}
-            except ValueError:
-                state = {}  # a damaged record starts again
-            try:
-                yield state
-            finally:
-                data = json.dumps(state).encode()
-                if data != raw:
-                    _write_record(fd, data, path)
+            state = json.loads(raw) if raw else {}
+        except ValueError:
+            state = {}  # a damaged record starts again
+        try:
+            yield state
         finally:
-            os.close(fd)
+            data = json.dumps(state).encode()
+            if data != raw:
+                _write_record(fd, data, path)
+    finally:
+        os.close(fd)
 
 
 def _write_record(fd: int, data: bytes, path: Path) -> None:
@@ -137,6 +149,6 @@ def _write_record(fd: int, data: bytes, path: Path) -> None:
         raise StorageError("budget", f"cannot record a client's renders: {exc.strerror}") from exc
 
 
-def _name(client: str) -> str:
+def address_name(client: str) -> str:
     """A file name for a client address (IPv6 has colons; nothing the client sends reaches the path)."""
     return hashlib.sha1(client.encode("utf-8", "replace")).hexdigest()[:20]

@@ -521,6 +521,10 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise ConfigurationError("HUIMAGES_CONFIG", f"{path} is not valid TOML: {exc}") from None
 
 
+#: The shortest admin or upload token start-up accepts (``./scripts/serve`` makes 32 characters).
+MIN_TOKEN_LENGTH = 16
+
+
 def _validate(settings: Settings) -> None:
     from huimages.sizes import parse_spec  # here, not at the top: sizes must not depend on config
 
@@ -548,6 +552,16 @@ def _validate(settings: Settings) -> None:
     for key in signing.keys:
         if len(key) < 16:
             raise ConfigurationError("HUIMAGES_URL_KEYS", "every key needs at least 16 characters (use random bytes)")
+    for name, secret in (
+        ("HUIMAGES_ADMIN_TOKEN", settings.admin_token),
+        ("HUIMAGES_UPLOAD_TOKEN", settings.upload_token),
+    ):
+        if secret is not None and len(secret) < MIN_TOKEN_LENGTH:
+            raise ConfigurationError(
+                name,
+                f"a token needs at least {MIN_TOKEN_LENGTH} characters, this one has {len(secret)};"
+                " make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(24))'",
+            )
     for token in signing.allowed_sizes:
         try:
             parse_spec(token, settings.limits.max_side)

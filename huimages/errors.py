@@ -47,6 +47,15 @@ class InvalidImage(HuImagesError, ValueError):
         self.image_id = image_id
 
 
+class InvalidText(HuImagesError, ValueError):
+    """Text to store that holds a character no page or header can carry, or a JSON body nested too deep."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
 class EncodeFailed(InvalidImage):
     """The pixels decoded, but the encoder of one output format refused them (this derivative only)."""
 

@@ -7,9 +7,12 @@ import hmac
 import ipaddress
 import json
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from huimages.urls import split_request_target
+
+if TYPE_CHECKING:
+    from huimages.guesses import GuessLimit
 
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
@@ -25,21 +28,32 @@ class HttpError(Exception):
         self.headers = headers or []
 
 
-def is_admin(environ: Environ, token: str | None) -> bool:
-    """Admin URLs: from this host, or with the admin token (compared in constant time)."""
+def is_admin(environ: Environ, token: str | None, guesses: GuessLimit) -> bool:
+    """Admin URLs: from this host, or with the admin token (compared in constant time, wrong ones counted)."""
     with contextlib.suppress(ValueError):
         if ipaddress.ip_address(environ.get("REMOTE_ADDR", "")).is_loopback:
             return True
-    return bearer(environ, token) is True
+    return bearer(environ, guesses, token) is True
 
 
-def bearer(environ: Environ, *tokens: str | None) -> bool | None:
-    """Whether ``Authorization: Bearer`` carries one of ``tokens`` (constant time); None when no token was sent."""
+def bearer(environ: Environ, guesses: GuessLimit, *tokens: str | None) -> bool | None:
+    """Whether ``Authorization: Bearer`` carries one of ``tokens`` (constant time); None when no token was sent.
+
+    A token sent is reported to ``guesses``, which answers 429 (``TooManyRequests``)
+    for an address that sent too many wrong ones.
+    """
     scheme, _, given = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
     if scheme.lower() != "bearer" or not given.strip():
         return None
     sent = given.strip().encode()
-    return any(hmac.compare_digest(sent, token.encode()) for token in tokens if token)
+    right = any(hmac.compare_digest(sent, token.encode()) for token in tokens if token)
+    guesses.attempt(client_address(environ), right)
+    return right
+
+
+def client_address(environ: Environ) -> str:
+    """Who asks, as budgets and guess limits count it: the peer's address (forwarding headers are not trusted)."""
+    return str(environ.get("REMOTE_ADDR") or "unknown")
 
 
 def request_target(environ: Environ) -> tuple[str, str]:

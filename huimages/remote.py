@@ -32,6 +32,7 @@ from huimages.errors import (
     ImageTooLarge,
     InvalidImage,
     InvalidImageId,
+    InvalidText,
     StorageError,
     UnknownImage,
 )
@@ -249,6 +250,9 @@ def _error(
         return EmptyStore()
     if kind == "ImageTooLarge" or status == 413:
         return ImageTooLarge(message, 0, 0)
+    if kind == "InvalidText":
+        field, _, reason = message.partition(": ")
+        return InvalidText(field, reason)
     if kind == "InvalidImageId":
         return InvalidImageId(image_id or "", message)
     if status == 422 or kind == "InvalidImage":

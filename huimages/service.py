@@ -25,12 +25,14 @@ from huimages.config import Settings
 from huimages.errors import HuImagesError, ImageNotFound, InvalidImage
 from huimages.failures import FailureMemory
 from huimages.formats import JPEG, Encoding, Format, served_format, split_format
+from huimages.guesses import GuessLimit
 from huimages.ids import compute_id, validate_id
 from huimages.imaging import Deadline, Ingested, Rendered, ingest, ingest_stored, make_master, master_dimensions, render
 from huimages.originals import OriginalsStore, open_store
 from huimages.prune import AutoPruner
 from huimages.signing import SizePolicy
 from huimages.sizes import Size, decode_target, output_dimensions, parse_size
+from huimages.text import check_metadata
 from huimages.urls import image_path
 
 logger = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ class ImageService:
     slots: RenderSlots
     failures: FailureMemory
     budget: StrangerBudget
+    guesses: GuessLimit
     publisher: CdnPublisher | None = None
     pruner: AutoPruner | None = None  # with HUIMAGES_CACHE_MAX_BYTES; a server starts it
     _linked: set[str] = dataclasses.field(default_factory=set, repr=False)  # named sizes linked this process
@@ -90,6 +93,7 @@ class ImageService:
                 settings.limits.unsigned_mb_per_minute,
                 settings.limits.unsigned_sizes_per_image,
             ),
+            guesses=GuessLimit(cache.state_folder("guesses")),
         )
         service.publisher = open_publisher(settings, service.derivative_bytes, couch)
         if settings.cache_max_bytes:
@@ -131,6 +135,7 @@ class ImageService:
         original, never a document without bytes. Then the sizes of
         ``HUIMAGES_PRERENDER`` are rendered from the master.
         """
+        check_metadata(title=title, references=references, typ=typ, filename=filename)
         # ``prepared``: the check of these bytes already made (an upload checks every file before storing one)
         ingested = prepared or ingest(bytes(data), self.settings.limits, self.settings.master_side)
         info = ingested.info
@@ -185,6 +190,7 @@ class ImageService:
 
     def update_metadata(self, image_id: str, *, timestamp: datetime.datetime | str | None, **metadata: Any) -> Doc:
         """Merge title, references and type into an image's record, as saving it again would."""
+        check_metadata(**metadata)
         stamp = None if timestamp is None else format_timestamp(timestamp)
         return self.catalog.update_metadata(image_id, timestamp=stamp, **metadata)
 
@@ -242,10 +248,10 @@ class ImageService:
         cached = self.cache.open(size.spec, validate_id(image_id), fmt)
         if cached is not None:
             return cached
-        self.policy.check(size, image_path(size.spec, image_id, fmt), signature)
-        if client is None or signature is not None or self.policy.is_free(size):
+        signed = self.policy.check(size, image_path(size.spec, image_id, fmt), signature)
+        if client is None or signed or self.policy.is_free(size):
             return self.derivative(size, image_id, fmt)
-        # An unsigned size outside the named ones (the open policy without keys): a stranger may ask for it.
+        # A size outside the named ones with no signature that verified (the open policy without keys).
         self.catalog.get_live(image_id)  # an unknown ID is a 404, and never leaves a budget record behind
         self.budget.admit(client, image_id, f"{size.spec}.{fmt.extension}")
         cached = self.derivative(size, image_id, fmt, owner=client)

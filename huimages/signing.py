@@ -59,15 +59,22 @@ class SizePolicy:
         """What the client appends to a URL it emits (None when no signature is needed)."""
         return sign(path, self.keys[0]) if self.needs_signature(size) else None
 
-    def check(self, size: Size, path: str, signature: str | None) -> None:
-        """Raise ``SizeNotAllowed`` unless the policy lets ``path`` be rendered."""
+    def check(self, size: Size, path: str, signature: str | None) -> bool:
+        """Raise ``SizeNotAllowed`` unless the policy lets ``path`` be rendered; True when a signature verified.
+
+        Without keys nothing can verify, so a signature (``?s=``, ``?s=x``, a
+        forged one) is ignored: the request counts as unsigned, and a
+        stranger's budget applies to it. (It is not refused: URLs signed while
+        keys were configured keep working after the keys are removed.)
+        """
         if self.is_free(size):
-            return
+            return False
         if self.keys:
             if signature is None:
                 raise SizeNotAllowed(size.token, "this size needs a signed URL; emit URLs with the huimages client")
             if not verify(path, signature, self.keys):
                 raise SizeNotAllowed(size.token, "the signature does not match this path")
-            return
+            return True
         if self.mode == "named":
             raise SizeNotAllowed(size.token, "only named and allowed sizes are rendered here")
+        return False

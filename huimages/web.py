@@ -31,6 +31,7 @@ from huimages.errors import (
     InvalidImageId,
     InvalidPath,
     InvalidSize,
+    InvalidText,
     Overloaded,
     RenderBusy,
     RenderTimeout,
@@ -44,12 +45,14 @@ from huimages.httpkit import (
     Headers,
     HttpError,
     StartResponse,
+    client_address,
     is_admin,
     json_response,
     request_target,
     text_response,
 )
 from huimages.service import ImageService
+from huimages.text import has_control
 from huimages.urls import parse_image_path, signature_of
 
 if TYPE_CHECKING:
@@ -65,6 +68,7 @@ _STATUS: tuple[tuple[type[HuImagesError], str], ...] = (
     (InvalidSize, "400 Bad Request"),
     (InvalidImageId, "400 Bad Request"),
     (InvalidPath, "400 Bad Request"),
+    (InvalidText, "400 Bad Request"),
     (SizeNotAllowed, "403 Forbidden"),
     (RenderTimeout, "503 Service Unavailable"),
     (ImageNotFound, "404 Not Found"),
@@ -106,6 +110,9 @@ class ImageApp:
         responses = metrics.get().responses
 
         def counted(status: str, headers: Headers, *args: Any) -> Any:
+            unsafe = next((name for name, value in headers if has_control(value)), None)
+            if unsafe is not None:  # a header built from request data that escaped its check: never sent
+                raise ValueError(f"the {unsafe} header holds a control character")
             responses.labels(status[:3]).inc()
             return start_response(status, headers, *args)
 
@@ -126,10 +133,12 @@ class ImageApp:
         path, query = request_target(environ)
         method = environ.get("REQUEST_METHOD", "GET")
         if path == "/healthz":
+            _only_read(method)
             return self._health(start_response)
         if path == "/processqueue":
             return self._process_queue(environ, start_response, method)
         if path == "/metrics":
+            _only_read(method)
             return self._metrics(environ, start_response)
         if _under(path, "/images"):
             return self.api(environ, start_response, path, query, method)
@@ -138,12 +147,10 @@ class ImageApp:
         parsed = parse_image_path(path)
         if parsed is None:
             raise HttpError("404 Not Found", "no such resource; image URLs look like /<size>/<id>.jpeg")
-        if method not in ("GET", "HEAD"):
-            raise HttpError("405 Method Not Allowed", f"{method} is not allowed here", [("Allow", "GET, HEAD")])
+        _only_read(method)
         size = self.service.parse_size(parsed.size_token)
         fmt = self.service.output_format(parsed.extension)
-        client = environ.get("REMOTE_ADDR") or "unknown"  # forwarding headers are not trusted
-        cached = self.service.serve(size, parsed.image_id, signature_of(query), fmt, client)
+        cached = self.service.serve(size, parsed.image_id, signature_of(query), fmt, client_address(environ))
         return _file_response(environ, start_response, cached, fmt.content_type, head=method == "HEAD")
 
     def _health(self, start_response: StartResponse) -> Iterable[bytes]:
@@ -155,7 +162,7 @@ class ImageApp:
     def _process_queue(self, environ: Environ, start_response: StartResponse, method: str) -> Iterable[bytes]:
         if method not in ("GET", "POST"):
             raise HttpError("405 Method Not Allowed", f"{method} is not allowed here", [("Allow", "GET, POST")])
-        if not is_admin(environ, self.service.settings.admin_token):
+        if not is_admin(environ, self.service.settings.admin_token, self.service.guesses):
             raise HttpError(
                 "403 Forbidden",
                 "/processqueue answers requests from this host, or with Authorization: Bearer <HUIMAGES_ADMIN_TOKEN>",
@@ -165,7 +172,7 @@ class ImageApp:
         return json_response(start_response, "200 OK", self.service.publisher.run().as_dict())
 
     def _metrics(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        if not is_admin(environ, self.service.settings.admin_token):
+        if not is_admin(environ, self.service.settings.admin_token, self.service.guesses):
             raise HttpError(
                 "403 Forbidden",
                 "/metrics answers requests from this host, or with Authorization: Bearer <HUIMAGES_ADMIN_TOKEN>",
@@ -196,6 +203,12 @@ class ImageApp:
         return _error_response(environ, start_response, status, message, headers, type(exc).__name__)
 
 
+def _only_read(method: str) -> None:
+    """A resource that takes no body: 405 for any other method, answered before a body is read."""
+    if method not in ("GET", "HEAD"):
+        raise HttpError("405 Method Not Allowed", f"{method} is not allowed here", [("Allow", "GET, HEAD")])
+
+
 def _under(path: str, prefix: str) -> bool:
     """Whether ``path`` is ``prefix`` or below it (``/images``, ``/images/<id>``)."""
     return path == prefix or path.startswith(prefix + "/")
@@ -210,11 +223,11 @@ def _error_response(
         payload = {"error": message, **({"kind": kind} if kind else {})}  # a remote client raises the same kind
         return json_response(start_response, status, payload, headers)
     if _under(path, "/ui"):
-        from huimages.ui.app import error_page
+        from huimages.ui.app import SECURITY_HEADERS, error_page
 
         body = error_page(status, message)
         page_headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))]
-        start_response(status, [*page_headers, *NO_STORE, *headers])
+        start_response(status, [*page_headers, *NO_STORE, *SECURITY_HEADERS, *headers])
         return [body]
     return text_response(start_response, status, message, headers)
 

@@ -15,6 +15,7 @@ from huimages.cli import main
 from huimages.client import Client
 from huimages.config import Limits, Settings, SigningSettings
 from huimages.errors import Overloaded, TooManyRequests
+from huimages.signing import sign
 from huimages.web import create_app
 from tests.imagetools import decode, encode, photo
 from tests.wsgi import call
@@ -29,7 +30,14 @@ def cache_usage(settings: Settings) -> tuple[int, int]:
     return len(files), sum(p.stat().st_size for p in files)
 
 
-def test_a_stranger_asking_for_distinct_sizes_adds_a_bounded_number_of_files_and_bytes(tmp_path: Path) -> None:
+#: What a stranger may append to a URL: nothing, an empty, a junk and a forged signature (none verifies).
+SIGNATURES = ["", "s=", "s=x", f"s={sign('/1000x900/' + 'A' * 32 + '01.jpeg', 'guessed-key')}"]
+
+
+@pytest.mark.parametrize("query", SIGNATURES, ids=["unsigned", "empty", "junk", "forged"])
+def test_a_stranger_asking_for_distinct_sizes_adds_a_bounded_number_of_files_and_bytes(
+    tmp_path: Path, query: str
+) -> None:
     settings = Settings.at(tmp_path)  # the defaults: policy open, no keys
     client = Client(settings)
     ids = [client.save_image(encode(photo(1600, 1200, seed=n), "JPEG", quality=90)) for n in range(8)]
@@ -38,7 +46,7 @@ def test_a_stranger_asking_for_distinct_sizes_adds_a_bounded_number_of_files_and
     statuses: dict[int, int] = {}
     for n in range(300):  # distinct sizes over eight images, as fast as one client can ask
         path = f"/{1000 + n}x{900 + n}/{ids[n % len(ids)]}.jpeg"
-        status = call(app, path, REMOTE_ADDR=STRANGER).status
+        status = call(app, path, QUERY_STRING=query, REMOTE_ADDR=STRANGER).status
         statuses[status] = statuses.get(status, 0) + 1
     files, size = (now - then for now, then in zip(cache_usage(settings), before, strict=True))
     limits = settings.limits
@@ -63,7 +71,10 @@ def test_each_image_has_a_bounded_number_of_unsigned_sizes_whoever_asks(tmp_path
     image_id = client.save_image(encode(photo(800, 600), "JPEG"))
     app = create_app(service=client.service)
     limit = settings.limits.unsigned_sizes_per_image
-    answers = [call(app, f"/{100 + n}x{100 + n}/{image_id}.jpeg", REMOTE_ADDR=f"192.0.2.{n}") for n in range(limit + 5)]
+    answers = [
+        call(app, f"/{100 + n}x{100 + n}/{image_id}.jpeg", QUERY_STRING=SIGNATURES[n % 4], REMOTE_ADDR=f"192.0.2.{n}")
+        for n in range(limit + 5)
+    ]
     assert [a.status for a in answers] == [200] * limit + [403] * 5
     assert "unsigned sizes besides the named ones" in answers[-1].text and "HUIMAGES_URL_KEYS" in answers[-1].text
     client.service.cache.remove_size("100x100")  # a flushed size comes back: it is not a new one

@@ -221,7 +221,7 @@ def test_remote_records_are_cached_for_the_configured_time(service: ImageService
 def test_remote_errors_say_what_to_do(service: ImageService) -> None:
     served = dataclasses.replace(service, settings=dataclasses.replace(service.settings, upload_token=TOKEN))
     with wsgi_thread(create_app(service=served)) as base:
-        wrong = Client(Settings.from_env({"IMAGESERVERURL": base, "HUIMAGES_UPLOAD_TOKEN": "not-the-token"}))
+        wrong = Client(Settings.from_env({"IMAGESERVERURL": base, "HUIMAGES_UPLOAD_TOKEN": "not-the-token-at-all"}))
         with pytest.raises(ConfigurationError, match=r"HUIMAGES_UPLOAD_TOKEN.*refused"):
             wrong.save_image(jpeg())
         with pytest.raises(ConfigurationError, match="no local store"):
@@ -233,7 +233,7 @@ def test_remote_errors_say_what_to_do(service: ImageService) -> None:
 
 
 def test_client_mode_follows_the_environment() -> None:
-    remote = {"IMAGESERVERURL": "http://images.test/", "HUIMAGES_UPLOAD_TOKEN": "t"}
+    remote = {"IMAGESERVERURL": "http://images.test/", "HUIMAGES_UPLOAD_TOKEN": "t" * 16}
     assert Settings.from_env(remote).client_mode == "remote"
     assert Settings.from_env({**remote, "HUIMAGES_HOME": "/srv/images"}).client_mode == "local"
     assert Settings.from_env({**remote, "S3BUCKET": "originals"}).client_mode == "local"

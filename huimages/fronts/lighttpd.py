@@ -82,6 +82,16 @@ class FrontConfig:
         return self.server_py.parent / "fronts" / "backend-error.lua"
 
     @property
+    def body_script(self) -> Path:
+        """The mod_magnet script that refuses chunked request bodies before they are read."""
+        return self.server_py.parent / "fronts" / "request-body.lua"
+
+    @property
+    def uploads(self) -> Path:
+        """Where lighttpd keeps request bodies it buffers (``server.upload-dirs``), in the run folder."""
+        return self.run_dir / "uploads"
+
+    @property
     def socket(self) -> Path:
         return self.external_socket or self.run_dir / "fastcgi.sock"
 
@@ -197,9 +207,12 @@ url.rewrite-if-not-file = (
 # which answers 405 with Allow on image paths (and runs the queue on POST
 # /processqueue).
 # (Two string comparisons: cheaper per hit than a regular expression.)
+# A chunked body is refused (411) before it is read: lighttpd would store it
+# whole before the app could check its token (request-body.lua).
 $HTTP["request-method"] != "GET" {{
     $HTTP["request-method"] != "HEAD" {{
         url.rewrite-once = ( "^(.*)$" => "/_huimages$1" )
+        magnet.attract-raw-url-to = ( {_quote(cfg.body_script)} )
     }}
 }}
 # Whatever is not a file (a miss, /healthz, /processqueue) goes to the app,
@@ -215,12 +228,12 @@ $HTTP["remote-ip"] == "127.0.0.1" {{
 }}
 
 # The app routes on REQUEST_URI, the URI as the client sent it.
-# Uploads (POST /images): lighttpd refuses a body over this (413), from its
-# Content-Length or while reading a chunked one; under it, a body with a
-# length streams to the app as it comes, so the app refuses one over
-# HUIMAGES_MAX_UPLOAD_BYTES before reading it. A chunked body is read whole
-# first (FastCGI needs its length).
+# Uploads (POST /images): lighttpd refuses a body over this (413) from its
+# Content-Length; under it, the body streams to the app as it comes, so the
+# app checks the token and refuses a body over HUIMAGES_MAX_UPLOAD_BYTES
+# before reading it. Chunked bodies are refused before they are read (above).
 server.max-request-size = {cfg.max_request_kb}
+server.upload-dirs = ( {_quote(cfg.uploads)} )
 
 $HTTP["url"] =^ "/_huimages/" {{
     $REQUEST_HEADER["Content-Length"] =~ "^[0-9]+$" {{
@@ -279,6 +292,7 @@ def missing_parts() -> list[str]:
 def write_config(cfg: FrontConfig) -> Path:
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     cfg.cache_dir.mkdir(parents=True, exist_ok=True)
+    cfg.uploads.mkdir(mode=0o700, exist_ok=True)
     path = cfg.run_dir / "lighttpd.conf"
     path.write_text(render_config(cfg))
     return path

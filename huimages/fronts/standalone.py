@@ -1,7 +1,8 @@
 """``huimages serve``: the app under gunicorn, several processes, no other service.
 
 gunicorn's threaded worker keeps connections alive and sends cache hits with
-``sendfile`` through ``wsgi.file_wrapper``. The app is built in each worker
+``sendfile`` through ``wsgi.file_wrapper``; ``headfirst`` makes it read each
+request's head before a thread takes it, so slow clients hold no thread. The app is built in each worker
 after the fork, so no connection is shared between processes.
 """
 
@@ -31,7 +32,7 @@ class StandaloneServer(BaseApplication):  # type: ignore[misc]
         self.options: dict[str, Any] = {
             "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
             "workers": workers,
-            "worker_class": "gthread",
+            "worker_class": "huimages.fronts.headfirst.HeadFirstWorker",  # gthread, slow heads cost no thread
             "threads": threads,
             "keepalive": 5,
             "timeout": 120,
@@ -68,6 +69,13 @@ class _Logs(Logger):  # type: ignore[misc]
             for log in (self.error_log, self.access_log):
                 for handler in log.handlers:
                     handler.setFormatter(JsonFormatter())
+
+    def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
+        """gunicorn's log fields, with no part of ``Authorization``: its Basic user is often a token."""
+        fields: dict[str, Any] = super().atoms(resp, req, environ, request_time)
+        fields["u"] = "-"
+        fields.pop("{authorization}i", None)
+        return fields
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
         if not resp.sent and resp.response_length and environ.get("REQUEST_METHOD") != "HEAD":

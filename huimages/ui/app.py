@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hmac
 import importlib.resources
+import posixpath
 import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
@@ -28,11 +29,12 @@ from huimages.catalog.docs import Doc, alt_text, original_filename
 from huimages.client import Client
 from huimages.errors import EmptyStore, HuImagesError
 from huimages.formats import JPEG
-from huimages.httpkit import NO_STORE, Environ, Headers, HttpError, StartResponse, json_response
+from huimages.httpkit import NO_STORE, Environ, Headers, HttpError, StartResponse, client_address, json_response
 from huimages.ids import validate_id
 from huimages.prune import human_bytes, inventory
 from huimages.service import ImageService
 from huimages.sizes import output_dimensions
+from huimages.text import has_control
 from huimages.ui.session import Sessions, is_https
 from huimages.urls import image_path
 
@@ -52,7 +54,7 @@ NOTICES = {
     "empty": "There are no images yet: upload some.",
 }
 
-_SECURITY_HEADERS: Headers = [
+SECURITY_HEADERS: Headers = [
     (
         "Content-Security-Policy",
         "default-src 'none'; img-src 'self'; style-src 'self'; script-src 'self'; connect-src 'self';"
@@ -138,7 +140,7 @@ class WebInterface:
                 title = page.form().get("title", "").strip()
                 if not title:
                     raise HttpError("400 Bad Request", "the title is empty: type one, or go back")
-                self.service.catalog.set_title(image_id, title)
+                self.service.update_metadata(image_id, timestamp=None, title=title)
                 return page.redirect(f"/ui/images/{image_id}?done=title")
             if action == "delete":
                 if reading:
@@ -154,7 +156,7 @@ class WebInterface:
     def _signin(
         self, environ: Environ, start_response: StartResponse, method: str, params: Mapping[str, str]
     ) -> Iterable[bytes]:
-        target = _local_target(params.get("next", ""))
+        target = local_target(params.get("next", ""))
         page = _Page(self, environ, start_response, None, params)
         if self.sessions is None:
             message = "The web interface is off: set HUIMAGES_ADMIN_TOKEN on the server, restart it, and sign in."
@@ -165,9 +167,11 @@ class WebInterface:
             raise HttpError("405 Method Not Allowed", f"{method} is not allowed here", [("Allow", "GET, POST")])
         page.check_origin()
         form = page.form()
-        target = _local_target(form.get("next", ""))
+        target = local_target(form.get("next", ""))
         token = (self.service.settings.admin_token or "").encode()
-        if not hmac.compare_digest(form.get("token", "").strip().encode(), token):
+        right = hmac.compare_digest(form.get("token", "").strip().encode(), token)
+        self.service.guesses.attempt(client_address(environ), right)  # 429 for an address that guessed too often
+        if not right:
             error = "That is not the admin token (HUIMAGES_ADMIN_TOKEN). Check it and try again."
             return page.render("signin.html", "403 Forbidden", error=error, target=target, enabled=True)
         cookie, _ = self.sessions.issue(is_https(environ))
@@ -277,7 +281,7 @@ class WebInterface:
         if body is None or method not in ("GET", "HEAD"):
             raise HttpError("404 Not Found", "no such file")
         headers = [("Content-Type", _STATIC[name]), ("Content-Length", str(len(body)))]
-        start_response("200 OK", [*headers, ("Cache-Control", "public, max-age=300"), *_SECURITY_HEADERS])
+        start_response("200 OK", [*headers, ("Cache-Control", "public, max-age=300"), *SECURITY_HEADERS])
         return [] if method == "HEAD" else [body]
 
     # -- helpers --------------------------------------------------------------------------
@@ -360,10 +364,10 @@ class _Page:
         body = (
             self.ui.templates.get_template(template)
             .render(csrf=self.csrf, signed_in=self.nonce is not None, notice=done, **values)
-            .encode()
+            .encode("utf-8", "replace")  # a record stored before its text was checked may hold a lone surrogate
         )
         headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))]
-        self.start_response(status, [*headers, *NO_STORE, *_SECURITY_HEADERS])
+        self.start_response(status, [*headers, *NO_STORE, *SECURITY_HEADERS])
         return [] if self.environ.get("REQUEST_METHOD") == "HEAD" else [body]
 
     def redirect(self, target: str) -> Iterable[bytes]:
@@ -375,11 +379,25 @@ def _redirect(start_response: StartResponse, target: str, extra: Headers | None 
     return []
 
 
-def _local_target(target: str) -> str:
-    """Where to go after signing in: a page of the interface, never another site."""
-    if target.startswith("/ui/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return "/ui/"
+def local_target(target: str) -> str:
+    """Where to go after signing in: a page of the interface, rebuilt from its parts, never echoed.
+
+    The path is decoded, its dot segments resolved and its slashes merged; it
+    must then lie under ``/ui/`` and hold no control character, and is quoted
+    again, as is the query. Anything else (another site, ``/ui/../x``, a CR or
+    LF meant to add a header) leads to ``/ui/``.
+    """
+    parts = urllib.parse.urlsplit(target)
+    path = urllib.parse.unquote(parts.path)
+    if parts.scheme or parts.netloc or not path.startswith("/") or has_control(target + path):
+        return "/ui/"
+    normal = "/" + posixpath.normpath(path).lstrip("/")  # resolves . and .., merges slashes ("//x" too)
+    if normal == "/ui" or (path.endswith("/") and normal.startswith("/ui/")):
+        normal += "/"
+    if not normal.startswith("/ui/") or "\\" in normal:
+        return "/ui/"
+    query = urllib.parse.urlencode(urllib.parse.parse_qsl(parts.query), errors="replace")
+    return urllib.parse.quote(normal, errors="replace") + (f"?{query}" if query else "")
 
 
 def _wants_json(environ: Environ) -> bool:
@@ -409,4 +427,4 @@ def error_page(status: str, message: str) -> bytes:
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
         f'<link rel="stylesheet" href="/ui/static/ui.css"></head><body><main><h1>{title}</h1>'
         f'<p role="alert">{escaped}</p><p><a href="/ui/">Back to the images</a></p></main></body></html>'
-    ).encode()
+    ).encode("utf-8", "replace")
