@@ -343,7 +343,7 @@ def _metadata(fields: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
-    """A JSON object, nested at most ``MAX_DEPTH`` levels, every string in it fit to store."""
+    """A JSON object nested at most ``MAX_DEPTH`` levels."""
     try:
         value = json.loads(raw or b"{}")
     except RecursionError:
@@ -352,5 +352,5 @@ def _json_object(raw: bytes, what: str) -> dict[str, Any]:
         raise HttpError("400 Bad Request", f"{what} is not JSON") from None
     if not isinstance(value, dict):
         raise HttpError("400 Bad Request", f"{what} must be a JSON object")
-    check_value(what, value)
+    check_value(what, value, strings=False)  # the fields' text is checked, by name, where it is stored
     return value

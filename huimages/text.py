@@ -51,19 +51,21 @@ def check_text(field: str, value: str) -> str:
     return value
 
 
-def check_value(field: str, value: Any, depth: int = 0) -> None:
-    """Every string in a JSON value (keys too) checked, and its nesting at most ``MAX_DEPTH`` deep."""
+def check_value(field: str, value: Any, depth: int = 0, *, strings: bool = True) -> None:
+    """A JSON value nested at most ``MAX_DEPTH`` deep; with ``strings``, every string in it (keys too) fit to store."""
     if depth > MAX_DEPTH:
         raise InvalidText(field, f"nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, str):
-        check_text(field, value)
+        if strings:
+            check_text(field, value)
     elif isinstance(value, Mapping):
         for key, item in value.items():
-            check_text(field, str(key))
-            check_value(field, item, depth + 1)
+            if strings:
+                check_text(field, str(key))
+            check_value(field, item, depth + 1, strings=strings)
     elif isinstance(value, list | tuple):
         for item in value:
-            check_value(field, item, depth + 1)
+            check_value(field, item, depth + 1, strings=strings)
 
 
 def check_metadata(
