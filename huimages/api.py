@@ -78,7 +78,9 @@ class ImagesApi:
         if method in ("GET", "HEAD"):
             return json_response(start_response, "200 OK", self._record(image_id))
         if method == "PATCH":
-            fields = _metadata(_json_object(read_body(environ, _MAX_METADATA_BYTES), "the body"))
+            fields = _metadata(
+                _json_object(read_body(environ, _MAX_METADATA_BYTES, "for a record's fields"), "the body")
+            )
             self.service.update_metadata(image_id, **fields)
             return json_response(start_response, "200 OK", self._record(image_id))
         if method == "DELETE":
@@ -229,8 +231,8 @@ def _not_allowed(method: str, allowed: str) -> HttpError:
     return HttpError("405 Method Not Allowed", f"{method} is not allowed here", [("Allow", allowed)])
 
 
-def read_body(environ: Environ, limit: int) -> bytes:
-    """The request body, refused past ``limit`` bytes (413) before or while reading it."""
+def read_body(environ: Environ, limit: int, which: str = "(the upload limit, HUIMAGES_MAX_UPLOAD_BYTES)") -> bytes:
+    """The request body, refused past ``limit`` bytes (413, naming ``which`` limit) before or while reading it."""
     stream = environ["wsgi.input"]
     length = environ.get("CONTENT_LENGTH") or ""
     if length:
@@ -239,7 +241,7 @@ def read_body(environ: Environ, limit: int) -> bytes:
         except ValueError:
             raise HttpError("400 Bad Request", "Content-Length is not a number") from None
         if expected > limit:
-            raise _too_large(limit)
+            raise _too_large(limit, which)
         data = _read(stream, expected)
         if len(data) < expected:
             raise HttpError("400 Bad Request", f"the body ended after {len(data)} of {expected} bytes; nothing stored")
@@ -250,7 +252,7 @@ def read_body(environ: Environ, limit: int) -> bytes:
     data = _read(stream, limit + 1)
     if len(data) > limit:
         _read(stream, _DRAIN_BYTES)  # dropped: a client still sending when the server closes gets a reset, not the 413
-        raise _too_large(limit)
+        raise _too_large(limit, which)
     return data
 
 
@@ -271,11 +273,8 @@ def _read(stream: Any, most: int) -> bytes:
     return b"".join(parts)
 
 
-def _too_large(limit: int) -> HttpError:
-    return HttpError(
-        "413 Content Too Large",
-        f"the body is over the upload limit of {limit:,} bytes (HUIMAGES_MAX_UPLOAD_BYTES); nothing stored",
-    )
+def _too_large(limit: int, which: str) -> HttpError:
+    return HttpError("413 Content Too Large", f"the body is over the limit of {limit:,} bytes {which}; nothing stored")
 
 
 def parse_multipart(content_type: str, body: bytes) -> tuple[list[Upload], dict[str, str]]:

@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
-"""Coverage-guided fuzzing (atheris) of the URL parsers and of save_image's checks.
+"""Coverage-guided fuzzing (atheris) of the URL parsers, of save_image's checks and of request text.
 
     .venv/bin/pip install atheris
     .venv/bin/python scripts/fuzz.py urls  -max_total_time=600
     .venv/bin/python scripts/fuzz.py image -max_total_time=600 -rss_limit_mb=3072 -timeout=20
+    .venv/bin/python scripts/fuzz.py text  -max_total_time=600
+
+``text`` feeds the same bytes to sign-in's ``next`` (the page it leads to must
+be under /ui/ with no control character), to the check of stored text, and to
+the JSON body of a PATCH (nesting, surrogates).
 
 Not part of the test suite. A finding is any exception other than the
 project's own errors, a hang past -timeout, or memory past -rss_limit_mb;
@@ -27,11 +32,15 @@ with atheris.instrument_imports():
     import PIL.TiffImagePlugin
     import PIL.WebPImagePlugin
 
+    from huimages.api import _json_object
     from huimages.config import Settings, SigningSettings
     from huimages.errors import HuImagesError
+    from huimages.httpkit import HttpError
     from huimages.imaging import probe
     from huimages.signing import SizePolicy
     from huimages.sizes import parse_size
+    from huimages.text import has_control, problem
+    from huimages.ui.app import local_target
     from huimages.urls import parse_image_path, signature_of, split_request_target
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,7 +72,33 @@ def fuzz_image(data: bytes) -> None:
         return
 
 
+def fuzz_text(data: bytes) -> None:
+    """Request text: where sign-in leads, whether text may be stored, a PATCH body; only our errors may come out."""
+    text = data.decode("utf-8", "surrogateescape")  # undecodable bytes become lone surrogates
+    target = local_target(text)
+    if not target.startswith("/ui/") or has_control(target) or "/../" in target:
+        raise AssertionError(f"sign-in would lead to {target!r}")
+    problem(text)
+    try:
+        _json_object(data, "the body")
+    except (HuImagesError, HttpError):
+        return
+
+
+TEXT_SEEDS = (
+    "/ui/images/AAAA?q=1",
+    "/ui/\r\nLocation: //evil.example",
+    "/ui/%0d%0aSet-Cookie:%20a=b",
+    "/ui/../../evil",
+    "//evil.example/ui/",
+    '{"title": "\\ud800", "references": {"a": ["\\udfff"]}}',
+    '{"title": ' + "[" * 40 + "]" * 40 + "}",
+)
+
+
 def seeds(target: str) -> list[bytes]:
+    if target == "text":
+        return [s.encode() for s in TEXT_SEEDS] + ["/ui/\ud800".encode("utf-8", "surrogatepass")]
     if target == "urls":
         return [
             s.encode()
@@ -122,12 +157,13 @@ def _hostile_seeds(base: PIL.Image.Image) -> list[bytes]:
 
 
 def main() -> None:
-    target = sys.argv.pop(1) if len(sys.argv) > 1 and sys.argv[1] in ("urls", "image") else "urls"
+    targets = {"urls": fuzz_urls, "image": fuzz_image, "text": fuzz_text}
+    target = sys.argv.pop(1) if len(sys.argv) > 1 and sys.argv[1] in targets else "urls"
     corpus = ROOT / "fuzz" / f"corpus-{target}"
     corpus.mkdir(parents=True, exist_ok=True)
     for n, seed in enumerate(seeds(target)):
         (corpus / f"seed-{n}").write_bytes(seed)
-    atheris.Setup([sys.argv[0], *sys.argv[1:], str(corpus)], fuzz_urls if target == "urls" else fuzz_image)
+    atheris.Setup([sys.argv[0], *sys.argv[1:], str(corpus)], targets[target])
     atheris.Fuzz()
 
 

@@ -287,6 +287,48 @@ def test_url_edge_cases(site: tuple[Client, ImageApp], target: str) -> None:
     assert_still_serving(client, app)
 
 
+TOKEN = "hostile-upload-token-0123"
+# hostile request bodies and sign-in targets (PATCH /images/<id> and POST /ui/signin): (status, message or Location)
+REQUESTS: dict[str, tuple[bytes, int, str]] = {
+    "title with a lone surrogate": (b'{"title": "\\ud800"}', 400, "title: character 1 is a lone surrogate"),
+    "title with a control character": (b'{"title": "a\\u0000b"}', 400, "title: character 2 is a control character"),
+    "reference key with a surrogate": (b'{"references": {"\\udfff": "x"}}', 400, "references: character 1"),
+    "type with a noncharacter": (b'{"typ": "\\uffff"}', 400, "typ: character 1 is a noncharacter"),
+    "JSON nested 1,000 levels": (b'{"title": ' + b"[" * 1000 + b"]" * 1000 + b"}", 400, "nested deeper than 20"),
+    "JSON nested 60,000 levels": (b"[" * 60_000, 400, "nested deeper than 20"),
+    "next with CR LF and a header": (b"/ui/\r\nLocation: //evil.example", 303, "/ui/"),
+    "next with an encoded LF": (b"/ui/%0aSet-Cookie: a=b", 303, "/ui/"),
+    "next leaving /ui/": (b"/ui/../../evil", 303, "/ui/"),
+    "next to another host": (b"//evil.example/ui/", 303, "/ui/"),
+    "next with a broken IPv6 host (fuzzer)": (b"//[evil/ui/", 303, "/ui/"),
+    "next with a surrogate": (
+        "/ui/images/\ud800".encode("utf-8", "surrogatepass"),
+        303,
+        "/ui/images/" + "%EF%BF%BD" * 3,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(REQUESTS))
+def test_hostile_requests(tmp_path: Path, name: str) -> None:
+    body, status, expected = REQUESTS[name]
+    settings = Settings.at(tmp_path, server_url="http://img.test/", upload_token=TOKEN, admin_token=TOKEN)
+    client = Client(settings)
+    image_id = client.save_image(jpeg(120, 90))
+    app = create_app(service=client.service)
+    if name.startswith("next"):
+        form = b"token=" + TOKEN.encode() + b"&next=" + body
+        environ = {"CONTENT_TYPE": "application/x-www-form-urlencoded", "CONTENT_LENGTH": str(len(form))}
+        response = call(app, "/ui/signin", method="POST", **environ, **{"wsgi.input": io.BytesIO(form)})
+        assert response.status == status and response.headers["Location"] == expected, response.headers
+        return
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    environ = {"CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body)}
+    response = call(app, f"/images/{image_id}", method="PATCH", headers=headers, **environ)
+    assert response.status == status and expected in response.text, response.text
+    assert client.service.catalog.get_live(image_id)["title"] == []  # nothing stored
+
+
 def test_hostile_files_are_reproducible() -> None:
     """The fuzzer's findings are kept as files, so their cases stay in the suite."""
     assert (HOSTILE_DIR / "fuzz-gif-truncated-frame.gif").stat().st_size > 0

@@ -340,7 +340,7 @@ class _Page:
                 limit = self.ui.service.settings.limits.max_upload_bytes + _MAX_FORM_BYTES
                 self.uploads, self._form = parse_multipart(content_type, read_body(self.environ, limit))
             else:
-                raw = read_body(self.environ, _MAX_FORM_BYTES).decode("utf-8", "replace")
+                raw = read_body(self.environ, _MAX_FORM_BYTES, "for a form").decode("utf-8", "replace")
                 self._form = dict(urllib.parse.parse_qsl(raw, keep_blank_values=True))
         return self._form
 
@@ -387,7 +387,10 @@ def local_target(target: str) -> str:
     again, as is the query. Anything else (another site, ``/ui/../x``, a CR or
     LF meant to add a header) leads to ``/ui/``.
     """
-    parts = urllib.parse.urlsplit(target)
+    try:
+        parts = urllib.parse.urlsplit(target)
+    except ValueError:  # "//[": a broken IPv6 host (found by scripts/fuzz.py text)
+        return "/ui/"
     path = urllib.parse.unquote(parts.path)
     if parts.scheme or parts.netloc or not path.startswith("/") or has_control(target + path):
         return "/ui/"
