@@ -11,6 +11,7 @@ import struct
 import time
 import zlib
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -318,8 +319,12 @@ def test_hostile_requests(tmp_path: Path, name: str) -> None:
     app = create_app(service=client.service)
     if name.startswith("next"):
         form = b"token=" + TOKEN.encode() + b"&next=" + body
-        environ = {"CONTENT_TYPE": "application/x-www-form-urlencoded", "CONTENT_LENGTH": str(len(form))}
-        response = call(app, "/ui/signin", method="POST", **environ, **{"wsgi.input": io.BytesIO(form)})
+        environ: dict[str, Any] = {
+            "CONTENT_TYPE": "application/x-www-form-urlencoded",
+            "CONTENT_LENGTH": str(len(form)),
+            "wsgi.input": io.BytesIO(form),
+        }
+        response = call(app, "/ui/signin", method="POST", **environ)
         assert response.status == status and response.headers["Location"] == expected, response.headers
         return
     headers = {"Authorization": f"Bearer {TOKEN}"}
