@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_ops
 import bench_render
+import bench_slow
 from bench_render import best_ms, draft_decode
 
 from huimages.config import DEFAULT_SIZES, Limits, Settings
@@ -734,7 +735,7 @@ def machine() -> str:
 
 # thumbor runs only when named (--only thumbor, or --thumbor)
 _SECTIONS = [
-    *["cold", "masters", "formats", "ingest", "memory", "http", "hits", "renders", "migrate", "cdn", "ops"],
+    *["cold", "masters", "formats", "ingest", "memory", "http", "hits", "renders", "slow", "migrate", "cdn", "ops"],
     "thumbor",
 ]
 
@@ -793,6 +794,8 @@ def main() -> None:
             bench_front_hits(photos, args.seconds, lighttpd)
         if "renders" in sections:  # cold renders through lighttpd on every core against one at a time, and the flood
             bench_front_renders(photos, lighttpd)
+        if "slow" in sections:  # huimages serve's worker against gunicorn's gthread, and slow clients
+            bench_slow.bench_slow(photos, args.seconds, _server, _free_port, _load)
         if "migrate" in sections:
             bench_migrate()
         if "cdn" in sections:
