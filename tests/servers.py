@@ -75,6 +75,24 @@ def running(
         stop(proc)
 
 
+@contextlib.contextmanager
+def huimages_serve(
+    home: Path, front: str = "gunicorn", env: Mapping[str, str] | None = None, workers: int = 2
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """``huimages serve`` on a free port with its data in ``home`` (``front="lighttpd"``: with ``--lighttpd``).
+
+    Yields the port and the environment it runs with (its ``IMAGESERVERURL`` on
+    that port); it logs to ``home/serve.log``.
+    """
+    port = free_port()
+    environ = {"HUIMAGES_HOME": str(home), "IMAGESERVERURL": f"http://127.0.0.1:{port}/", **(env or {})}
+    argv = [sys.executable, "-m", "huimages", "serve", "--port", str(port), "--workers", str(workers)]
+    if front == "lighttpd":
+        argv.append("--lighttpd")
+    with running(argv, port, home / "serve.log", environ):
+        yield port, environ
+
+
 def get(
     port: int,
     path: str,

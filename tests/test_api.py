@@ -3,7 +3,6 @@
 import http.client
 import json
 import socket
-import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from huimages.client import Client
 from huimages.config import Settings
 from huimages.ids import compute_id
 from tests.imagetools import decode, jpeg
-from tests.servers import LOOPBACK, free_port, get, running
+from tests.servers import LOOPBACK, get, huimages_serve
 
 pytestmark = pytest.mark.integration
 
@@ -53,19 +52,9 @@ class Server:
 @pytest.fixture(scope="module", params=["gunicorn", "lighttpd"])
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     home = tmp_path_factory.mktemp(f"api-{request.param}")
-    port = free_port()
-    env = {
-        "HUIMAGES_HOME": str(home),
-        "IMAGESERVERURL": f"http://127.0.0.1:{port}/",
-        "HUIMAGES_UPLOAD_TOKEN": TOKEN,
-        "HUIMAGES_ADMIN_TOKEN": ADMIN,
-        "HUIMAGES_MAX_UPLOAD_BYTES": str(LIMIT),
-    }
-    argv = [sys.executable, "-m", "huimages", "serve", "--port", str(port), "--workers", "2"]
-    if request.param == "lighttpd":
-        argv.append("--lighttpd")
-    with running(argv, port, home / "serve.log", env):
-        yield Server(port, Client(Settings.from_env(env)), request.param, home)
+    env = {"HUIMAGES_UPLOAD_TOKEN": TOKEN, "HUIMAGES_ADMIN_TOKEN": ADMIN, "HUIMAGES_MAX_UPLOAD_BYTES": str(LIMIT)}
+    with huimages_serve(home, request.param, env) as (port, environ):
+        yield Server(port, Client(Settings.from_env(environ)), request.param, home)
 
 
 def multipart(files: list[tuple[str, str, bytes]], fields: Mapping[str, str]) -> tuple[bytes, str]:

@@ -36,7 +36,7 @@ from huimages.text import MAX_DEPTH, has_control
 from huimages.ui.app import local_target
 from huimages.web import create_app
 from tests.imagetools import jpeg
-from tests.servers import LOOPBACK, free_port, get, running
+from tests.servers import LOOPBACK, free_port, get, huimages_serve
 from tests.test_api import multipart
 from tests.test_ui import post
 from tests.wsgi import Response, call
@@ -79,21 +79,9 @@ class Site:
         return str(response.getheader("Set-Cookie")).split(";", 1)[0]
 
 
-def start(home: Path, front: str, env: dict[str, str] | None = None) -> Iterator[Site]:
-    port = free_port()
-    environ = {
-        "HUIMAGES_HOME": str(home),
-        "IMAGESERVERURL": f"http://127.0.0.1:{port}/",
-        "HUIMAGES_ADMIN_TOKEN": ADMIN,
-        "HUIMAGES_UPLOAD_TOKEN": UPLOAD,
-        **(env or {}),
-    }
-    argv = [sys.executable, "-m", "huimages", "serve", "--port", str(port), "--workers", "2"]
-    if front == "lighttpd":
-        argv.append("--lighttpd")
-    log = home / "serve.log"
-    with running(argv, port, log, environ):
-        yield Site(front, port, Client(Settings.from_env(environ)), home, log)
+def start(home: Path, front: str) -> Iterator[Site]:
+    with huimages_serve(home, front, {"HUIMAGES_ADMIN_TOKEN": ADMIN, "HUIMAGES_UPLOAD_TOKEN": UPLOAD}) as (port, env):
+        yield Site(front, port, Client(Settings.from_env(env)), home, home / "serve.log")
 
 
 @pytest.fixture(scope="module", params=["gunicorn", "lighttpd"])
@@ -227,8 +215,9 @@ def test_slow_clients_do_not_hold_the_server(site: Site) -> None:
 
     def drip() -> None:
         line = 0
-        for sock in slow:
-            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        for n, sock in enumerate(slow):  # half of them behind a whole request (pipelined)
+            whole = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" if n % 2 else b""
+            sock.sendall(whole + b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
         while not stop.wait(1.0):
             line += 1
             for sock in slow:

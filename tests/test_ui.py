@@ -6,7 +6,6 @@ import html
 import html.parser
 import io
 import re
-import sys
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from huimages.ids import compute_id
 from huimages.ui.session import COOKIE, Sessions
 from huimages.web import ImageApp, create_app
 from tests.imagetools import encode, jpeg, pattern
-from tests.servers import free_port, get, running
+from tests.servers import get, huimages_serve
 from tests.test_api import multipart
 from tests.wsgi import Response, call
 
@@ -283,12 +282,7 @@ class Browser:
 @pytest.fixture(scope="module", params=["gunicorn", "lighttpd"])
 def front(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Client]]:
     home = tmp_path_factory.mktemp(f"ui-{request.param}")
-    port = free_port()
-    env = {"HUIMAGES_HOME": str(home), "IMAGESERVERURL": f"http://127.0.0.1:{port}/", "HUIMAGES_ADMIN_TOKEN": ADMIN}
-    argv = [sys.executable, "-m", "huimages", "serve", "--port", str(port), "--workers", "2"]
-    if request.param == "lighttpd":
-        argv.append("--lighttpd")
-    with running(argv, port, home / "serve.log", env):
+    with huimages_serve(home, request.param, {"HUIMAGES_ADMIN_TOKEN": ADMIN}) as (port, env):
         yield port, Client(Settings.from_env(env))
 
 

@@ -52,51 +52,67 @@ class HeadFirstWorker(ThreadWorker):  # type: ignore[misc]
             raise
         self.nr_conns += 1
         conn = TConn(self.cfg, sock, address, listener.getsockname())  # non-blocking from here
-        self._wait_for_head(conn)
+        self._read_head(conn, b"", waiting=False)
 
     def on_client_socket_readable(self, conn: TConn, client: socket.socket) -> None:
         """A kept-alive connection has more to read: its next head is read here, not in a thread."""
         self.poller.unregister(client)
         self.keepalived_conns.remove(conn)
-        self._wait_for_head(conn)
-        self._read_head(conn)
+        self._read_head(conn, b"", waiting=False)
 
-    def _wait_for_head(self, conn: TConn) -> None:
-        conn.head = b""
-        conn.timeout = time.monotonic() + HEAD_SECONDS  # murder_pending closes it after that
-        self.pending_conns.append(conn)
-        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_head_readable, conn))
+    def finish_request(self, conn: TConn, fs: Any) -> None:
+        """After an answer: bytes of a next request already read (pipelined) wait here too until their head is whole."""
+        unreader = getattr(conn.parser, "unreader", None)
+        kept = self.alive and not fs.cancelled() and fs.exception() is None and fs.result() is True
+        if kept and unreader is not None and unreader.buf.getbuffer().nbytes:
+            buffered = unreader.take_buffered()
+            if _END_OF_HEAD.search(buffered) is None:
+                conn.sock.setblocking(False)
+                self._read_head(conn, buffered, waiting=False)
+                return
+            unreader.unread(buffered)
+        super().finish_request(conn, fs)
 
-    def _on_head_readable(self, conn: TConn, _client: socket.socket) -> None:
-        self._read_head(conn)
-
-    def _read_head(self, conn: TConn) -> None:
+    def _read_head(self, conn: TConn, head: bytes, *, waiting: bool) -> None:
+        """Read what has arrived; a whole head goes to the thread pool, a partial one waits (``waiting``: it does)."""
         try:
             data = conn.sock.recv(MAX_HEAD_BYTES)
         except (BlockingIOError, InterruptedError):
-            return
+            data = None
         except OSError:
             data = b""
-        if not data:  # closed by the client
-            self._drop(conn)
+        if data == b"":  # closed by the client
+            self._drop(conn, waiting)
             return
-        searched_from = max(0, len(conn.head) - 3)
-        conn.head += data
-        if _END_OF_HEAD.search(conn.head, searched_from) is None:
-            if len(conn.head) > MAX_HEAD_BYTES:
-                self._drop(conn)
+        if data:
+            head += data
+        if _END_OF_HEAD.search(head) is None:
+            if len(head) > MAX_HEAD_BYTES:
+                self._drop(conn, waiting)
+            elif waiting:
+                conn.head = head
+            else:  # from now on the event loop reads it, until the head is whole or its time is up
+                conn.head = head
+                conn.timeout = time.monotonic() + HEAD_SECONDS  # murder_pending closes it after that
+                self.pending_conns.append(conn)
+                self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_head_readable, conn))
             return
-        self.poller.unregister(conn.sock)
-        self.pending_conns.remove(conn)
+        if waiting:
+            self.poller.unregister(conn.sock)
+            self.pending_conns.remove(conn)
         conn.init()  # the parser, on a blocking socket (plain HTTP: nothing here can block)
-        conn.parser.unreader.unread(conn.head)
+        conn.parser.unreader.unread(head)
         conn.head = b""
         conn.data_ready = True
         self.enqueue_req(conn)
 
-    def _drop(self, conn: TConn) -> None:
-        self.poller.unregister(conn.sock)
-        self.pending_conns.remove(conn)
+    def _on_head_readable(self, conn: TConn, _client: socket.socket) -> None:
+        self._read_head(conn, conn.head, waiting=True)
+
+    def _drop(self, conn: TConn, waiting: bool) -> None:
+        if waiting:
+            self.poller.unregister(conn.sock)
+            self.pending_conns.remove(conn)
         self.nr_conns -= 1
         conn.close()
 
