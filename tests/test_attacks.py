@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import http.client
+import io
 import json
 import os
 import socket
@@ -24,9 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
+from huimages.cli import main
 from huimages.client import Client
 from huimages.config import Settings
 from huimages.errors import InvalidText
@@ -378,3 +381,27 @@ def test_stored_text_is_checked_by_name(tmp_path: Path) -> None:
     image_id = client.save_image(data, title="Café, tab-free — and emoji 🙂")
     with pytest.raises(InvalidText, match=r"^title"):
         client.set_title(image_id, "\udfff")
+    # The CLI says which field, and stores nothing.
+    other = tmp_path / "other.jpeg"
+    other.write_bytes(jpeg(90, 60))
+    result = CliRunner().invoke(
+        main, ["upload", str(other), "--title", "bell\x07"], env={"HUIMAGES_HOME": str(tmp_path)}
+    )
+    assert result.exit_code == 1 and "title: character 5 is a control character" in result.output
+    assert not client.service.catalog.find_many([compute_id(other.read_bytes())])
+
+
+class _Stalled(io.RawIOBase):
+    """A request body whose client stopped sending: the front's socket timeout fires."""
+
+    def read(self, size: int = -1) -> bytes:
+        raise TimeoutError("timed out")
+
+
+def test_a_stalled_body_answers_408_and_stores_nothing(tmp_path: Path) -> None:
+    client = Client(Settings.at(tmp_path, upload_token=UPLOAD))
+    app = create_app(service=client.service)
+    environ = {"CONTENT_TYPE": "image/jpeg", "CONTENT_LENGTH": "1000", "wsgi.input": _Stalled()}
+    answer = call(app, "/images", method="POST", headers={"Authorization": f"Bearer {UPLOAD}"}, **environ)
+    assert answer.status == 408 and "stopped arriving" in answer.text
+    assert not list(client.service.catalog.pages())

@@ -11,9 +11,10 @@ pool only once the blank line that ends the head has arrived:
 - a head must arrive whole within ``HEAD_SECONDS`` of its first wait, and be
   at most ``MAX_HEAD_BYTES``; otherwise the connection is closed, having
   cost no thread;
-- once a thread has it, a request whose body or answer stalls (no byte either
-  way) for ``STALL_SECONDS`` ends: the app answers 408 to a stalled body, and
-  a reader that stops reading is dropped.
+- once a thread has it, a request whose body stalls (no byte) for
+  ``STALL_SECONDS`` ends: the app answers 408. (Only requests with a body get
+  the socket timeout: with one, Python polls the socket before every read and
+  send, and a cache hit's ``sendfile`` goes through a selector.)
 
 The cost: one non-blocking ``recv`` in the event loop per request instead of
 one in a thread (the thread parses the head from memory). Tied to the
@@ -34,7 +35,7 @@ from typing import Any
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 HEAD_SECONDS = 10.0  # a request line and its headers, from the first wait for them
-STALL_SECONDS = 30.0  # a body or an answer that moves no byte for this long ends the request
+STALL_SECONDS = 30.0  # a request body that moves no byte for this long ends the request
 MAX_HEAD_BYTES = 64 * 1024  # gunicorn's own limits (4 KiB line, 100 fields of 8 KiB) refuse less than this
 
 _END_OF_HEAD = re.compile(rb"\r?\n\r?\n")
@@ -117,5 +118,13 @@ class HeadFirstWorker(ThreadWorker):  # type: ignore[misc]
         conn.close()
 
     def handle_request(self, req: Any, conn: TConn) -> bool:
-        conn.sock.settimeout(STALL_SECONDS)  # reading the body and sending the answer
+        if _has_body(req):  # a stalled body ends the request (a timeout costs a poll() per read: bodies only)
+            conn.sock.settimeout(STALL_SECONDS)
         return bool(super().handle_request(req, conn))
+
+
+def _has_body(req: Any) -> bool:
+    for name, value in req.headers:
+        if name == "TRANSFER-ENCODING" or (name == "CONTENT-LENGTH" and value.strip() not in ("", "0")):
+            return True
+    return False
