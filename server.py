@@ -4,7 +4,7 @@
 See ``huimages lighttpd-config`` and examples/lighttpd.conf.
 """
 
-from huimages.fronts.fastcgi import main
+from huimages.http.fronts.fastcgi import main
 
 if __name__ == "__main__":
     main()

@@ -16,9 +16,11 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from huimages.catalog.docs import alt_text
+from huimages.catalog.records import alt_text
 from huimages.client import DEFAULT_DENSITIES, PICTURE_FORMATS, Client
+from huimages.client.markup import img_tag
 from huimages.config import Settings
+from huimages.core.sizes import DEFAULT_SIZE
 from huimages.errors import (
     BackendUnavailable,
     ConfigurationError,
@@ -32,8 +34,6 @@ from huimages.errors import (
     StorageError,
     UnknownImage,
 )
-from huimages.markup import img_tag
-from huimages.sizes import DEFAULT_SIZE
 
 __all__ = [
     "BackendUnavailable",

@@ -1,3 +1,3 @@
-from huimages.cli import main
+from huimages.ops.cli import main
 
 main()

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from huimages.core.formats import DEFAULT_FORMATS, FORMATS, Encoding, available, parse_formats, split_format
 from huimages.errors import ConfigurationError
-from huimages.formats import DEFAULT_FORMATS, FORMATS, Encoding, available, parse_formats, split_format
 
 DEFAULT_SIZES: dict[str, str] = {
     "mini": "23x40",
@@ -92,7 +92,7 @@ class Limits:
     lock_timeout: float = 60.0
     render_timeout: float = 30.0
     retry_failed_after: float = 600.0  # a failed render of an original is answered from memory until then
-    # What a stranger's unsigned URLs of sizes outside the named ones may cost (``huimages.budget``); 0: no limit.
+    # What a stranger's unsigned URLs of sizes outside the named ones may cost (``serving.budget``); 0: no limit.
     # Counted in fixed minutes, so any 60 s hold at most twice these: 200 renders and 50 MB.
     unsigned_renders_per_minute: int = 100
     unsigned_mb_per_minute: int = 25
@@ -222,6 +222,25 @@ class Settings:
         quality = {"jpeg": self.jpeg_quality, "webp": self.webp_quality, "avif": self.avif_quality}[name]
         return Encoding(FORMATS[name], quality, self.avif_speed)
 
+    def child_environment(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """What a process started from this one needs (lighttpd's backends, the pruner): the resolved
+        paths, the URL, the config file, and every other setting ``environ`` sets, secrets left out
+        (lighttpd copies those from its own environment)."""
+        paths = self.paths
+        env = {
+            "HUIMAGES_HOME": str(paths.home),
+            "HUIMAGES_CACHE_DIR": str(paths.cache_dir),
+            "HUIMAGES_ORIGINALS_DIR": str(paths.originals_dir),
+            "HUIMAGES_CATALOG": str(paths.catalog_file),
+            "IMAGESERVERURL": self.server_url,
+        }
+        for spec in SETTINGS_SPECS:
+            if spec.name in environ and spec.name not in env and not spec.secret:
+                env[spec.name] = environ[spec.name]
+        if "HUIMAGES_CONFIG" in environ:
+            env["HUIMAGES_CONFIG"] = environ["HUIMAGES_CONFIG"]
+        return env
+
     @classmethod
     def at(cls, home: Path | str, **changes: Any) -> Settings:
         """Settings with the data folder ``home`` (and any other field given), for embedding and tests."""
@@ -343,7 +362,7 @@ def _log_format(raw: Any) -> str:
 
 
 def _byte_size(raw: Any) -> int:
-    from huimages.prune import parse_bytes
+    from huimages.core.units import parse_bytes
 
     return parse_bytes(str(raw))
 
@@ -526,7 +545,7 @@ MIN_TOKEN_LENGTH = 16
 
 
 def _validate(settings: Settings) -> None:
-    from huimages.sizes import parse_spec  # here, not at the top: sizes must not depend on config
+    from huimages.core.sizes import parse_spec  # here, not at the top: sizes must not depend on config
 
     url = urlsplit(settings.server_url)
     if url.scheme not in ("http", "https") or not url.netloc:

@@ -1,7 +1,7 @@
 """One exception root for everything huimages raises on purpose.
 
 Backends translate their own errors (OSError, sqlite3, boto3, CouchDB) into
-these classes; only ``huimages.web`` turns them into HTTP statuses. Each class
+these classes; only ``huimages.http.app`` turns them into HTTP statuses. Each class
 carries the context a caller needs to act on it, not just a message.
 """
 

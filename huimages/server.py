@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(_here))
 if os.getcwd() == _here and not {"HUIMAGES_HOME", "HUIMAGES_CACHE_DIR"} & set(os.environ):
     os.environ["HUIMAGES_HOME"] = os.path.dirname(_here)
 
-from huimages.fronts.fastcgi import main  # noqa: E402
+from huimages.http.fronts.fastcgi import main  # noqa: E402
 
 if __name__ == "__main__":
     main()

@@ -34,10 +34,10 @@ import bench_slow
 from bench_render import best_ms, draft_decode
 
 from huimages.config import DEFAULT_SIZES, Limits, Settings
-from huimages.fronts.lighttpd import find_lighttpd
-from huimages.imaging import render
-from huimages.service import ImageService
-from huimages.sizes import parse_size
+from huimages.core.sizes import parse_size
+from huimages.http.fronts.lighttpd import find_lighttpd
+from huimages.imaging.pipeline import render
+from huimages.serving.service import ImageService
 
 TARGETS = ("240x160", "150x150!", "1024x768")
 LIMITS = Limits(max_pixels=100_000_000, max_upload_bytes=1 << 30)
@@ -158,7 +158,7 @@ def bench_warm(photos: list[Path], seconds: int) -> None:
 
 
 def bench_lighttpd(photos: list[Path], seconds: int) -> None:
-    from huimages.fronts.lighttpd import missing_parts
+    from huimages.http.fronts.lighttpd import missing_parts
 
     problems = missing_parts()
     if problems:
@@ -172,7 +172,7 @@ def bench_lighttpd(photos: list[Path], seconds: int) -> None:
 
 def bench_front_hits(photos: list[Path], seconds: int, lighttpd: str) -> None:
     """Warm hits through the generated lighttpd config against a plain static lighttpd, three runs."""
-    from huimages.fronts.lighttpd import FrontConfig, write_config
+    from huimages.http.fronts.lighttpd import FrontConfig, write_config
 
     wrk = shutil.which("wrk")
     pinned = " (lighttpd on core 1, the client on core 0)" if _pins()[0] else ""
@@ -383,7 +383,7 @@ def _tree_rss(root: int) -> int:
 
 def bench_flood(photos: list[Path], lighttpd: str, count: int = 200) -> None:
     """``count`` distinct cold URLs at once, while a client keeps asking for a cached one."""
-    from huimages.fronts.lighttpd import FrontConfig, write_config
+    from huimages.http.fronts.lighttpd import FrontConfig, write_config
 
     print(f"\n## A flood of {count} distinct cold URLs at once; a cached URL asked for throughout")
     print("## (admission control alone: the stranger budgets, which would answer most of it 429, are off)")
@@ -493,7 +493,7 @@ def _cold_throughput(
     import concurrent.futures
     import threading
 
-    from huimages.fronts.lighttpd import FrontConfig, write_config
+    from huimages.http.fronts.lighttpd import FrontConfig, write_config
 
     for token in [*sizes, *_WARM_SIZES]:
         service.cache.remove_size(token)
@@ -571,8 +571,8 @@ def bench_migrate(count: int = 200) -> None:
     """`huimages migrate` from pouchdb-server to SeaweedFS, as the test fixtures start them."""
     import couchdb
 
-    from huimages.ids import compute_id
-    from huimages.migrate import migrate_attachments
+    from huimages.core.ids import compute_id
+    from huimages.ops.migrate import migrate_attachments
     from huimages.originals import open_legacy
     from huimages.originals.s3 import S3Store
     from tests.servers import PouchCouch, SeaweedS3
@@ -635,7 +635,7 @@ def bench_cdn(count: int = 1000) -> None:
 
 
 def _cdn_runs(s3: Any, endpoint: str, small: list[bytes], home: Path) -> None:
-    from huimages.ids import compute_id
+    from huimages.core.ids import compute_id
 
     count = len(small)
     rates = {}

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from huimages.ids import compute_id
+from huimages.core.ids import compute_id
 
 
 def bench_ops(photo: Path, free_port: Callable[[], int], wait_port: Callable[[int], None]) -> None:
@@ -53,7 +53,7 @@ def bench_prune(home: Path, files: int = 200_000, folders: int = 40) -> None:
         "        if line.startswith('VmHWM:'): print('peak-kb', line.split()[1], file=sys.stderr)\n"
         "atexit.register(peak)\n"
         f"sys.argv = ['huimages', 'prune', '--max-bytes', '{held * 4096 // 2}']\n"
-        "from huimages.cli import main\n"
+        "from huimages.ops.cli import main\n"
         "main()\n"
     )
     started = time.perf_counter()
@@ -68,8 +68,8 @@ def bench_prune(home: Path, files: int = 200_000, folders: int = 40) -> None:
 def bench_metrics(home: Path, queued: int = 100_000, scrapes: int = 30) -> None:
     """/metrics with ``queued`` items in the SQLite CDN queue (its counts are computed when scraped)."""
     from huimages.config import Settings
-    from huimages.service import ImageService
-    from huimages.web import create_app
+    from huimages.http.app import create_app
+    from huimages.serving.service import ImageService
     from tests.wsgi import call
 
     settings = Settings.from_env(

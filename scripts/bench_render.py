@@ -17,9 +17,9 @@ from typing import Any
 from PIL import Image, ImageOps
 
 from huimages.config import DEFAULT_SIZES, Limits, Settings
-from huimages.imaging import ingest, render
-from huimages.service import ImageService
-from huimages.sizes import Size, decode_target, output_dimensions, parse_size
+from huimages.core.sizes import Size, decode_target, output_dimensions, parse_size
+from huimages.imaging.pipeline import ingest, render
+from huimages.serving.service import ImageService
 from tests.imagetools import ssim
 
 LIMITS = Limits(max_pixels=100_000_000, max_upload_bytes=1 << 30)

@@ -1,6 +1,6 @@
 """The bench's ``slow`` section: `huimages serve`'s worker against gunicorn's own gthread, and slow clients.
 
-`huimages serve` runs gunicorn with ``huimages.fronts.headfirst.HeadFirstWorker``
+`huimages serve` runs gunicorn with ``huimages.http.fronts.headfirst.HeadFirstWorker``
 (a request's head is read in the event loop before a thread takes the
 connection). This measures what that costs and what it buys, in ABBA order
 against the same server with gunicorn's plain ``gthread`` worker: warm hits,
@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from huimages.config import Settings
-from huimages.service import ImageService
+from huimages.serving.service import ImageService
 
 #: `huimages serve` with gunicorn's plain gthread worker in place of the headfirst one.
 _GTHREAD = """
 import sys
 from huimages.config import Settings
-from huimages.fronts import standalone
+from huimages.http.fronts import standalone
 
 class Plain(standalone.StandaloneServer):
     def load_config(self):

@@ -32,16 +32,16 @@ with atheris.instrument_imports():
     import PIL.TiffImagePlugin
     import PIL.WebPImagePlugin
 
-    from huimages.api import _json_object
     from huimages.config import Settings, SigningSettings
+    from huimages.core.sizes import parse_size
+    from huimages.core.text import has_control, problem
+    from huimages.core.urls import parse_image_path, signature_of, split_request_target
     from huimages.errors import HuImagesError
-    from huimages.httpkit import HttpError
-    from huimages.imaging import probe
-    from huimages.signing import SizePolicy
-    from huimages.sizes import parse_size
-    from huimages.text import has_control, problem
-    from huimages.ui.app import local_target
-    from huimages.urls import parse_image_path, signature_of, split_request_target
+    from huimages.http.api import _json_object
+    from huimages.http.kit import HttpError
+    from huimages.http.ui.app import local_target
+    from huimages.imaging.pipeline import probe
+    from huimages.serving.policy import SizePolicy
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = Settings.at(Path("/nonexistent"), signing=SigningSettings("named", keys=("fuzzing-key-0123456789",)))

@@ -7,8 +7,8 @@ import pytest
 
 from huimages.client import Client
 from huimages.config import Settings
-from huimages.service import ImageService
-from huimages.web import ImageApp, create_app
+from huimages.http.app import ImageApp, create_app
+from huimages.serving.service import ImageService
 from tests.servers import PouchCouch, SeaweedS3
 
 

@@ -4,8 +4,8 @@ import threading
 
 import pytest
 
-from huimages.admission import RenderSlots
 from huimages.errors import Overloaded
+from huimages.serving.slots import RenderSlots
 
 
 def test_waiting_room_is_bounded() -> None:

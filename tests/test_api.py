@@ -12,7 +12,7 @@ import pytest
 
 from huimages.client import Client
 from huimages.config import Settings
-from huimages.ids import compute_id
+from huimages.core.ids import compute_id
 from tests.imagetools import decode, jpeg
 from tests.servers import LOOPBACK, get, huimages_serve
 

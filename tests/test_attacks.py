@@ -29,15 +29,15 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from huimages.cli import main
 from huimages.client import Client
 from huimages.config import Settings
+from huimages.core.ids import compute_id
+from huimages.core.text import MAX_DEPTH, has_control
 from huimages.errors import InvalidText
-from huimages.ids import compute_id
-from huimages.signing import sign
-from huimages.text import MAX_DEPTH, has_control
-from huimages.ui.app import local_target
-from huimages.web import create_app
+from huimages.http.app import create_app
+from huimages.http.ui.app import local_target
+from huimages.ops.cli import main
+from huimages.serving.policy import sign
 from tests.imagetools import jpeg
 from tests.servers import LOOPBACK, free_port, get, huimages_serve
 from tests.test_api import multipart

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from huimages.admission import RenderSlots
-from huimages.budget import StrangerBudget
-from huimages.cli import main
 from huimages.client import Client
 from huimages.config import Limits, Settings, SigningSettings
 from huimages.errors import Overloaded, TooManyRequests
-from huimages.signing import sign
-from huimages.web import create_app
+from huimages.http.app import create_app
+from huimages.ops.cli import main
+from huimages.serving.budget import StrangerBudget
+from huimages.serving.policy import sign
+from huimages.serving.slots import RenderSlots
 from tests.imagetools import decode, encode, photo
 from tests.wsgi import call
 

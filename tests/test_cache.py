@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from huimages.cache import DerivativeCache
 from huimages.config import Settings
+from huimages.core.ids import compute_id
 from huimages.errors import RenderBusy
-from huimages.ids import compute_id
-from huimages.service import ImageService
+from huimages.serving.cache import DerivativeCache
+from huimages.serving.service import ImageService
 from tests.imagetools import decode, jpeg
 
 IMAGE_ID = compute_id(b"cache test")
@@ -50,7 +50,7 @@ def test_writer_killed_mid_write_leaves_no_cache_file(tmp_path: Path) -> None:
     child = textwrap.dedent(
         f"""
         import os, time, pathlib
-        from huimages.cache import DerivativeCache
+        from huimages.serving.cache import DerivativeCache
 
         def stall(fd):  # the write is done and the file not yet renamed
             pathlib.Path({str(ready)!r}).touch()
@@ -100,7 +100,7 @@ class _CountRenders(logging.Handler):
 
 def _render_in_process(home: str, image_id: str, barrier: Any, results: Any) -> None:
     counter = _CountRenders()
-    logger = logging.getLogger("huimages.service")
+    logger = logging.getLogger("huimages.serving.service")
     logger.addHandler(counter)
     logger.setLevel(logging.INFO)
     service = ImageService.from_settings(Settings.at(Path(home)))

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from huimages.cli import main
 from huimages.client import Client
 from huimages.config import Settings
-from huimages.ids import compute_id
-from huimages.web import ImageApp, create_app
+from huimages.core.ids import compute_id
+from huimages.http.app import ImageApp, create_app
+from huimages.ops.cli import main
 from tests.imagetools import decode, jpeg
 from tests.servers import FaultProxy, PouchCouch, SeaweedS3, wsgi_thread
 from tests.test_ui import post, sign_in

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from huimages.cli import main
+from huimages.ops.cli import main
 from tests.imagetools import jpeg
 
 

@@ -15,6 +15,7 @@ import pytest
 import huimages
 from huimages.client import Client
 from huimages.config import Settings
+from huimages.core.ids import compute_id
 from huimages.errors import (
     ConfigurationError,
     EmptyStore,
@@ -24,9 +25,8 @@ from huimages.errors import (
     InvalidSize,
     UnknownImage,
 )
-from huimages.ids import compute_id
-from huimages.service import ImageService
-from huimages.web import create_app
+from huimages.http.app import create_app
+from huimages.serving.service import ImageService
 from tests.imagetools import decode, encode, jpeg, pattern, with_orientation
 from tests.servers import wsgi_thread
 

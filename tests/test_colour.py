@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageCms
 
-from huimages.colour import MAX_PROFILE_BYTES
 from huimages.config import Settings
-from huimages.service import ImageService
+from huimages.imaging.colour import MAX_PROFILE_BYTES
+from huimages.serving.service import ImageService
 from tests.imagetools import ADOBE_RGB, decode, encode, matrix_profile
 
 ADOBE = matrix_profile(ADOBE_RGB, 563 / 256, "Adobe RGB (1998) compatible, test")

@@ -10,8 +10,8 @@ import pytest
 from huimages.catalog import open_catalog
 from huimages.catalog.base import Catalog
 from huimages.catalog.sqlite import SQLiteCatalog
+from huimages.core.ids import compute_id
 from huimages.errors import EmptyStore, ImageNotFound
-from huimages.ids import compute_id
 from tests.conftest import backend_settings
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from huimages.core.ids import compute_id
 from huimages.errors import ImageNotFound, InvalidImageId, StorageError
-from huimages.ids import compute_id
 from huimages.originals import open_primary
 from huimages.originals.base import OriginalsStore
 from huimages.originals.filesystem import FilesystemStore

@@ -14,7 +14,7 @@ from huimages.catalog.sqlite import SQLiteCatalog
 from huimages.cdn import open_queue
 from huimages.cdn.records import Derivative
 from huimages.cdn.store import QueueStore
-from huimages.ids import compute_id
+from huimages.core.ids import compute_id
 from tests.conftest import backend_settings
 from tests.servers import PouchCouch
 

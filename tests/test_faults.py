@@ -24,14 +24,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-import huimages.cache
+import huimages.serving.cache
 from huimages.client import Client
 from huimages.config import Settings
+from huimages.core.ids import compute_id
 from huimages.errors import BackendUnavailable, DiskFull
-from huimages.fronts.lighttpd import FrontConfig, find_lighttpd, write_config
-from huimages.ids import compute_id
-from huimages.service import ImageService
-from huimages.web import create_app
+from huimages.http.app import create_app
+from huimages.http.fronts.lighttpd import FrontConfig, find_lighttpd, write_config
+from huimages.serving.service import ImageService
 from tests.imagetools import decode, encode, jpeg
 from tests.servers import FaultProxy, PouchCouch, SeaweedS3, free_port, get, running
 from tests.test_lighttpd import Front
@@ -68,7 +68,7 @@ def fill(folder: Path, leave: int) -> Path:
 def test_a_full_disk_answers_503_before_rendering_and_recovers(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(huimages.cache, "DISK_FULL_PAUSE", 1.0)
+    monkeypatch.setattr(huimages.serving.cache, "DISK_FULL_PAUSE", 1.0)
     with tmpfs(tmp_path / "cache", "4m") as cache:
         settings = Settings.from_env({"HUIMAGES_HOME": str(tmp_path / "home"), "HUIMAGES_CACHE_DIR": str(cache)})
         service = ImageService.from_settings(settings)

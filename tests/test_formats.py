@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from huimages.cli import main
 from huimages.client import Client
 from huimages.config import Settings, SigningSettings
+from huimages.core.formats import AVIF, JPEG, WEBP, Format
+from huimages.core.urls import image_path, parse_image_path
 from huimages.errors import ConfigurationError, FormatNotServed
-from huimages.formats import AVIF, JPEG, WEBP, Format
-from huimages.service import ImageService
-from huimages.urls import image_path, parse_image_path
-from huimages.web import create_app
+from huimages.http.app import create_app
+from huimages.ops.cli import main
+from huimages.serving.service import ImageService
 from tests.imagetools import decode, encode, jpeg, pattern, ssim, transparent_png
 from tests.wsgi import call
 

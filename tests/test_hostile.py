@@ -18,15 +18,15 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from huimages.cli import main
 from huimages.client import Client
 from huimages.config import Limits, Settings, SigningSettings
+from huimages.core.ids import compute_id
 from huimages.errors import BackendUnavailable, ImageTooLarge, InvalidImage, Overloaded, StorageError
-from huimages.failures import FailureMemory
-from huimages.ids import compute_id
-from huimages.service import ImageService
-from huimages.signing import sign
-from huimages.web import ImageApp, create_app
+from huimages.http.app import ImageApp, create_app
+from huimages.ops.cli import main
+from huimages.serving.failures import FailureMemory
+from huimages.serving.policy import sign
+from huimages.serving.service import ImageService
 from tests.imagetools import decode, encode, jpeg, pattern, with_orientation
 from tests.wsgi import call
 

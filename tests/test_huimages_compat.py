@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import huimages
-from huimages.web import create_app
+from huimages.http.app import create_app
 from tests.imagetools import decode, jpeg, pattern, with_orientation
 from tests.wsgi import call
 

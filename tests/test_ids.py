@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from huimages.core.ids import compute_id, is_valid_id, matches, validate_id
 from huimages.errors import InvalidImageId
-from huimages.ids import compute_id, is_valid_id, matches, validate_id
 
 
 def test_id_is_huimages_format() -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from huimages.cache import LIGHTTPD_HIT_CACHE_CONTROL
-from huimages.fronts.lighttpd import missing_parts
+from huimages.core.urls import LIGHTTPD_HIT_CACHE_CONTROL
+from huimages.http.fronts.lighttpd import missing_parts
 from tests.imagetools import decode, jpeg
 from tests.servers import REPO, free_port, get, running
 

@@ -9,13 +9,13 @@ import couchdb
 import pytest
 from click.testing import CliRunner
 
-import huimages.orphans
-from huimages.cli import main
+import huimages.ops.orphans
 from huimages.config import Settings
-from huimages.ids import compute_id
+from huimages.core.ids import compute_id
+from huimages.ops.cli import main
+from huimages.ops.orphans import Orphan, find_orphans, remove_orphan
 from huimages.originals.s3 import S3Store
-from huimages.orphans import Orphan, find_orphans, remove_orphan
-from huimages.service import ImageService
+from huimages.serving.service import ImageService
 from tests.conftest import backend_settings
 from tests.imagetools import jpeg
 from tests.servers import PouchCouch, SeaweedS3
@@ -110,7 +110,7 @@ def test_check_orphans_lists_and_removes_only_old_ones(settings: Settings, servi
 def test_a_save_racing_the_orphan_sweep_keeps_its_original(
     service: ImageService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(huimages.orphans, "MIN_AGE", 0.0)
+    monkeypatch.setattr(huimages.ops.orphans, "MIN_AGE", 0.0)
     for n in range(25):
         data = jpeg(130 + n, 90)
         image_id = orphan(service, data)
@@ -138,7 +138,7 @@ def test_s3_orphans_and_a_stale_local_copy(tmp_path: Path, seaweed: SeaweedS3, m
     kept = service.ingest(jpeg(141, 90))
     assert [o.image_id for o in find_orphans(service.catalog, service.originals)] == [stray]
 
-    monkeypatch.setattr(huimages.orphans, "MIN_AGE", 0.0)
+    monkeypatch.setattr(huimages.ops.orphans, "MIN_AGE", 0.0)
     runner = CliRunner(env=seaweed.settings_env(str(settings.s3.bucket)) | {"HUIMAGES_HOME": str(settings.paths.home)})
     result = runner.invoke(main, ["check", "--orphans", "--delete"])
     assert "originals without a catalog record: 1, removed: 1" in result.stdout, result.output

@@ -11,12 +11,12 @@ import couchdb
 import pytest
 from click.testing import CliRunner
 
-from huimages.cli import main
 from huimages.client import Client
 from huimages.config import Paths, Settings
-from huimages.fronts.lighttpd import find_lighttpd, missing_parts
-from huimages.ids import compute_id
-from huimages.web import create_app
+from huimages.core.ids import compute_id
+from huimages.http.app import create_app
+from huimages.http.fronts.lighttpd import find_lighttpd, missing_parts
+from huimages.ops.cli import main
 from tests.conftest import backend_settings
 from tests.imagetools import decode, jpeg, pattern, with_orientation
 from tests.servers import REPO, PouchCouch, SeaweedS3, free_port, get, running

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from huimages.cache import LIGHTTPD_HIT_CACHE_CONTROL
 from huimages.client import Client
 from huimages.config import Settings
-from huimages.fronts.lighttpd import FrontConfig, find_lighttpd, missing_parts, write_config
-from huimages.service import ImageService
-from huimages.web import create_app
+from huimages.core.urls import LIGHTTPD_HIT_CACHE_CONTROL
+from huimages.http.app import create_app
+from huimages.http.fronts.lighttpd import FrontConfig, find_lighttpd, missing_parts, write_config
+from huimages.serving.service import ImageService
 from tests.imagetools import decode, encode, jpeg, transparent_png
 from tests.servers import SeaweedS3, free_port, get, running
 from tests.wsgi import call
@@ -380,7 +380,7 @@ def test_example_config_is_the_generated_one() -> None:
 
 
 def example_config() -> str:
-    from huimages.fronts.lighttpd import render_config
+    from huimages.http.fronts.lighttpd import render_config
 
     settings = Settings.at(Path("/var/lib/huimages"), server_url="https://images.example.com/")
     cfg = FrontConfig.from_settings(
@@ -396,7 +396,7 @@ def example_config() -> str:
 
 
 def test_secrets_never_enter_the_config(tmp_path: Path) -> None:
-    from huimages.fronts.lighttpd import render_config
+    from huimages.http.fronts.lighttpd import render_config
 
     environ = {
         "S3BUCKET": "originals",
@@ -458,7 +458,7 @@ def test_serve_lighttpd_runs_and_stops_everything(tmp_path: Path) -> None:
 def test_serve_lighttpd_says_how_to_install_it(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from huimages.cli import main
+    from huimages.ops.cli import main
 
     env = {"HUIMAGES_HOME": str(tmp_path), "HUIMAGES_LIGHTTPD": str(tmp_path / "no-lighttpd-here")}
     result = CliRunner(env=env).invoke(main, ["serve", "--lighttpd"])

@@ -11,7 +11,7 @@ import pytest
 
 from huimages.client import Client
 from huimages.config import Settings
-from huimages.signing import sign
+from huimages.serving.policy import sign
 from tests.imagetools import jpeg
 from tests.servers import free_port, get, running
 

@@ -8,13 +8,13 @@ import textwrap
 
 import pytest
 
-from huimages.fronts.malloc import ARENAS
+from huimages.http.fronts.malloc import ARENAS
 
 # Six threads allocate at once; malloc_info then lists one <heap> per arena.
 _PROGRAM = textwrap.dedent(
     """
     import ctypes, sys, tempfile, threading
-    from huimages.fronts.malloc import limit_arenas
+    from huimages.http.fronts.malloc import limit_arenas
     applied = limit_arenas() if sys.argv[1] == "limit" else False
     start, hold = threading.Barrier(6), []
     def allocate():

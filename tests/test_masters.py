@@ -8,13 +8,13 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from huimages.cli import main
 from huimages.client import Client
 from huimages.config import DEFAULT_SIZES, Limits, Settings
+from huimages.core.sizes import parse_size
 from huimages.errors import ConfigurationError, ImageNotFound
-from huimages.imaging import render
-from huimages.sizes import parse_size
-from huimages.web import create_app
+from huimages.http.app import create_app
+from huimages.imaging.pipeline import render
+from huimages.ops.cli import main
 from tests.imagetools import decode, encode, pattern, photo, ssim, with_orientation
 from tests.wsgi import call
 

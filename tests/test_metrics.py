@@ -9,8 +9,8 @@ import pytest
 
 from huimages.client import Client
 from huimages.config import Settings
-from huimages.service import ImageService
-from huimages.web import create_app
+from huimages.http.app import create_app
+from huimages.serving.service import ImageService
 from tests.imagetools import jpeg
 from tests.servers import SeaweedS3, free_port, get, running
 from tests.wsgi import call
@@ -164,7 +164,7 @@ def test_first_use_from_many_threads_at_once() -> None:
     import subprocess
 
     code = (
-        "import threading, huimages.metrics as m\n"
+        "import threading, huimages.telemetry.metrics as m\n"
         "start = threading.Barrier(16)\n"
         "def use():\n    start.wait(); m.get().responses.labels('200').inc()\n"
         "threads = [threading.Thread(target=use) for _ in range(16)]\n"

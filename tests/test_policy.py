@@ -10,13 +10,13 @@ from hypothesis import strategies as st
 
 from huimages.client import Client
 from huimages.config import DEFAULT_SIZES, Settings, SigningSettings
+from huimages.core.ids import compute_id
+from huimages.core.sizes import parse_size
+from huimages.core.urls import parse_image_path, signature_of, split_request_target
 from huimages.errors import HuImagesError
-from huimages.ids import compute_id
-from huimages.service import ImageService
-from huimages.signing import SizePolicy, sign
-from huimages.sizes import parse_size
-from huimages.urls import parse_image_path, signature_of, split_request_target
-from huimages.web import ImageApp, create_app
+from huimages.http.app import ImageApp, create_app
+from huimages.serving.policy import SizePolicy, sign
+from huimages.serving.service import ImageService
 from tests.imagetools import decode, jpeg
 from tests.wsgi import call
 

@@ -13,14 +13,14 @@ import couchdb
 import pytest
 from click.testing import CliRunner
 
-from huimages.catalog.docs import format_timestamp
-from huimages.cli import main
+from huimages.catalog.records import format_timestamp
 from huimages.config import Paths, Settings
-from huimages.ids import compute_id, matches
+from huimages.core.ids import compute_id, matches
+from huimages.http.app import create_app
+from huimages.ops.cli import main
 from huimages.originals.couchdb import LegacyFallback
 from huimages.originals.s3 import S3Store
-from huimages.service import ImageService
-from huimages.web import create_app
+from huimages.serving.service import ImageService
 from tests.conftest import backend_settings
 from tests.imagetools import decode, encode, jpeg, pattern
 from tests.servers import PouchCouch, SeaweedS3

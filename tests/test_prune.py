@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from huimages.cli import main
 from huimages.client import Client
 from huimages.config import Settings
-from huimages.prune import access_clock, parse_bytes, plan, prune, sweep_temporaries
+from huimages.core.units import parse_bytes
+from huimages.ops.cli import main
+from huimages.serving.prune import access_clock, plan, prune, sweep_temporaries
 from tests.imagetools import decode, jpeg
 from tests.servers import free_port, get, running
 
@@ -147,7 +148,7 @@ def test_cache_command(tmp_path: Path) -> None:
 
 
 def test_one_prune_at_a_time(tmp_path: Path) -> None:
-    from huimages.prune import host_lock
+    from huimages.serving.prune import host_lock
 
     env = {"HUIMAGES_HOME": str(tmp_path)}
     with host_lock(tmp_path / "cache") as free:

@@ -3,8 +3,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from huimages.config import DEFAULT_SIZES
+from huimages.core.sizes import Size, crop_box, decode_target, fit_dimensions, output_dimensions, parse_size
 from huimages.errors import InvalidSize
-from huimages.sizes import Size, crop_box, decode_target, fit_dimensions, output_dimensions, parse_size
 
 sides = st.integers(min_value=1, max_value=20000)
 boxes = st.integers(min_value=1, max_value=4096)

@@ -15,9 +15,9 @@ import pytest
 
 from huimages.client import Client
 from huimages.config import Settings
-from huimages.ids import compute_id
-from huimages.ui.session import COOKIE, Sessions
-from huimages.web import ImageApp, create_app
+from huimages.core.ids import compute_id
+from huimages.http.app import ImageApp, create_app
+from huimages.http.ui.session import COOKIE, Sessions
 from tests.imagetools import encode, jpeg, pattern
 from tests.servers import get, huimages_serve
 from tests.test_api import multipart

@@ -20,7 +20,7 @@ import pytest
 
 from huimages.client import Client
 from huimages.config import Settings
-from huimages.ids import compute_id
+from huimages.core.ids import compute_id
 from tests.imagetools import encode, photo
 from tests.servers import free_port, running
 from tests.test_browser import chromium_binary

@@ -9,8 +9,8 @@ import pytest
 
 from huimages.catalog.sqlite import SQLiteCatalog
 from huimages.client import Client
-from huimages.ids import compute_id
-from huimages.web import ImageApp
+from huimages.core.ids import compute_id
+from huimages.http.app import ImageApp
 from tests.imagetools import decode, jpeg
 from tests.wsgi import call
 

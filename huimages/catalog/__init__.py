@@ -8,14 +8,14 @@ from huimages.catalog.base import Catalog
 from huimages.config import Settings
 
 if TYPE_CHECKING:
-    from huimages.couch import CouchServer
+    from huimages.backends.couch import CouchServer
 
 
 def open_catalog(settings: Settings, couch: CouchServer | None = None) -> Catalog:
     """CouchDB when ``COUCHSERVER`` is set (on ``couch``, if given), else the SQLite file."""
     if settings.couch.server:
+        from huimages.backends.couch import CouchServer, image_database
         from huimages.catalog.couchdb import CouchDBCatalog
-        from huimages.couch import CouchServer, image_database
 
         server = couch or CouchServer(settings.couch.server, settings.backend_timeout)
         return CouchDBCatalog(image_database(server, settings.couch.db))

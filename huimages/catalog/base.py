@@ -14,9 +14,9 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from huimages.catalog.docs import Doc, merge_into, merge_metadata
+from huimages.catalog.records import Doc, merge_into, merge_metadata
+from huimages.core.ids import validate_id
 from huimages.errors import EmptyStore, ImageNotFound, UnknownImage
-from huimages.ids import validate_id
 
 
 class Catalog(abc.ABC):

@@ -16,11 +16,11 @@ from typing import Any
 
 import couchdb.http
 
+from huimages.backends.couch import CouchDatabase
 from huimages.catalog.base import Catalog
-from huimages.catalog.docs import Doc
-from huimages.couch import CouchDatabase
+from huimages.catalog.records import Doc
+from huimages.core.ids import is_valid_id
 from huimages.errors import BackendUnavailable
-from huimages.ids import is_valid_id
 
 _CONFLICT_RETRIES = 20
 

@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from huimages.backends.sqlite import SQLiteFile, select_in
 from huimages.catalog.base import Catalog
-from huimages.catalog.docs import Doc
-from huimages.sqlitedb import SQLiteFile, select_in
+from huimages.catalog.records import Doc
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (

@@ -14,14 +14,14 @@ from huimages.cdn.store import QueueStore
 from huimages.config import Settings
 
 if TYPE_CHECKING:
-    from huimages.couch import CouchServer
+    from huimages.backends.couch import CouchServer
 
 
 def open_queue(settings: Settings, couch: CouchServer | None = None) -> QueueStore:
     """CouchDB's queue database when ``COUCHSERVER`` is set, else tables in the SQLite catalog file."""
     if settings.couch.server:
+        from huimages.backends.couch import CouchServer, image_database
         from huimages.cdn.couchdb import CDN_VIEWS, CouchQueue
-        from huimages.couch import CouchServer, image_database
 
         server = couch or CouchServer(settings.couch.server, settings.backend_timeout)
         return CouchQueue(server.database(settings.couch.cdn_db, CDN_VIEWS), image_database(server, settings.couch.db))
@@ -36,8 +36,8 @@ def open_publisher(
     """The publisher when ``CDN_BUCKET`` and ``CDN_URL`` are set, else None."""
     if not settings.cdn.enabled:
         return None
+    from huimages.backends.s3 import Bucket, make_client
     from huimages.cdn.publisher import cloudfront_invalidator
-    from huimages.s3 import Bucket, make_client
 
     assert settings.cdn.bucket
     bucket = Bucket(make_client(settings), settings.cdn.bucket, "cdn bucket")

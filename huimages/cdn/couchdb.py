@@ -15,9 +15,9 @@ import time
 
 import couchdb.http
 
+from huimages.backends.couch import CouchDatabase
 from huimages.cdn.records import KEY_PREFIXES, Record
 from huimages.cdn.store import Change, QueueStore
-from huimages.couch import CouchDatabase
 from huimages.errors import BackendUnavailable, StorageError
 
 logger = logging.getLogger(__name__)

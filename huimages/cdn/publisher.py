@@ -30,12 +30,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from huimages.cache import CACHE_FOREVER
 from huimages.cdn.records import PARKED, QUEUED, UPLOADED, Derivative
 from huimages.cdn.store import QueueStore
 from huimages.config import CdnSettings
+from huimages.core.formats import FORMATS, JPEG, Format
+from huimages.core.urls import CACHE_FOREVER
 from huimages.errors import UnknownImage
-from huimages.formats import FORMATS, JPEG, Format
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class CdnPublisher:
         assert settings.bucket and settings.url
         self.settings = settings
         self.store = store
-        self.bucket = bucket  # huimages.s3.Bucket
+        self.bucket = bucket  # huimages.backends.s3.Bucket
         self.source = source
         self.invalidate = invalidate
         self.clock = clock
@@ -301,7 +301,7 @@ class CdnPublisher:
 
 def cloudfront_invalidator(client: Any, distribution_id: str) -> Callable[[str], str]:
     """Invalidates one path pattern of a CloudFront distribution; returns the invalidation's ID."""
-    from huimages.s3 import s3_errors
+    from huimages.backends.s3 import s3_errors
 
     def invalidate(path: str) -> str:
         with s3_errors("cloudfront", f"distribution {distribution_id}", "invalidate"):

@@ -11,9 +11,9 @@ import json
 import sqlite3
 from pathlib import Path
 
+from huimages.backends.sqlite import SQLiteFile, select_in
 from huimages.cdn.records import Derivative, Record, derivative_key, lease_key, size_key
 from huimages.cdn.store import Change, QueueStore
-from huimages.sqlitedb import SQLiteFile, select_in
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cdn_records (

@@ -8,7 +8,7 @@ from huimages.config import Settings
 from huimages.originals.base import OriginalsStore
 
 if TYPE_CHECKING:
-    from huimages.couch import CouchServer
+    from huimages.backends.couch import CouchServer
     from huimages.originals.couchdb import CouchAttachmentStore
 
 
@@ -25,7 +25,7 @@ def open_primary(settings: Settings) -> OriginalsStore:
 
 def open_legacy(settings: Settings, couch: CouchServer | None = None) -> CouchAttachmentStore:
     """The legacy originals: attachments of the image documents in CouchDB (``COUCHSERVER`` must be set)."""
-    from huimages.couch import CouchServer, image_database
+    from huimages.backends.couch import CouchServer, image_database
     from huimages.originals.couchdb import CouchAttachmentStore
 
     assert settings.couch.server

@@ -16,8 +16,8 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterator
 
+from huimages.core.ids import matches, validate_id
 from huimages.errors import CorruptOriginal, ImageNotFound, StorageError
-from huimages.ids import matches, validate_id
 
 
 def master_key(image_id: str, side: int) -> str:

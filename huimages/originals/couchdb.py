@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import couchdb.http
 
-from huimages.couch import CouchDatabase
+from huimages.backends.couch import CouchDatabase
+from huimages.core.ids import matches
 from huimages.errors import CorruptOriginal, ImageNotFound, StorageError
-from huimages.ids import matches
 from huimages.originals.base import OriginalsStore
 
 logger = logging.getLogger(__name__)

@@ -12,9 +12,9 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from huimages.backends.files import atomic_write, is_disk_full
+from huimages.core.ids import is_valid_id
 from huimages.errors import BackendUnavailable, DiskFull, StorageError
-from huimages.fsutil import atomic_write, is_disk_full
-from huimages.ids import is_valid_id
 from huimages.originals.base import OriginalsStore
 
 logger = logging.getLogger(__name__)

@@ -16,12 +16,12 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from huimages.backends.files import atomic_write
+from huimages.backends.s3 import Bucket, make_client
 from huimages.config import Settings
+from huimages.core.ids import is_valid_id, matches, validate_id
 from huimages.errors import CorruptOriginal, ImageNotFound
-from huimages.fsutil import atomic_write
-from huimages.ids import is_valid_id, matches, validate_id
 from huimages.originals.base import OriginalsStore
-from huimages.s3 import Bucket, make_client
 
 
 class S3Store(OriginalsStore):

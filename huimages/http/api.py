@@ -1,0 +1,355 @@
+"""The images API: store, read, change, delete and browse images over HTTP, under ``/images``.
+
+Every request carries ``Authorization: Bearer`` with ``HUIMAGES_UPLOAD_TOKEN``
+(or the admin token), compared in constant time. Answers and errors are JSON.
+A body over ``HUIMAGES_MAX_UPLOAD_BYTES`` is refused from its
+``Content-Length`` before a byte is read, or while a chunked body is read (the
+reading stops there). Every file of an upload is checked, decoded completely,
+before the first one is stored, so an error stores nothing; a client that
+goes away mid-body leaves nothing either.
+
+    POST   /images              the body is an image (image/*), or multipart/form-data with files
+                                and optional title, references (a JSON object), typ; 201 new, 200 known
+    GET    /images?after=&limit=&q=&order=   browse in ID order or newest first, filtered by text
+    GET    /images?ids=<id>,<id>   the records of those that exist (at most 100)
+    GET    /images/<id>         the record, with ``cdn``: the CDN URL of each uploaded derivative
+    GET    /images/random, /images/<id>/next, /images/<id>/previous   browsing: ``{"id": ...}``
+    PATCH  /images/<id>         merge title, references, typ (a JSON object)
+    DELETE /images/<id>         delete the image everywhere (204; an unknown ID too)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import urllib.parse
+from collections.abc import Iterable, Mapping
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import HTTP
+from typing import Any
+
+from huimages.catalog.records import Doc
+from huimages.core.ids import compute_id, validate_id
+from huimages.core.text import MAX_DEPTH, check_value
+from huimages.errors import InvalidText
+from huimages.http.kit import Environ, HttpError, StartResponse, bearer, json_response
+from huimages.imaging.pipeline import Ingested, ingest
+from huimages.serving.service import ImageService
+
+_CHUNK = 64 * 1024
+_MAX_METADATA_BYTES = 64 * 1024  # a PATCH body
+PAGE_LIMIT = 100
+MAX_PARTS = 100  # files and fields of one multipart/form-data body
+_TIMESTAMP = re.compile(r"\d{8}T\d{6}(\.\d{1,6})?")
+
+
+@dataclasses.dataclass
+class Upload:
+    """One file of a POST, checked (decoded) before anything is stored."""
+
+    data: bytes
+    filename: str
+    content_type: str
+    ingested: Ingested | None = None
+
+
+class ImagesApi:
+    def __init__(self, service: ImageService) -> None:
+        self.service = service
+
+    def __call__(
+        self, environ: Environ, start_response: StartResponse, path: str, query: str, method: str
+    ) -> Iterable[bytes]:
+        self._authorise(environ)
+        if path == "/images":
+            if method == "POST":
+                return self._upload(environ, start_response, query)
+            if method in ("GET", "HEAD"):
+                return json_response(start_response, "200 OK", self._browse(query))
+            raise _not_allowed(method, "GET, HEAD, POST")
+        rest = path.removeprefix("/images/")
+        if rest == "random" or rest.endswith(("/next", "/previous")):
+            if method not in ("GET", "HEAD"):
+                raise _not_allowed(method, "GET, HEAD")
+            return json_response(start_response, "200 OK", {"id": self._neighbour(rest)})
+        image_id = validate_id(rest)
+        if method in ("GET", "HEAD"):
+            return json_response(start_response, "200 OK", self._record(image_id))
+        if method == "PATCH":
+            fields = _metadata(
+                _json_object(read_body(environ, _MAX_METADATA_BYTES, "for a record's fields"), "the body")
+            )
+            self.service.update_metadata(image_id, **fields)
+            return json_response(start_response, "200 OK", self._record(image_id))
+        if method == "DELETE":
+            self.service.delete(image_id)
+            start_response("204 No Content", [("Cache-Control", "no-store")])
+            return []
+        raise _not_allowed(method, "GET, HEAD, PATCH, DELETE")
+
+    def _authorise(self, environ: Environ) -> None:
+        settings = self.service.settings
+        if not (settings.upload_token or settings.admin_token):
+            raise HttpError("403 Forbidden", "the images API is off: set HUIMAGES_UPLOAD_TOKEN")
+        verdict = bearer(environ, self.service.guesses, settings.upload_token, settings.admin_token)
+        if verdict is None:
+            raise HttpError(
+                "401 Unauthorized",
+                "send Authorization: Bearer <HUIMAGES_UPLOAD_TOKEN>",
+                [("WWW-Authenticate", 'Bearer realm="huimages"')],
+            )
+        if not verdict:
+            raise HttpError("403 Forbidden", "the token is not valid here")
+
+    # -- POST /images --------------------------------------------------------
+
+    def _upload(self, environ: Environ, start_response: StartResponse, query: str) -> Iterable[bytes]:
+        content_type = environ.get("CONTENT_TYPE", "")
+        kind = content_type.split(";", 1)[0].strip().lower()
+        if not (kind.startswith("image/") or kind == "multipart/form-data"):
+            raise HttpError(
+                "415 Unsupported Media Type",
+                f"the body is {kind or 'untyped'}: send an image (Content-Type image/...) or multipart/form-data",
+            )
+        body = read_body(environ, self.service.settings.limits.max_upload_bytes)
+        if kind == "multipart/form-data":
+            uploads, fields = parse_multipart(content_type, body)
+        else:
+            params = dict(urllib.parse.parse_qsl(query))
+            uploads, fields = [Upload(body, params.get("filename", ""), kind)], params
+        answers, created = self.store(uploads, _metadata(fields))
+        status = "201 Created" if created else "200 OK"
+        if kind == "multipart/form-data":
+            return json_response(start_response, status, {"images": answers})
+        return json_response(start_response, status, answers[0], [("Location", f"/images/{answers[0]['id']}")])
+
+    def store(self, uploads: list[Upload], metadata: Mapping[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+        """Check every file (decode it completely), then store each; their summaries, and whether any is new."""
+        for upload in uploads:  # every file decodes, or nothing is stored
+            upload.ingested = ingest(upload.data, self.service.settings.limits, self.service.settings.master_side)
+        answers, created = [], False
+        for upload in uploads:
+            image_id = compute_id(upload.data)
+            known = bool(self.service.catalog.find_many([image_id]))
+            self.service.ingest(
+                upload.data,
+                filename=upload.filename,
+                content_type_hint=upload.content_type,
+                prepared=upload.ingested,
+                **metadata,
+            )
+            created |= not known
+            answers.append({**self._summary(self.service.catalog.get_live(image_id)), "created": not known})
+        return answers, created
+
+    def _summary(self, doc: Mapping[str, Any]) -> dict[str, Any]:
+        """What a client needs of an image's record: size, type, length and its URLs."""
+        from huimages.client import Client
+
+        image_id = str(doc["_id"])
+        client = Client(service=self.service)
+        names = ["o", *self.service.settings.sizes]
+        return {
+            "id": image_id,
+            "width": doc.get("width"),
+            "height": doc.get("height"),
+            "content_type": doc.get("content_type"),
+            "length": doc.get("length"),
+            "urls": {name: client.scaled_imageurl(image_id, name) for name in names},
+        }
+
+    # -- GET ------------------------------------------------------------------
+
+    def _record(self, image_id: str, doc: dict[str, Any] | None = None) -> dict[str, Any]:
+        doc = doc or self.service.catalog.get_live(image_id)
+        record = {k: v for k, v in doc.items() if k not in ("_rev", "_attachments")}
+        publisher = self.service.publisher
+        cdn = publisher.uploaded_of(image_id) if publisher is not None else {}
+        return {**record, **self._summary(doc), "length": self.service.original_length(doc), "cdn": cdn}
+
+    def _neighbour(self, rest: str) -> str:
+        catalog = self.service.catalog
+        if rest == "random":
+            return catalog.random_id()
+        image_id, _, direction = rest.rpartition("/")
+        return catalog.next_id(image_id) if direction == "next" else catalog.previous_id(image_id)
+
+    def _browse(self, query: str) -> dict[str, Any]:
+        params = dict(urllib.parse.parse_qsl(query))
+        if "ids" in params:
+            ids = [validate_id(i) for i in params["ids"].split(",") if i][:PAGE_LIMIT]
+            known = self.service.catalog.find_many(ids)
+            return {"images": [self._record(i, d) for i, d in known.items() if not d.get("deleted")]}
+        try:
+            limit = max(1, min(PAGE_LIMIT, int(params.get("limit", "50"))))
+        except ValueError:
+            raise HttpError("400 Bad Request", "limit must be a number from 1 to 100") from None
+        after = params.get("after") or None
+        if after is not None:
+            validate_id(after)
+        order = params.get("order", "id")
+        if order not in ("id", "newest"):
+            raise HttpError("400 Bad Request", "order is id or newest")
+        found, following = self.browse(after, limit, params.get("q", ""), newest=order == "newest")
+        return {"images": [{**self._summary(d), "title": d.get("title") or []} for d in found], "next": following}
+
+    def browse(self, after: str | None, limit: int, text: str, *, newest: bool) -> tuple[list[Doc], str | None]:
+        """Up to ``limit`` live records after ``after`` whose titles, references or file name hold ``text``.
+
+        Returns them and the cursor of the next page (None at the end). A
+        search reads at most 20 pages' worth of records per call.
+        """
+        read = self.service.catalog.newest_page if newest else self.service.catalog.page
+        needle = text.strip().lower()
+        found: list[Doc] = []
+        scanned = 0
+        while len(found) < limit and scanned < 20 * limit:  # a search reads at most 20 pages' worth
+            docs = read(after, PAGE_LIMIT)
+            if not docs:
+                after = None
+                break
+            for doc in docs:
+                scanned += 1
+                after = str(doc["_id"])
+                if not needle or needle in _searchable(doc):
+                    found.append(doc)
+                    if len(found) == limit:
+                        break
+        return found, after
+
+
+def _searchable(doc: Mapping[str, Any]) -> str:
+    titles = doc.get("title") or []
+    parts = [*(titles if isinstance(titles, list) else [titles]), json.dumps(doc.get("references") or {})]
+    parts.append(str(doc.get("filename", "")))
+    return " ".join(str(p) for p in parts).lower()
+
+
+def _not_allowed(method: str, allowed: str) -> HttpError:
+    return HttpError("405 Method Not Allowed", f"{method} is not allowed here", [("Allow", allowed)])
+
+
+def read_body(environ: Environ, limit: int, which: str = "(the upload limit, HUIMAGES_MAX_UPLOAD_BYTES)") -> bytes:
+    """The request body, refused past ``limit`` bytes (413, naming ``which`` limit) before or while reading it."""
+    stream = environ["wsgi.input"]
+    length = environ.get("CONTENT_LENGTH") or ""
+    if length:
+        try:
+            expected = int(length)
+        except ValueError:
+            raise HttpError("400 Bad Request", "Content-Length is not a number") from None
+        if expected > limit:
+            raise _too_large(limit, which)
+        data = _read(stream, expected)
+        if len(data) < expected:
+            raise HttpError("400 Bad Request", f"the body ended after {len(data)} of {expected} bytes; nothing stored")
+        return data
+    chunked = environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked"
+    if not (chunked or environ.get("wsgi.input_terminated")):
+        raise HttpError("411 Length Required", "send Content-Length, or a chunked body")
+    data = _read(stream, limit + 1)
+    if len(data) > limit:
+        _read(stream, _DRAIN_BYTES)  # dropped: a client still sending when the server closes gets a reset, not the 413
+        raise _too_large(limit, which)
+    return data
+
+
+_DRAIN_BYTES = 1 << 20  # how much more of a body found too large is read before the 413
+
+
+def _read(stream: Any, most: int) -> bytes:
+    parts, total = [], 0
+    while total < most:
+        try:
+            chunk = stream.read(min(_CHUNK, most - total))
+        except TimeoutError:  # the front's stall timeout: the client stopped sending
+            raise HttpError("408 Request Timeout", "the body stopped arriving; nothing stored") from None
+        if not chunk:
+            break
+        parts.append(chunk)
+        total += len(chunk)
+    return b"".join(parts)
+
+
+def _too_large(limit: int, which: str) -> HttpError:
+    return HttpError("413 Content Too Large", f"the body is over the limit of {limit:,} bytes {which}; nothing stored")
+
+
+def parse_multipart(content_type: str, body: bytes) -> tuple[list[Upload], dict[str, str]]:
+    """The files and the fields of a multipart/form-data body (at most ``MAX_PARTS`` of them together)."""
+    _count_parts(content_type, body)
+    message = BytesParser(policy=HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+    )
+    if not message.is_multipart():
+        raise HttpError("400 Bad Request", "the multipart/form-data body has no parts (check its boundary)")
+    uploads: list[Upload] = []
+    fields: dict[str, str] = {}
+    assert isinstance(message, EmailMessage)
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition") or ""
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        filename = part.get_filename()
+        if filename is None:
+            fields[str(name)] = data.decode("utf-8", "replace")
+            continue
+        kind = part.get_content_type()
+        if not (kind.startswith("image/") or kind == "application/octet-stream"):
+            raise HttpError("415 Unsupported Media Type", f"{filename} is {kind}, not an image; nothing stored")
+        uploads.append(Upload(data, filename, kind))
+    if not uploads:
+        raise HttpError("400 Bad Request", "the form holds no file: add one or more files")
+    return uploads, fields
+
+
+def _count_parts(content_type: str, body: bytes) -> None:
+    """Refuse a form of more than ``MAX_PARTS`` parts before parsing it (50,000 small fields took 10 s to parse)."""
+    header = EmailMessage()
+    header["Content-Type"] = content_type
+    boundary = header.get_boundary()
+    if not boundary:
+        raise HttpError("400 Bad Request", "the multipart/form-data Content-Type names no boundary")
+    parts = body.count(b"--" + boundary.encode("latin-1", "replace")) - 1  # the last delimiter closes the form
+    if parts > MAX_PARTS:
+        raise HttpError(
+            "413 Content Too Large",
+            f"the form has {parts:,} parts; at most {MAX_PARTS} files and fields are taken in one request",
+        )
+
+
+def _metadata(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """title, references (a JSON object, as text in a form), typ and timestamp (huImages' form), checked."""
+    metadata: dict[str, Any] = {"timestamp": None}
+    for name in ("title", "typ", "timestamp"):
+        value = fields.get(name)
+        if value is not None:
+            if not isinstance(value, str):
+                raise HttpError("400 Bad Request", f"{name} must be a string")
+            metadata[name] = value
+    if metadata["timestamp"] is not None and not _TIMESTAMP.fullmatch(metadata["timestamp"]):
+        raise HttpError("400 Bad Request", "timestamp must look like 20240131T235959.000000 (huImages' form)")
+    references = fields.get("references")
+    if references is not None:
+        if isinstance(references, str):
+            references = _json_object(references.encode(), "references")
+        if not isinstance(references, dict):
+            raise HttpError("400 Bad Request", "references must be a JSON object")
+        metadata["references"] = references
+    return metadata
+
+
+def _json_object(raw: bytes, what: str) -> dict[str, Any]:
+    """A JSON object nested at most ``MAX_DEPTH`` levels."""
+    try:
+        value = json.loads(raw or b"{}")
+    except RecursionError:
+        raise InvalidText(what, f"nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError:
+        raise HttpError("400 Bad Request", f"{what} is not JSON") from None
+    if not isinstance(value, dict):
+        raise HttpError("400 Bad Request", f"{what} must be a JSON object")
+    check_value(what, value, strings=False)  # the fields' text is checked, by name, where it is stored
+    return value

@@ -1,0 +1,434 @@
+"""The web interface under ``/ui/``: sign in, upload, browse, an image's page, status.
+
+Server-rendered HTML (Jinja2, every value escaped), a stylesheet and one small
+script, all served by the app itself: no build step, nothing from another
+origin. Browsing and an image's page work without JavaScript; the script adds
+drag and drop with a progress bar per file, and copy buttons.
+
+Every page needs a session (``session.Sessions``), made by signing in with
+``HUIMAGES_ADMIN_TOKEN``. Every request that changes data carries the
+session's CSRF token and, when the browser sends one, an ``Origin`` of this
+host.
+"""
+
+from __future__ import annotations
+
+import hmac
+import importlib.resources
+import posixpath
+import time
+import urllib.parse
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import jinja2
+from markupsafe import escape
+
+from huimages.catalog.records import Doc, alt_text, original_filename
+from huimages.client import Client
+from huimages.core.formats import JPEG
+from huimages.core.ids import validate_id
+from huimages.core.sizes import output_dimensions
+from huimages.core.text import has_control
+from huimages.core.units import human_bytes
+from huimages.core.urls import image_path
+from huimages.errors import EmptyStore, HuImagesError
+from huimages.http.api import ImagesApi, Upload, parse_multipart, read_body
+from huimages.http.kit import NO_STORE, Environ, Headers, HttpError, StartResponse, client_address, json_response
+from huimages.http.ui.session import Sessions, is_https
+from huimages.serving.prune import inventory
+from huimages.serving.service import ImageService
+
+PAGE_SIZE = 24
+THUMB = "small"  # the grid's thumbnails: a named size, so never refused by the size policy
+PREVIEW = "medium"
+_MAX_FORM_BYTES = 64 * 1024
+
+_STATIC = {"ui.css": "text/css; charset=utf-8", "ui.js": "text/javascript; charset=utf-8"}
+
+#: What a finished action says on the page it leads to (a code in the URL, never text from it).
+NOTICES = {
+    "deleted": "The image was deleted.",
+    "title": "The title was saved.",
+    "requeued": "Parked CDN items were queued again.",
+    "signedout": "You are signed out.",
+    "empty": "There are no images yet: upload some.",
+}
+
+SECURITY_HEADERS: Headers = [
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; img-src 'self'; style-src 'self'; script-src 'self'; connect-src 'self';"
+        " form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+]
+
+
+class WebInterface:
+    def __init__(self, service: ImageService) -> None:
+        self.service = service
+        self.client = Client(service=service)
+        self.api = ImagesApi(service)
+        token = service.settings.admin_token
+        self.sessions = Sessions(token) if token else None
+        self.templates = jinja2.Environment(
+            loader=jinja2.PackageLoader("huimages.http.ui", "templates"),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.templates.filters["bytes"] = human_bytes
+        self.templates.filters["when"] = _when
+        folder = importlib.resources.files("huimages.http.ui") / "static"
+        self.static = {name: (folder / name).read_bytes() for name in _STATIC}
+
+    # -- routing --------------------------------------------------------------------
+
+    def __call__(
+        self, environ: Environ, start_response: StartResponse, path: str, query: str, method: str
+    ) -> Iterable[bytes]:
+        if path == "/ui":
+            return _redirect(start_response, "/ui/")
+        rest = path.removeprefix("/ui/")
+        if rest.startswith("static/"):
+            return self._static(start_response, rest.removeprefix("static/"), method)
+        params = dict(urllib.parse.parse_qsl(query))
+        if rest == "signin":
+            return self._signin(environ, start_response, method, params)
+        nonce = self.sessions.nonce(environ) if self.sessions else None
+        if nonce is None:
+            if _wants_json(environ):
+                raise HttpError("401 Unauthorized", "your session has ended: sign in again at /ui/signin")
+            target = path + (f"?{query}" if query else "")
+            return _redirect(start_response, "/ui/signin?" + urllib.parse.urlencode({"next": target}))
+        assert self.sessions is not None
+        page = _Page(self, environ, start_response, nonce, params)
+        if method == "POST":
+            page.check_csrf()
+        return self._route(page, rest, method)
+
+    def _route(self, page: _Page, rest: str, method: str) -> Iterable[bytes]:
+        reading = method in ("GET", "HEAD")
+        if rest == "" and reading:
+            return self._browse(page)
+        if rest == "upload":
+            return self._upload_form(page) if reading else self._upload(page, method)
+        if rest == "status" and reading:
+            return self._status(page)
+        if rest == "status/requeue" and method == "POST":
+            return self._requeue(page)
+        if rest == "random" and reading:
+            try:
+                return page.redirect(f"/ui/images/{self.service.catalog.random_id()}")
+            except EmptyStore:
+                return page.redirect("/ui/upload?done=empty")
+        if rest == "signout" and method == "POST":
+            secure = is_https(page.environ)
+            return _redirect(page.start_response, "/ui/signin?done=signedout", [("Set-Cookie", Sessions.clear(secure))])
+        if rest.startswith("images/"):
+            image_id, _, action = rest.removeprefix("images/").partition("/")
+            image_id = validate_id(image_id)
+            if action == "" and reading:
+                return self._image(page, image_id)
+            if action in ("next", "previous") and reading:
+                catalog = self.service.catalog
+                found = catalog.next_id(image_id) if action == "next" else catalog.previous_id(image_id)
+                return page.redirect(f"/ui/images/{found}")
+            if action == "title" and method == "POST":
+                title = page.form().get("title", "").strip()
+                if not title:
+                    raise HttpError("400 Bad Request", "the title is empty: type one, or go back")
+                self.service.update_metadata(image_id, timestamp=None, title=title)
+                return page.redirect(f"/ui/images/{image_id}?done=title")
+            if action == "delete":
+                if reading:
+                    doc = self.service.catalog.get_live(image_id)
+                    return page.render("delete.html", image=self._card(doc))
+                if method == "POST":
+                    self.service.delete(image_id)
+                    return page.redirect("/ui/?done=deleted")
+        raise HttpError("404 Not Found", "no such page in the web interface; start at /ui/")
+
+    # -- sign-in ------------------------------------------------------------------------
+
+    def _signin(
+        self, environ: Environ, start_response: StartResponse, method: str, params: Mapping[str, str]
+    ) -> Iterable[bytes]:
+        target = local_target(params.get("next", ""))
+        page = _Page(self, environ, start_response, None, params)
+        if self.sessions is None:
+            message = "The web interface is off: set HUIMAGES_ADMIN_TOKEN on the server, restart it, and sign in."
+            return page.render("signin.html", "403 Forbidden", error=message, target=target, enabled=False)
+        if method in ("GET", "HEAD"):
+            return page.render("signin.html", error="", target=target, enabled=True)
+        if method != "POST":
+            raise HttpError("405 Method Not Allowed", f"{method} is not allowed here", [("Allow", "GET, POST")])
+        page.check_origin()
+        form = page.form()
+        target = local_target(form.get("next", ""))
+        token = (self.service.settings.admin_token or "").encode()
+        right = hmac.compare_digest(form.get("token", "").strip().encode(), token)
+        self.service.guesses.attempt(client_address(environ), right)  # 429 for an address that guessed too often
+        if not right:
+            error = "That is not the admin token (HUIMAGES_ADMIN_TOKEN). Check it and try again."
+            return page.render("signin.html", "403 Forbidden", error=error, target=target, enabled=True)
+        cookie, _ = self.sessions.issue(is_https(environ))
+        return _redirect(start_response, target, [("Set-Cookie", cookie)])
+
+    # -- pages ----------------------------------------------------------------------------
+
+    def _browse(self, page: _Page) -> Iterable[bytes]:
+        after = page.params.get("after") or None
+        if after is not None:
+            validate_id(after)
+        text = page.params.get("q", "")
+        docs, following = self.api.browse(after, PAGE_SIZE, text, newest=True)
+        more = following if len(docs) == PAGE_SIZE else None
+        return page.render("browse.html", images=[self._card(d) for d in docs], q=text, more=more, after=after)
+
+    def _image(self, page: _Page, image_id: str) -> Iterable[bytes]:
+        doc = self.service.catalog.get_live(image_id)
+        width, height = int(doc["width"]), int(doc["height"])
+        client = self.client.for_one_page()  # one catalog read for every URL, tag and <picture> below
+        sizes = []
+        for name, spec in [*self.service.settings.sizes.items(), ("o", "o")]:
+            w, h = output_dimensions(client.parse_size(name), width, height)
+            entry: dict[str, Any] = {"name": name, "spec": spec, "width": w, "height": h}
+            entry["url"] = client.imageurl(image_id, name)
+            entry["tag"] = client.scaled_tag(image_id, name)
+            entry["picture"] = client.scaled_picture(image_id, name) if name != "o" else ""
+            sizes.append(entry)
+        sizes.sort(key=lambda entry: entry["width"] * entry["height"])  # smallest first
+        record = {
+            "titles": doc.get("title") or [],
+            "references": doc.get("references") or {},
+            "types": doc.get("types") or [],
+            "filename": original_filename(doc) or "",
+            "content_type": doc.get("content_type", ""),
+            "length": self.service.original_length(doc),
+            "ctime": doc.get("ctime", ""),
+        }
+        preview = self._path(PREVIEW, image_id)
+        return page.render(
+            "image.html", image=self._card(doc), record=record, sizes=sizes, preview=preview, width=width, height=height
+        )
+
+    def _upload_form(self, page: _Page) -> Iterable[bytes]:
+        limit = self.service.settings.limits.max_upload_bytes
+        return page.render("upload.html", results=[], limit=limit)
+
+    def _upload(self, page: _Page, method: str) -> Iterable[bytes]:
+        if method != "POST":
+            raise HttpError("405 Method Not Allowed", f"{method} is not allowed here", [("Allow", "GET, POST")])
+        content_type = page.environ.get("CONTENT_TYPE", "")
+        if not content_type.lower().startswith("multipart/form-data"):
+            raise HttpError("415 Unsupported Media Type", "send the files as multipart/form-data")
+        limit = self.service.settings.limits.max_upload_bytes
+        title = page.form().get("title", "").strip()
+        # each file on its own: one bad file does not stop the others
+        results = [self._store_one(upload, title) for upload in page.uploads]
+        if _wants_json(page.environ):
+            failed = all(r["error"] for r in results)
+            status = "422 Unprocessable Entity" if failed else "200 OK"
+            return json_response(page.start_response, status, {"results": results})
+        return page.render("upload.html", results=results, limit=limit)
+
+    def _store_one(self, upload: Upload, title: str) -> dict[str, Any]:
+        name = upload.filename or "image"
+        if len(upload.data) > self.service.settings.limits.max_upload_bytes:
+            return {"file": name, "error": f"{name} is larger than the upload limit; nothing stored"}
+        try:
+            answers, _ = self.api.store([upload], {"title": title} if title else {})
+        except HuImagesError as exc:
+            return {"file": name, "error": f"{name} was not stored: {exc}"}
+        card = self._card(self.service.catalog.get_live(answers[0]["id"]))
+        return {"file": name, **card, "created": answers[0]["created"], "error": ""}
+
+    def _status(self, page: _Page) -> Iterable[bytes]:
+        health = self.service.health()
+        queue: dict[str, Any] | None = None
+        publisher = self.service.publisher
+        if publisher is not None:
+            stats = publisher.store.queue_stats()
+            oldest = stats.oldest_queued_at
+            queue = {
+                "counts": stats.counts,
+                "oldest": _age(time.time() - oldest) if oldest is not None else "",
+                "parked": stats.counts.get("parked", 0),
+            }
+        shelves, temporary, _ = inventory(self.service.settings.paths.cache_dir)
+        names = {spec: name for name, spec in self.service.settings.sizes.items()}
+        cache: list[dict[str, Any]] = [
+            {"size": folder, "name": names.get(folder, ""), "format": ext, "files": s.files, "bytes": s.bytes}
+            for (folder, ext), s in shelves.items()
+        ]
+        totals = {"files": sum(c["files"] for c in cache), "bytes": sum(c["bytes"] for c in cache)}
+        return page.render(
+            "status.html", health=health, queue=queue, cache=cache, totals=totals, temporary=temporary.files
+        )
+
+    def _requeue(self, page: _Page) -> Iterable[bytes]:
+        publisher = self.service.publisher
+        if publisher is None:
+            raise HttpError("404 Not Found", "no CDN is configured: set CDN_BUCKET and CDN_URL")
+        publisher.store.requeue_parked(time.time())
+        return page.redirect("/ui/status?done=requeued")
+
+    def _static(self, start_response: StartResponse, name: str, method: str) -> Iterable[bytes]:
+        body = self.static.get(name)
+        if body is None or method not in ("GET", "HEAD"):
+            raise HttpError("404 Not Found", "no such file")
+        headers = [("Content-Type", _STATIC[name]), ("Content-Length", str(len(body)))]
+        start_response("200 OK", [*headers, ("Cache-Control", "public, max-age=300"), *SECURITY_HEADERS])
+        return [] if method == "HEAD" else [body]
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _path(self, size: str, image_id: str) -> str:
+        """A root-relative image URL of this server (so the page's images never leave its origin)."""
+        parsed = self.client.parse_size(size)
+        path = image_path(parsed.spec, image_id, JPEG)
+        signature = self.client.policy.signature_for(parsed, path)
+        return path + (f"?sig={signature}" if signature else "")
+
+    def _card(self, doc: Doc) -> dict[str, Any]:
+        image_id = str(doc["_id"])
+        titles = doc.get("title") or []
+        label = alt_text(doc) or f"image {image_id}"
+        width, height = output_dimensions(self.client.parse_size(THUMB), int(doc["width"]), int(doc["height"]))
+        return {
+            "id": image_id,
+            "title": titles[-1] if titles else "",
+            "alt": label,
+            "thumb": self._path(THUMB, image_id),
+            "thumb_width": width,
+            "thumb_height": height,
+            "page": f"/ui/images/{image_id}",
+        }
+
+
+class _Page:
+    """One request to a page: renders templates with the session's CSRF token, reads forms, checks origins."""
+
+    def __init__(
+        self,
+        ui: WebInterface,
+        environ: Environ,
+        start_response: StartResponse,
+        nonce: str | None,
+        params: Mapping[str, str],
+    ) -> None:
+        self.ui = ui
+        self.environ = environ
+        self.start_response = start_response
+        self.nonce = nonce
+        self.params = params
+        self._form: dict[str, str] | None = None
+        self.uploads: list[Upload] = []
+
+    @property
+    def csrf(self) -> str:
+        return self.ui.sessions.csrf(self.nonce) if self.ui.sessions and self.nonce else ""
+
+    def form(self) -> dict[str, str]:
+        """The fields of the form body (read once); the files of a multipart form go to ``uploads``."""
+        if self._form is None:
+            content_type = self.environ.get("CONTENT_TYPE", "")
+            if content_type.lower().startswith("multipart/form-data"):
+                limit = self.ui.service.settings.limits.max_upload_bytes + _MAX_FORM_BYTES
+                self.uploads, self._form = parse_multipart(content_type, read_body(self.environ, limit))
+            else:
+                raw = read_body(self.environ, _MAX_FORM_BYTES, "for a form").decode("utf-8", "replace")
+                self._form = dict(urllib.parse.parse_qsl(raw, keep_blank_values=True))
+        return self._form
+
+    def check_origin(self) -> None:
+        """A browser's ``Origin`` (sent with every POST it makes) must be this host."""
+        origin = self.environ.get("HTTP_ORIGIN")
+        if origin and origin != "null":
+            host = self.environ.get("HTTP_HOST", "")
+            if urllib.parse.urlsplit(origin).netloc != host:
+                raise HttpError("403 Forbidden", "the request came from another site's page; nothing was changed")
+
+    def check_csrf(self) -> None:
+        self.check_origin()
+        sent = self.environ.get("HTTP_X_CSRF_TOKEN") or self.form().get("csrf", "")
+        assert self.ui.sessions is not None and self.nonce is not None
+        if not self.ui.sessions.csrf_ok(self.nonce, sent):
+            raise HttpError("403 Forbidden", "the form has expired or came from elsewhere; reload the page and retry")
+
+    def render(self, template: str, status: str = "200 OK", **values: Any) -> Iterable[bytes]:
+        done = NOTICES.get(self.params.get("done", ""), "")
+        body = (
+            self.ui.templates.get_template(template)
+            .render(csrf=self.csrf, signed_in=self.nonce is not None, notice=done, **values)
+            .encode("utf-8", "replace")  # a record stored before its text was checked may hold a lone surrogate
+        )
+        headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))]
+        self.start_response(status, [*headers, *NO_STORE, *SECURITY_HEADERS])
+        return [] if self.environ.get("REQUEST_METHOD") == "HEAD" else [body]
+
+    def redirect(self, target: str) -> Iterable[bytes]:
+        return _redirect(self.start_response, target)
+
+
+def _redirect(start_response: StartResponse, target: str, extra: Headers | None = None) -> Iterable[bytes]:
+    start_response("303 See Other", [("Location", target), ("Content-Length", "0"), *NO_STORE, *(extra or [])])
+    return []
+
+
+def local_target(target: str) -> str:
+    """Where to go after signing in: a page of the interface, rebuilt from its parts, never echoed.
+
+    The path is decoded, its dot segments resolved and its slashes merged; it
+    must then lie under ``/ui/`` and hold no control character, and is quoted
+    again, as is the query. Anything else (another site, ``/ui/../x``, a CR or
+    LF meant to add a header) leads to ``/ui/``.
+    """
+    try:
+        parts = urllib.parse.urlsplit(target)
+    except ValueError:  # "//[": a broken IPv6 host (found by scripts/fuzz.py text)
+        return "/ui/"
+    path = urllib.parse.unquote(parts.path)
+    if parts.scheme or parts.netloc or not path.startswith("/") or has_control(target + path):
+        return "/ui/"
+    normal = "/" + posixpath.normpath(path).lstrip("/")  # resolves . and .., merges slashes ("//x" too)
+    if normal == "/ui" or (path.endswith("/") and normal.startswith("/ui/")):
+        normal += "/"
+    if not normal.startswith("/ui/") or "\\" in normal:
+        return "/ui/"
+    query = urllib.parse.urlencode(urllib.parse.parse_qsl(parts.query), errors="replace")
+    return urllib.parse.quote(normal, errors="replace") + (f"?{query}" if query else "")
+
+
+def _wants_json(environ: Environ) -> bool:
+    return "application/json" in environ.get("HTTP_ACCEPT", "")
+
+
+def _when(stamp: str) -> str:
+    """huImages' timestamp (``20240131T235959.000123``) as ``2024-01-31 23:59:59``; other text as it is."""
+    if len(stamp) >= 15 and stamp[:8].isdigit() and stamp[8] == "T" and stamp[9:15].isdigit():
+        return f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]} {stamp[9:11]}:{stamp[11:13]}:{stamp[13:15]}"
+    return stamp
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
+def error_page(status: str, message: str) -> bytes:
+    """A plain HTML error page for the interface (no session needed)."""
+    escaped = escape(message)
+    title = escape(status)
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f'<link rel="stylesheet" href="/ui/static/ui.css"></head><body><main><h1>{title}</h1>'
+        f'<p role="alert">{escaped}</p><p><a href="/ui/">Back to the images</a></p></main></body></html>'
+    ).encode("utf-8", "replace")

@@ -1,0 +1,1 @@
+"""Floor 2, Pillow: checking an upload, making its master, rendering a derivative, converting colour."""

@@ -1,0 +1,444 @@
+"""The use cases: store an original, produce a derivative, flush a size. No HTTP here.
+
+``ImageService.from_settings`` is the one place where settings become a
+working system (originals store, catalog, cache, size policy, CDN publisher);
+the client API, the WSGI app and the CLI all start from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from huimages.catalog import Catalog, open_catalog
+from huimages.catalog.records import Doc, format_timestamp
+from huimages.cdn import CdnPublisher, open_publisher
+from huimages.config import Settings
+from huimages.core.formats import JPEG, Encoding, Format, served_format, split_format
+from huimages.core.ids import compute_id, validate_id
+from huimages.core.sizes import Size, decode_target, output_dimensions, parse_size
+from huimages.core.text import check_metadata
+from huimages.core.urls import image_path
+from huimages.errors import HuImagesError, ImageNotFound, InvalidImage
+from huimages.imaging.pipeline import (
+    Deadline,
+    Ingested,
+    Rendered,
+    ingest,
+    ingest_stored,
+    make_master,
+    master_dimensions,
+    render,
+)
+from huimages.originals import OriginalsStore, open_store
+from huimages.serving.budget import StrangerBudget
+from huimages.serving.cache import CachedFile, DerivativeCache
+from huimages.serving.failures import FailureMemory
+from huimages.serving.guesses import GuessLimit
+from huimages.serving.policy import SizePolicy
+from huimages.serving.prune import AutoPruner
+from huimages.serving.slots import RenderSlots
+from huimages.telemetry import metrics
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class FlushOutcome:
+    """What flushing one size token did: its new CDN version (None without a CDN), files removed, invalidation."""
+
+    token: str
+    version: int | None
+    removed: int
+    invalidation: str | None = None
+
+
+@dataclasses.dataclass
+class ImageService:
+    settings: Settings
+    originals: OriginalsStore
+    catalog: Catalog
+    cache: DerivativeCache
+    policy: SizePolicy
+    slots: RenderSlots
+    failures: FailureMemory
+    budget: StrangerBudget
+    guesses: GuessLimit
+    publisher: CdnPublisher | None = None
+    pruner: AutoPruner | None = None  # with HUIMAGES_CACHE_MAX_BYTES; a server starts it
+    _linked: set[str] = dataclasses.field(default_factory=set, repr=False)  # named sizes linked this process
+
+    @property
+    def _named_specs(self) -> set[str]:
+        return {*self.settings.sizes.values(), *self.settings.sizes}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ImageService:
+        couch = None
+        cache = DerivativeCache(settings.paths.cache_dir, settings.limits.lock_timeout)
+        if settings.couch.server:
+            from huimages.backends.couch import CouchServer
+
+            couch = CouchServer(settings.couch.server, settings.backend_timeout)
+        service = cls(
+            settings=settings,
+            originals=open_store(settings, couch),
+            catalog=open_catalog(settings, couch),
+            cache=cache,
+            policy=SizePolicy(settings),
+            slots=RenderSlots(
+                settings.limits.render_slots, settings.limits.render_wait, settings.limits.render_waiting
+            ),
+            failures=FailureMemory(
+                cache.state_folder("failed"), settings.limits.retry_failed_after, settings.limits.render_timeout
+            ),
+            budget=StrangerBudget(
+                cache.state_folder("budget"),
+                settings.limits.unsigned_renders_per_minute,
+                settings.limits.unsigned_mb_per_minute,
+                settings.limits.unsigned_sizes_per_image,
+            ),
+            guesses=GuessLimit(cache.state_folder("guesses")),
+        )
+        service.publisher = open_publisher(settings, service.derivative_bytes, couch)
+        if settings.cache_max_bytes:
+            service.pruner = AutoPruner(settings)
+        return service
+
+    def parse_size(self, token: str) -> Size:
+        return parse_size(token, self.settings.sizes, self.settings.limits.max_side)
+
+    def parse_derivative(self, token: str) -> tuple[Size, Format]:
+        """A size with an optional format: ``small``, ``small.webp``, ``150x150!.avif`` (JPEG when none)."""
+        size, extension = split_format(token)
+        return self.parse_size(size), JPEG if extension is None else self.output_format(extension)
+
+    def output_format(self, extension: str) -> Format:
+        """The format a URL extension names, if this server serves it; else ``FormatNotServed`` (404)."""
+        return served_format(extension, self.settings.formats)
+
+    # -- ingest ---------------------------------------------------------------
+
+    def ingest(
+        self,
+        data: bytes,
+        *,
+        timestamp: datetime.datetime | str | None = None,
+        title: str = "",
+        references: Mapping[str, Any] | None = None,
+        typ: str = "",
+        filename: str = "",
+        content_type_hint: str | None = None,
+        prepared: Ingested | None = None,
+    ) -> str:
+        """Validate and store an original and its master; returns its ID.
+
+        The image is checked completely before anything is written (the same
+        decode makes its master), and the original is stored before its
+        document, so a failure at any step leaves either nothing or an
+        unreferenced (content-addressed, hence harmless and reusable)
+        original, never a document without bytes. Then the sizes of
+        ``HUIMAGES_PRERENDER`` are rendered from the master.
+        """
+        check_metadata(title=title, references=references, typ=typ, filename=filename)
+        # ``prepared``: the check of these bytes already made (an upload checks every file before storing one)
+        ingested = prepared or ingest(bytes(data), self.settings.limits, self.settings.master_side)
+        info = ingested.info
+        image_id = compute_id(data)
+        if content_type_hint and content_type_hint.lower() != info.content_type:
+            logger.info("%s: given content type %s, the bytes are %s", image_id, content_type_hint, info.content_type)
+        if self._stored_length(image_id) != len(data):  # missing, or a damaged copy of another length
+            self.originals.put(image_id, bytes(data), info.content_type)
+            if ingested.master is not None:  # (an image stored before masters gets one when first needed)
+                self.originals.put_master(image_id, self.settings.master_side, ingested.master)
+        self.catalog.record_image(
+            image_id,
+            width=info.width,
+            height=info.height,
+            content_type=info.content_type,
+            length=len(data),
+            timestamp=format_timestamp(timestamp),
+            title=title,
+            references=references,
+            typ=typ,
+            filename=filename,
+        )
+        if not self.originals.stored(image_id):  # removed as an orphan meanwhile (``huimages.ops.orphans``)
+            self.originals.put(image_id, bytes(data), info.content_type)
+        logger.info("stored %s (%s, %dx%d, %d bytes)", image_id, info.format, info.width, info.height, len(data))
+        self._prerender(image_id)
+        return image_id
+
+    def _stored_length(self, image_id: str) -> int | None:
+        try:
+            return self.originals.length(image_id)
+        except ImageNotFound:
+            return None
+
+    def _prerender(self, image_id: str) -> None:
+        """Render the sizes a site shows new uploads in, so no page waits for them; a failure is logged only."""
+        for token in self.settings.prerender:
+            try:
+                size, fmt = self.parse_derivative(token)
+                self.derivative(size, image_id, fmt).close()
+            except HuImagesError as exc:
+                logger.warning("could not prerender %s of %s: %s", token, image_id, exc)
+
+    def prerender(self, image_id: str, derivatives: list[tuple[Size, Format]]) -> int:
+        """Render these sizes (in these formats) of an image unless cached; returns how many were rendered."""
+        made = 0
+        for size, fmt in derivatives:
+            if not self.cache.exists(size.spec, image_id, fmt):
+                self.derivative(size, image_id, fmt).close()
+                made += 1
+        return made
+
+    def update_metadata(self, image_id: str, *, timestamp: datetime.datetime | str | None, **metadata: Any) -> Doc:
+        """Merge title, references and type into an image's record, as saving it again would."""
+        check_metadata(**metadata)
+        stamp = None if timestamp is None else format_timestamp(timestamp)
+        return self.catalog.update_metadata(image_id, timestamp=stamp, **metadata)
+
+    def delete(self, image_id: str) -> None:
+        """Delete an image: its record, this host's derivatives, its CDN objects and queue items, its original.
+
+        The record goes first, so no host renders it again; every other host's
+        cached files go at its next ``huimages sweep`` (it follows the
+        catalog's deletions). Safe to repeat after a failure; an unknown ID is
+        not an error.
+        """
+        validate_id(image_id)
+        existed = self.catalog.delete(image_id)
+        removed = self.cache.remove_image(image_id)
+        self.failures.forget(image_id)
+        on_cdn = self.publisher.forget_image(image_id) if self.publisher is not None else 0
+        if self.settings.master_side:
+            self.originals.delete_master(image_id, self.settings.master_side)
+        self.originals.delete(image_id)
+        if existed or removed or on_cdn:
+            logger.info("deleted %s (%d cached derivatives, %d CDN objects)", image_id, removed, on_cdn)
+
+    def sweep_deleted(self) -> int:
+        """Remove this host's cached derivatives of images deleted anywhere; returns how many files went."""
+        removed = 0
+        cursor = self.cache.read_state("deletions-cursor")
+        while True:
+            ids, following = self.catalog.deletions(cursor)
+            for image_id in ids:
+                removed += self.cache.remove_image(image_id)
+            if following is not None and following != cursor:
+                self.cache.write_state("deletions-cursor", following)
+            if not ids or following == cursor:
+                return removed
+            cursor = following
+
+    # -- derivatives ----------------------------------------------------------
+
+    def dimensions(self, image_id: str, size: Size) -> tuple[int, int]:
+        doc = self.catalog.get_live(image_id)
+        return output_dimensions(size, int(doc["width"]), int(doc["height"]))
+
+    def serve(
+        self, size: Size, image_id: str, signature: str | None, fmt: Format = JPEG, client: str | None = None
+    ) -> CachedFile:
+        """What a URL serves: the cached file, or a render once the size policy allows it.
+
+        A named size and its numeric form are one derivative, cached once
+        under the numeric form (the name's folder links to it). Only renders
+        are gated: a cached file costs nothing more to send.
+        """
+        if size.token != size.spec and size.token not in self._linked:
+            self.cache.link_name(size.token, size.spec)
+            self._linked.add(size.token)
+        cached = self.cache.open(size.spec, validate_id(image_id), fmt)
+        if cached is not None:
+            return cached
+        signed = self.policy.check(size, image_path(size.spec, image_id, fmt), signature)
+        if client is None or signed or self.policy.is_free(size):
+            return self.derivative(size, image_id, fmt)
+        # A size outside the named ones with no signature that verified (the open policy without keys).
+        self.catalog.get_live(image_id)  # an unknown ID is a 404, and never leaves a budget record behind
+        self.budget.admit(client, image_id, f"{size.spec}.{fmt.extension}")
+        cached = self.derivative(size, image_id, fmt, owner=client)
+        self.budget.charge_bytes(client, cached.stat.st_size)
+        return cached
+
+    def derivative(self, size: Size, image_id: str, fmt: Format = JPEG, owner: str | None = None) -> CachedFile:
+        """The cache file of ``size`` of ``image_id`` in ``fmt``, opened; rendered first if missing.
+
+        Concurrent callers for one derivative, in any thread or process on this
+        host, wait on one lock; the first renders, the others find the file. A
+        render that failed on the image a moment ago answers at once with the
+        same error (``huimages.serving.failures``).
+        """
+        validate_id(image_id)
+        cached = self.cache.open(size.spec, image_id, fmt)
+        if cached is not None:
+            return cached
+        which = f"{size.spec}.{fmt.extension}"
+        self.cache.check_space()
+        self.failures.check(image_id, which)
+        with self.cache.lock(size.spec, image_id, fmt):
+            cached = self.cache.open(size.spec, image_id, fmt)
+            if cached is not None:
+                return cached
+            self.failures.check(image_id, which)  # another process may have just failed it
+            kind = metrics.size_kind(size.spec, self._named_specs)
+            try:
+                # The slot bounds the CPU and memory of decode, scale and encode; the
+                # write (an fsync) happens after it, so the next render need not wait for the disk.
+                with self.slots.slot(f"{size.spec}/{image_id}.{fmt.extension}", owner), metrics.rendering():
+                    rendered, source, seconds = self._render(size, image_id, fmt)
+                cached = self._store(size, image_id, fmt, rendered, source, seconds)
+            except HuImagesError as exc:
+                self.failures.remember(image_id, which, exc)
+                metrics.get().renders.labels(kind, fmt.name, metrics.outcome(exc)).inc()
+                raise
+            metrics.get().renders.labels(kind, fmt.name, "ok").inc()
+            return cached
+
+    def derivative_bytes(self, size_token: str, image_id: str, fmt: Format = JPEG) -> bytes:
+        """A derivative's bytes, rendered if missing (what the CDN uploads)."""
+        return self.derivative(self.parse_size(size_token), image_id, fmt).read()
+
+    def _render(self, size: Size, image_id: str, fmt: Format) -> tuple[Rendered, str, float]:
+        """The derivative's bytes, what they were made from (``master`` or ``original``), and the seconds it took."""
+        started = time.perf_counter()
+        doc = self.catalog.get_live(image_id)
+        deadline = Deadline(f"{size.spec}/{image_id}", self.settings.limits.render_timeout)
+        if self.settings.master_side and not size.is_original and "length" not in doc:
+            doc = self._modernise(image_id)
+        encoding = self.settings.encoding(fmt.name)
+        rendered, source = self._render_from_master(size, image_id, doc, encoding, deadline), "master"
+        if rendered is None:
+            original = self.originals.get(image_id)
+            rendered, source = render(original, size, encoding, self.settings.limits, deadline), "original"
+        deadline.check("encoding")
+        if rendered.source_size != (doc.get("width"), doc.get("height")):
+            self._correct_dimensions(image_id, rendered.source_size)
+        return rendered, source, time.perf_counter() - started
+
+    def _store(
+        self, size: Size, image_id: str, fmt: Format, rendered: Rendered, source: str, seconds: float
+    ) -> CachedFile:
+        """Queue a new derivative for the CDN, write it to the cache, and count it."""
+        started = time.perf_counter()
+        if self.publisher is not None:
+            # Queued before the file is written: if the write fails, the queue
+            # run renders it again; a cached file is never left unqueued.
+            self.publisher.enqueue(size.spec, image_id, fmt)
+        cached = self.cache.write(size.spec, image_id, rendered.data, fmt)
+        if self.pruner is not None:
+            self.pruner.wrote(len(rendered.data))
+        recorded = metrics.get()
+        cached.render_ms = round(seconds * 1000, 1)
+        recorded.render_seconds.labels(source).observe(seconds)
+        recorded.decode_seconds.labels(source).observe(rendered.decode_seconds)
+        recorded.cache_written.inc(len(rendered.data))
+        logger.info(
+            "rendered %s/%s.%s (%d bytes) in %.1f ms, written in %.1f ms",
+            size.spec,
+            image_id,
+            fmt.extension,
+            len(rendered.data),
+            seconds * 1000,
+            (time.perf_counter() - started) * 1000,
+        )
+        return cached
+
+    def _render_from_master(
+        self, size: Size, image_id: str, doc: Doc, encoding: Encoding, deadline: Deadline
+    ) -> Rendered | None:
+        """The derivative from the image's master, when it has one that covers the size; else None.
+
+        A master covers a size when the decode that size needs fits inside it
+        (always, when the master is the original's full size). A host that
+        lacks the master makes it from the original once.
+        """
+        side = self.settings.master_side
+        if not side or size.is_original:
+            return None
+        width, height = int(doc["width"]), int(doc["height"])
+        master_w, master_h = master_dimensions(width, height, side, str(doc.get("content_type", "")))
+        need_w, need_h = decode_target(size, width, height)
+        if (master_w, master_h) != (width, height) and (need_w > master_w or need_h > master_h):
+            return None
+
+        def from_master() -> Rendered:
+            master = self.master(image_id)
+            return render(master, size, encoding, self.settings.limits, deadline, (width, height))
+
+        try:
+            return from_master()
+        except InvalidImage as exc:  # an unreadable master is made again from the original
+            logger.warning("the master of %s is unreadable (%s); making it again", image_id, exc)
+            self.originals.delete_master(image_id, side)
+            return from_master()
+
+    def _modernise(self, image_id: str) -> Doc:
+        """Bring a record written by huImages (no ``length``; the stored, unrotated size) up to date.
+
+        One decode of the original makes its master and gives the displayed
+        size, the length and the content type.
+        """
+        original = self.originals.get(image_id)  # a legacy attachment is copied to the primary store here
+        ingested = ingest_stored(original, self.settings.limits, self.settings.master_side)
+        assert ingested.master is not None
+        self.originals.put_master(image_id, self.settings.master_side, ingested.master)
+        info = ingested.info
+        fields = {
+            "width": info.width,
+            "height": info.height,
+            "length": len(original),
+            "content_type": info.content_type,
+        }
+        logger.info("brought the huImages record of %s up to date: %dx%d", image_id, info.width, info.height)
+        return self.catalog.update(image_id, lambda doc: {**doc, **fields})
+
+    def master(self, image_id: str) -> bytes:
+        """The image's master, made from the original and stored if this store has none yet."""
+        side = self.settings.master_side
+        master = self.originals.get_master(image_id, side)
+        if master is None:
+            master = make_master(self.originals.get(image_id), self.settings.limits, side)
+            self.originals.put_master(image_id, side, master)
+            logger.info("made the master of %s", image_id)
+        return master
+
+    def _correct_dimensions(self, image_id: str, size: tuple[int, int]) -> None:
+        """A record written by huImages holds the stored, unrotated size: correct it from the render."""
+        width, height = size
+        self.catalog.update(image_id, lambda doc: {**doc, "width": width, "height": height})
+        logger.info("corrected the dimensions of %s to %dx%d (EXIF orientation)", image_id, width, height)
+
+    def flush(self, size: Size, cache_only: bool = False) -> FlushOutcome:
+        """Render a size anew: its cached files go, and with a CDN its version rises.
+
+        A named size is its numeric form (``small`` is ``240x160``). The
+        version is shared by every host, so their URLs switch at once; the
+        files are this host's (``cache_only`` on the others).
+        """
+        token = size.spec
+        if cache_only or self.publisher is None:
+            return FlushOutcome(token, None, self.cache.remove_size(token))
+        report = self.publisher.flush(token, self.cache.remove_size)
+        return FlushOutcome(token, report.version, report.removed, report.invalidation)
+
+    def health(self) -> dict[str, dict[str, Any]]:
+        """Each backend's name and whether it answers (``/healthz``, ``huimages check``)."""
+        report: dict[str, dict[str, Any]] = {}
+        for role, backend in (("originals", self.originals), ("catalog", self.catalog)):
+            try:
+                backend.ping()
+                report[role] = {"backend": backend.name, "ok": True}
+            except Exception as exc:  # health checks report, never raise
+                report[role] = {"backend": backend.name, "ok": False, "error": str(exc)}
+        return report
+
+    def original_length(self, doc: Doc) -> int:
+        length = doc.get("length")
+        return int(length) if length is not None else self.originals.length(doc["_id"])
