@@ -211,6 +211,8 @@ class Settings:
     cache_prune_interval: float = 300.0
     client_mode: str = "local"  # from_env resolves "auto" (see _client_mode)
     remote_cache_seconds: float = 30.0
+    #: The settings the environment or the file named (the rest are defaults).
+    given: frozenset[str] = dataclasses.field(default=frozenset(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.server_url.endswith("/"):
@@ -241,6 +243,16 @@ class Settings:
             env["HUIMAGES_CONFIG"] = environ["HUIMAGES_CONFIG"]
         return env
 
+    def serving_at(self, host: str, port: int) -> Settings:
+        """These settings for a server on ``host:port``: its own URL is the one the helpers emit,
+        unless ``IMAGESERVERURL`` names another (a proxy, a CDN host, a public name)."""
+        if "IMAGESERVERURL" in self.given:
+            return self
+        if host in ("", "0.0.0.0", "::"):
+            host = "127.0.0.1"
+        shown = f"[{host}]" if ":" in host else host
+        return dataclasses.replace(self, server_url=f"http://{shown}:{port}/")
+
     @classmethod
     def at(cls, home: Path | str, **changes: Any) -> Settings:
         """Settings with the data folder ``home`` (and any other field given), for embedding and tests."""
@@ -270,6 +282,7 @@ class Settings:
                 shown = "(hidden)" if spec.secret else repr(raw)
                 raise ConfigurationError(spec.name, f"cannot use {shown}: {exc}") from None
         fields["client_mode"] = _client_mode(fields.get("client_mode", "auto"), values)
+        fields["given"] = frozenset(name for name, value in values.items() if value != "")
         return cls._from_fields(fields)
 
     @classmethod

@@ -89,7 +89,7 @@ def serve(host: str, port: int, workers: int | None, threads: int, use_lighttpd:
     from huimages.http.fronts.standalone import serve as run
     from huimages.telemetry.logs import announce
 
-    settings = _settings()
+    settings = _settings().serving_at(host, port)
     announce(f"huimages: data in {settings.paths.home}, serving http://{host}:{port}/", settings.log_format)
     interface = f"web interface at http://{host}:{port}/ui/ (sign in with the admin token)"
     if not settings.admin_token:
