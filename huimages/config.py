@@ -211,6 +211,8 @@ class Settings:
     cache_prune_interval: float = 300.0
     client_mode: str = "local"  # from_env resolves "auto" (see _client_mode)
     remote_cache_seconds: float = 30.0
+    lighttpd: str = ""  # the binary; empty: lighttpd on PATH or in the usual sbin folders
+    malloc_arena_max: int = 1  # glibc's arenas per server process (huimages.http.fronts.malloc)
     #: The settings the environment or the file named (the rest are defaults).
     given: frozenset[str] = dataclasses.field(default=frozenset(), repr=False, compare=False)
 
@@ -513,6 +515,15 @@ SETTINGS_SPECS: tuple[_Spec, ...] = (
     ),
     _Spec("HUIMAGES_RENDER_WAIT", "limits.render_wait", _non_negative_float, "seconds a miss waits for a render slot"),
     _Spec("HUIMAGES_RENDER_QUEUE", "limits.render_queue", int, "misses that may wait for a slot; default 4 per slot"),
+    _Spec(
+        "HUIMAGES_LIGHTTPD", "lighttpd", str, "the lighttpd binary `huimages serve --lighttpd` runs; default: on PATH"
+    ),
+    _Spec(
+        "MALLOC_ARENA_MAX",
+        "malloc_arena_max",
+        _positive_int,
+        "glibc's malloc arenas per server process; default 1 (see huimages.http.fronts.malloc)",
+    ),
 )
 _BY_NAME = {spec.name: spec for spec in SETTINGS_SPECS}
 

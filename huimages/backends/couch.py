@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import couchdb
 import couchdb.http
 
+from huimages.config import Settings
 from huimages.errors import BackendUnavailable, ConfigurationError, HuImagesError, StorageError
 from huimages.telemetry import metrics
 
@@ -45,6 +46,16 @@ IMAGE_VIEWS: dict[str, dict[str, str]] = {
 def image_database(server: CouchServer, dbname: str) -> CouchDatabase:
     """The database of image documents: the catalog's, and the legacy originals' (attachments)."""
     return server.database(dbname, IMAGE_VIEWS)
+
+
+def connect(settings: Settings, shared: CouchServer | None = None) -> CouchServer:
+    """The CouchDB server the settings name (``COUCHSERVER``, ``HUIMAGES_BACKEND_TIMEOUT``); ``shared``, if given.
+
+    The one place a connection is made: the stores of one service share it (one pool).
+    """
+    if not settings.couch.server:
+        raise ConfigurationError("COUCHSERVER", "is not set: name the CouchDB server, e.g. http://127.0.0.1:5984/")
+    return shared or CouchServer(settings.couch.server, settings.backend_timeout)
 
 
 class CouchServer:

@@ -14,10 +14,10 @@ if TYPE_CHECKING:
 def open_catalog(settings: Settings, couch: CouchServer | None = None) -> Catalog:
     """CouchDB when ``COUCHSERVER`` is set (on ``couch``, if given), else the SQLite file."""
     if settings.couch.server:
-        from huimages.backends.couch import CouchServer, image_database
+        from huimages.backends.couch import connect, image_database
         from huimages.catalog.couchdb import CouchDBCatalog
 
-        server = couch or CouchServer(settings.couch.server, settings.backend_timeout)
+        server = connect(settings, couch)
         return CouchDBCatalog(image_database(server, settings.couch.db))
     from huimages.catalog.sqlite import SQLiteCatalog
 

@@ -20,10 +20,10 @@ if TYPE_CHECKING:
 def open_queue(settings: Settings, couch: CouchServer | None = None) -> QueueStore:
     """CouchDB's queue database when ``COUCHSERVER`` is set, else tables in the SQLite catalog file."""
     if settings.couch.server:
-        from huimages.backends.couch import CouchServer, image_database
+        from huimages.backends.couch import connect, image_database
         from huimages.cdn.couchdb import CDN_VIEWS, CouchQueue
 
-        server = couch or CouchServer(settings.couch.server, settings.backend_timeout)
+        server = connect(settings, couch)
         return CouchQueue(server.database(settings.couch.cdn_db, CDN_VIEWS), image_database(server, settings.couch.db))
     from huimages.cdn.sqlite import SQLiteQueue
 

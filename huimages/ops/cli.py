@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import os
 import socket
 import sys
 import time
@@ -67,7 +66,11 @@ def main(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
-    if os.environ.get("HUIMAGES_LOG_FORMAT", "").strip().lower() == "json":  # (serve also reads the config file)
+    try:
+        json_lines = _settings().log_format == "json"
+    except HuImagesError:
+        json_lines = False  # the command reports the bad setting itself
+    if json_lines:
         from huimages.telemetry.logs import configure
 
         configure("json")

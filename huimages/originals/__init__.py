@@ -25,11 +25,11 @@ def open_primary(settings: Settings) -> OriginalsStore:
 
 def open_legacy(settings: Settings, couch: CouchServer | None = None) -> CouchAttachmentStore:
     """The legacy originals: attachments of the image documents in CouchDB (``COUCHSERVER`` must be set)."""
-    from huimages.backends.couch import CouchServer, image_database
+    from huimages.backends.couch import connect, image_database
     from huimages.originals.couchdb import CouchAttachmentStore
 
     assert settings.couch.server
-    server = couch or CouchServer(settings.couch.server, settings.backend_timeout)
+    server = connect(settings, couch)
     return CouchAttachmentStore(image_database(server, settings.couch.db))
 
 

@@ -80,10 +80,10 @@ class ImageService:
     def from_settings(cls, settings: Settings) -> ImageService:
         couch = None
         cache = DerivativeCache(settings.paths.cache_dir, settings.limits.lock_timeout)
-        if settings.couch.server:
-            from huimages.backends.couch import CouchServer
+        if settings.couch.server:  # one connection pool for the catalog, the legacy originals and the queue
+            from huimages.backends.couch import connect
 
-            couch = CouchServer(settings.couch.server, settings.backend_timeout)
+            couch = connect(settings)
         service = cls(
             settings=settings,
             originals=open_store(settings, couch),

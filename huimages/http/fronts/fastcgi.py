@@ -30,7 +30,7 @@ def run(settings: Settings, bind: BindAddress = None) -> None:
     """Serve FastCGI on ``bind`` (a socket path or host and port), or on fd 0 when None."""
     from flup.server.fcgi import WSGIServer
 
-    limit_arenas()  # before flup starts a thread per request
+    limit_arenas(settings.malloc_arena_max)  # before flup starts a thread per request
     try:  # lighttpd serves /small/<id>.jpeg from the numeric folder through these links
         DerivativeCache(settings.paths.cache_dir).link_names(settings.sizes)
     except OSError as exc:

@@ -12,20 +12,18 @@ speed; measured in ``scripts/bench.py``, see the README's benchmarks.
 from __future__ import annotations
 
 import ctypes
-import os
 
 ARENAS = 1
 _M_ARENA_MAX = -8  # mallopt's parameter for the arena limit (glibc's malloc.h)
 
 
 def limit_arenas(count: int = ARENAS) -> bool:
-    """Cap this process's malloc arenas at ``count``; False where it does not apply.
+    """Cap this process's malloc arenas at ``count`` (the setting ``MALLOC_ARENA_MAX``); False where it does not apply.
 
-    ``MALLOC_ARENA_MAX`` in the environment wins (glibc reads it itself). Where
-    the C library is not glibc (musl has no such arenas) nothing changes.
+    An operator's ``MALLOC_ARENA_MAX`` is the count (glibc has read it from the
+    environment already; from a config file it is applied here). Where the C
+    library is not glibc (musl has no such arenas) nothing changes.
     """
-    if "MALLOC_ARENA_MAX" in os.environ:
-        return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):

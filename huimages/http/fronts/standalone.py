@@ -51,7 +51,7 @@ class StandaloneServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        limit_arenas()  # in each worker, before its threads start
+        limit_arenas(self.settings.malloc_arena_max)  # in each worker, before its threads start
         app = create_app(self.settings)  # in each worker, after the fork
         if app.service.pruner is not None:
             app.service.pruner.start()  # HUIMAGES_CACHE_MAX_BYTES
