@@ -170,11 +170,10 @@ class ImagesApi:
         return {**record, **self._summary(doc), "length": self.service.original_length(doc), "cdn": cdn}
 
     def _neighbour(self, rest: str) -> str:
-        catalog = self.service.catalog
         if rest == "random":
-            return catalog.random_id()
+            return self.service.random_image()
         image_id, _, direction = rest.rpartition("/")
-        return catalog.next_id(image_id) if direction == "next" else catalog.previous_id(image_id)
+        return self.service.neighbour(image_id, following=direction == "next")
 
     def _browse(self, query: str) -> dict[str, Any]:
         params = dict(urllib.parse.parse_qsl(query))

@@ -17,13 +17,14 @@ from typing import Any
 from huimages.catalog import Catalog, open_catalog
 from huimages.catalog.records import Doc, format_timestamp
 from huimages.cdn import CdnPublisher, open_publisher
+from huimages.cdn.records import QueueStats
 from huimages.config import Settings
 from huimages.core.formats import JPEG, Encoding, Format, served_format, split_format
 from huimages.core.ids import compute_id, validate_id
 from huimages.core.sizes import Size, decode_target, output_dimensions, parse_size
 from huimages.core.text import check_metadata
 from huimages.core.urls import image_path
-from huimages.errors import HuImagesError, ImageNotFound, InvalidImage
+from huimages.errors import ConfigurationError, HuImagesError, ImageNotFound, InvalidImage
 from huimages.imaging.pipeline import (
     Deadline,
     Ingested,
@@ -235,6 +236,30 @@ class ImageService:
             if not ids or following == cursor:
                 return removed
             cursor = following
+
+    # -- reading --------------------------------------------------------------
+
+    def record(self, image_id: str) -> Doc:
+        """An image's record; ``UnknownImage`` for an unknown or deleted one."""
+        return self.catalog.get_live(validate_id(image_id))
+
+    def random_image(self) -> str:
+        """Any image's ID; ``EmptyStore`` when there is none."""
+        return self.catalog.random_id()
+
+    def neighbour(self, image_id: str, *, following: bool) -> str:
+        """The next (or previous) image in ID order, wrapping around at the ends."""
+        return self.catalog.next_id(image_id) if following else self.catalog.previous_id(image_id)
+
+    def queue_stats(self) -> QueueStats | None:
+        """The CDN queue's items per state and its oldest queued item; None without a CDN."""
+        return self.publisher.store.queue_stats() if self.publisher is not None else None
+
+    def requeue_parked(self) -> int:
+        """Queue every parked CDN item again; how many. ``HuImagesError`` without a CDN."""
+        if self.publisher is None:
+            raise ConfigurationError("CDN_BUCKET", "no CDN is configured: set CDN_BUCKET and CDN_URL")
+        return self.publisher.store.requeue_parked(time.time())
 
     # -- derivatives ----------------------------------------------------------
 

@@ -122,7 +122,7 @@ class WebInterface:
             return self._requeue(page)
         if rest == "random" and reading:
             try:
-                return page.redirect(f"/ui/images/{self.service.catalog.random_id()}")
+                return page.redirect(f"/ui/images/{self.service.random_image()}")
             except EmptyStore:
                 return page.redirect("/ui/upload?done=empty")
         if rest == "signout" and method == "POST":
@@ -134,8 +134,7 @@ class WebInterface:
             if action == "" and reading:
                 return self._image(page, image_id)
             if action in ("next", "previous") and reading:
-                catalog = self.service.catalog
-                found = catalog.next_id(image_id) if action == "next" else catalog.previous_id(image_id)
+                found = self.service.neighbour(image_id, following=action == "next")
                 return page.redirect(f"/ui/images/{found}")
             if action == "title" and method == "POST":
                 title = page.form().get("title", "").strip()
@@ -145,8 +144,7 @@ class WebInterface:
                 return page.redirect(f"/ui/images/{image_id}?done=title")
             if action == "delete":
                 if reading:
-                    doc = self.service.catalog.get_live(image_id)
-                    return page.render("delete.html", image=self._card(doc))
+                    return page.render("delete.html", image=self._card(self.service.record(image_id)))
                 if method == "POST":
                     self.service.delete(image_id)
                     return page.redirect("/ui/?done=deleted")
@@ -190,7 +188,7 @@ class WebInterface:
         return page.render("browse.html", images=[self._card(d) for d in docs], q=text, more=more, after=after)
 
     def _image(self, page: _Page, image_id: str) -> Iterable[bytes]:
-        doc = self.service.catalog.get_live(image_id)
+        doc = self.service.record(image_id)
         width, height = int(doc["width"]), int(doc["height"])
         client = self.client.for_one_page()  # one catalog read for every URL, tag and <picture> below
         sizes = []
@@ -244,15 +242,14 @@ class WebInterface:
             answers, _ = self.api.store([upload], {"title": title} if title else {})
         except HuImagesError as exc:
             return {"file": name, "error": f"{name} was not stored: {exc}"}
-        card = self._card(self.service.catalog.get_live(answers[0]["id"]))
+        card = self._card(self.service.record(answers[0]["id"]))
         return {"file": name, **card, "created": answers[0]["created"], "error": ""}
 
     def _status(self, page: _Page) -> Iterable[bytes]:
         health = self.service.health()
         queue: dict[str, Any] | None = None
-        publisher = self.service.publisher
-        if publisher is not None:
-            stats = publisher.store.queue_stats()
+        stats = self.service.queue_stats()
+        if stats is not None:
             oldest = stats.oldest_queued_at
             queue = {
                 "counts": stats.counts,
@@ -271,10 +268,9 @@ class WebInterface:
         )
 
     def _requeue(self, page: _Page) -> Iterable[bytes]:
-        publisher = self.service.publisher
-        if publisher is None:
+        if self.service.publisher is None:
             raise HttpError("404 Not Found", "no CDN is configured: set CDN_BUCKET and CDN_URL")
-        publisher.store.requeue_parked(time.time())
+        self.service.requeue_parked()
         return page.redirect("/ui/status?done=requeued")
 
     def _static(self, start_response: StartResponse, name: str, method: str) -> Iterable[bytes]:
