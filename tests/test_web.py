@@ -4,13 +4,15 @@ import email.utils
 import json
 import os
 import re
+from pathlib import Path
 
 import pytest
 
 from huimages.catalog.sqlite import SQLiteCatalog
 from huimages.client import Client
+from huimages.config import Settings
 from huimages.core.ids import compute_id
-from huimages.http.app import ImageApp
+from huimages.http.app import ImageApp, create_app
 from tests.imagetools import decode, jpeg
 from tests.wsgi import call
 
@@ -160,3 +162,35 @@ def test_healthz_reports_a_failing_backend(app: ImageApp) -> None:
     response = call(app, "/healthz")
     assert response.status == 503
     assert json.loads(response.body)["backends"]["catalog"]["ok"] is False
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", "/healthz", "GET, HEAD"),
+        ("POST", "/metrics", "GET, HEAD"),
+        ("DELETE", "/processqueue", "GET, HEAD, POST"),
+        ("PUT", "/images", "GET, HEAD, POST"),
+        ("PUT", f"/images/{'A' * 32}01", "GET, HEAD, PATCH, DELETE"),
+        ("POST", f"/images/{'A' * 32}01/next", "GET, HEAD"),
+        ("DELETE", "/ui/status", "GET, HEAD"),
+        ("GET", "/ui/status/requeue", "POST"),
+        ("PUT", f"/ui/images/{'A' * 32}01", "GET, HEAD"),
+        ("PATCH", f"/ui/images/{'A' * 32}01/delete", "GET, HEAD, POST"),
+        ("POST", f"/small/{'A' * 32}01.jpeg", "GET, HEAD"),
+    ],
+)
+def test_one_routing_table_answers_405_with_allow_everywhere(
+    tmp_path: Path, method: str, path: str, allow: str
+) -> None:
+    app = create_app(
+        Settings.at(tmp_path, upload_token="upload-token-of-the-405s", admin_token="admin-token-of-the-405s")
+    )
+    answer = call(app, path, method=method, headers={"Authorization": "Bearer upload-token-of-the-405s"})
+    assert answer.status == 405 and answer.headers["Allow"] == allow, (answer.status, answer.text)
+
+
+@pytest.mark.parametrize("path", ["/nothing", "/ui/no-such-page", "/ui/static/../x", "/images/a/b", "/images/x/y/z"])
+def test_paths_no_route_takes_answer_404(tmp_path: Path, path: str) -> None:
+    app = create_app(Settings.at(tmp_path, admin_token="admin-token-of-the-404s"))
+    assert call(app, path).status == 404

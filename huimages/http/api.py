@@ -35,6 +35,7 @@ from huimages.core.ids import compute_id, validate_id
 from huimages.core.text import MAX_DEPTH, check_value
 from huimages.errors import InvalidText
 from huimages.http.kit import Environ, HttpError, StartResponse, bearer, json_response
+from huimages.http.routes import Handler, Request, Route
 from huimages.imaging.pipeline import Ingested, ingest
 from huimages.serving.service import ImageService
 
@@ -59,35 +60,45 @@ class ImagesApi:
     def __init__(self, service: ImageService) -> None:
         self.service = service
 
-    def __call__(
-        self, environ: Environ, start_response: StartResponse, path: str, query: str, method: str
-    ) -> Iterable[bytes]:
-        self._authorise(environ)
-        if path == "/images":
-            if method == "POST":
-                return self._upload(environ, start_response, query)
-            if method in ("GET", "HEAD"):
-                return json_response(start_response, "200 OK", self._browse(query))
-            raise _not_allowed(method, "GET, HEAD, POST")
-        rest = path.removeprefix("/images/")
-        if rest == "random" or rest.endswith(("/next", "/previous")):
-            if method not in ("GET", "HEAD"):
-                raise _not_allowed(method, "GET, HEAD")
-            return json_response(start_response, "200 OK", {"id": self._neighbour(rest)})
-        image_id = validate_id(rest)
-        if method in ("GET", "HEAD"):
-            return json_response(start_response, "200 OK", self._record(image_id))
-        if method == "PATCH":
-            fields = _metadata(
-                _json_object(read_body(environ, _MAX_METADATA_BYTES, "for a record's fields"), "the body")
-            )
-            self.service.update_metadata(image_id, **fields)
-            return json_response(start_response, "200 OK", self._record(image_id))
-        if method == "DELETE":
+    def routes(self) -> list[Route]:
+        """The API's part of the routing table; every handler checks the token first."""
+        return [
+            Route("/images", ("GET", "POST"), self._authorised(self._collection)),
+            Route("/images/random", ("GET",), self._authorised(self._random)),
+            Route("/images/<id>/<direction:next|previous>", ("GET",), self._authorised(self._neighbour)),
+            Route("/images/<id>", ("GET", "PATCH", "DELETE"), self._authorised(self._one)),
+        ]
+
+    def _authorised(self, handler: Handler) -> Handler:
+        def checked(request: Request) -> Iterable[bytes]:
+            self._authorise(request.environ)
+            return handler(request)
+
+        return checked
+
+    def _collection(self, request: Request) -> Iterable[bytes]:
+        if request.method == "POST":
+            return self._upload(request.environ, request.start_response, request.query)
+        return json_response(request.start_response, "200 OK", self._browse(request.query))
+
+    def _random(self, request: Request) -> Iterable[bytes]:
+        return json_response(request.start_response, "200 OK", {"id": self.service.random_image()})
+
+    def _neighbour(self, request: Request) -> Iterable[bytes]:
+        following = request.params["direction"] == "next"
+        found = self.service.neighbour(validate_id(request.params["id"]), following=following)
+        return json_response(request.start_response, "200 OK", {"id": found})
+
+    def _one(self, request: Request) -> Iterable[bytes]:
+        image_id, environ, start_response = validate_id(request.params["id"]), request.environ, request.start_response
+        if request.method == "PATCH":
+            body = read_body(environ, _MAX_METADATA_BYTES, "for a record's fields")
+            self.service.update_metadata(image_id, **_metadata(_json_object(body, "the body")))
+        elif request.method == "DELETE":
             self.service.delete(image_id)
             start_response("204 No Content", [("Cache-Control", "no-store")])
             return []
-        raise _not_allowed(method, "GET, HEAD, PATCH, DELETE")
+        return json_response(start_response, "200 OK", self._record(image_id))
 
     def _authorise(self, environ: Environ) -> None:
         settings = self.service.settings
@@ -169,12 +180,6 @@ class ImagesApi:
         cdn = publisher.uploaded_of(image_id) if publisher is not None else {}
         return {**record, **self._summary(doc), "length": self.service.original_length(doc), "cdn": cdn}
 
-    def _neighbour(self, rest: str) -> str:
-        if rest == "random":
-            return self.service.random_image()
-        image_id, _, direction = rest.rpartition("/")
-        return self.service.neighbour(image_id, following=direction == "next")
-
     def _browse(self, query: str) -> dict[str, Any]:
         params = dict(urllib.parse.parse_qsl(query))
         if "ids" in params:
@@ -224,10 +229,6 @@ def _searchable(doc: Mapping[str, Any]) -> str:
     parts = [*(titles if isinstance(titles, list) else [titles]), json.dumps(doc.get("references") or {})]
     parts.append(str(doc.get("filename", "")))
     return " ".join(str(p) for p in parts).lower()
-
-
-def _not_allowed(method: str, allowed: str) -> HttpError:
-    return HttpError("405 Method Not Allowed", f"{method} is not allowed here", [("Allow", allowed)])
 
 
 def read_body(environ: Environ, limit: int, which: str = "(the upload limit, HUIMAGES_MAX_UPLOAD_BYTES)") -> bytes:

@@ -51,6 +51,8 @@ from huimages.http.kit import (
     request_target,
     text_response,
 )
+from huimages.http.routes import Request, Route, Router
+from huimages.http.ui.routes import interface_routes
 from huimages.serving.cache import CachedFile
 from huimages.serving.service import ImageService
 from huimages.telemetry import metrics
@@ -96,6 +98,16 @@ class ImageApp:
         self.service = service
         self.api = ImagesApi(service)
         self._ui: WebInterface | None = None
+        self.router = Router(
+            [
+                Route("/healthz", ("GET",), self._health),
+                Route("/metrics", ("GET",), self._metrics),
+                Route("/processqueue", ("GET", "POST"), self._process_queue),
+                *self.api.routes(),
+                *interface_routes(lambda: self.ui),
+            ],
+            fallback=self._image,
+        )
 
     @property
     def ui(self) -> WebInterface:
@@ -132,46 +144,43 @@ class ImageApp:
     def _dispatch(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path, query = request_target(environ)
         method = environ.get("REQUEST_METHOD", "GET")
-        if path == "/healthz":
-            _only_read(method)
-            return self._health(start_response)
-        if path == "/processqueue":
-            return self._process_queue(environ, start_response, method)
-        if path == "/metrics":
-            _only_read(method)
-            return self._metrics(environ, start_response)
-        if _under(path, "/images"):
-            return self.api(environ, start_response, path, query, method)
-        if _under(path, "/ui"):
-            return self.ui(environ, start_response, path, query, method)
-        parsed = parse_image_path(path)
+        handler, params = self.router.resolve(path, method)
+        return handler(Request(environ, start_response, path, query, method, params))
+
+    def _image(self, request: Request) -> Iterable[bytes]:
+        """``/<size>/<id>.<format>`` and huImages' other URL forms: a cached file, or a render."""
+        under_routes = _under(request.path, "/ui") or _under(request.path, "/images")  # no route took it
+        parsed = None if under_routes else parse_image_path(request.path)
         if parsed is None:
-            raise HttpError("404 Not Found", "no such resource; image URLs look like /<size>/<id>.jpeg")
-        _only_read(method)
+            raise HttpError("404 Not Found", _not_found(request.path))
+        if request.method not in ("GET", "HEAD"):
+            raise HttpError("405 Method Not Allowed", f"{request.method} is not allowed here", [("Allow", "GET, HEAD")])
         size = self.service.parse_size(parsed.size_token)
         fmt = self.service.output_format(parsed.extension)
-        cached = self.service.serve(size, parsed.image_id, signature_of(query), fmt, client_address(environ))
-        return _file_response(environ, start_response, cached, fmt.content_type, head=method == "HEAD")
+        signature = signature_of(request.query)
+        cached = self.service.serve(size, parsed.image_id, signature, fmt, client_address(request.environ))
+        return _file_response(
+            request.environ, request.start_response, cached, fmt.content_type, head=request.method == "HEAD"
+        )
 
-    def _health(self, start_response: StartResponse) -> Iterable[bytes]:
+    def _health(self, request: Request) -> Iterable[bytes]:
         report = self.service.health()
         healthy = all(item["ok"] for item in report.values())
         status = "200 OK" if healthy else "503 Service Unavailable"
-        return json_response(start_response, status, {"ok": healthy, "backends": report})
+        return json_response(request.start_response, status, {"ok": healthy, "backends": report})
 
-    def _process_queue(self, environ: Environ, start_response: StartResponse, method: str) -> Iterable[bytes]:
-        if method not in ("GET", "POST"):
-            raise HttpError("405 Method Not Allowed", f"{method} is not allowed here", [("Allow", "GET, POST")])
-        if not is_admin(environ, self.service.settings.admin_token, self.service.guesses):
+    def _process_queue(self, request: Request) -> Iterable[bytes]:
+        if not is_admin(request.environ, self.service.settings.admin_token, self.service.guesses):
             raise HttpError(
                 "403 Forbidden",
                 "/processqueue answers requests from this host, or with Authorization: Bearer <HUIMAGES_ADMIN_TOKEN>",
             )
         if self.service.publisher is None:
             raise HttpError("404 Not Found", "no CDN is configured: set CDN_BUCKET and CDN_URL")
-        return json_response(start_response, "200 OK", self.service.publisher.run().as_dict())
+        return json_response(request.start_response, "200 OK", self.service.publisher.run().as_dict())
 
-    def _metrics(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    def _metrics(self, request: Request) -> Iterable[bytes]:
+        environ, start_response = request.environ, request.start_response
         if not is_admin(environ, self.service.settings.admin_token, self.service.guesses):
             raise HttpError(
                 "403 Forbidden",
@@ -203,10 +212,13 @@ class ImageApp:
         return _error_response(environ, start_response, status, message, headers, type(exc).__name__)
 
 
-def _only_read(method: str) -> None:
-    """A resource that takes no body: 405 for any other method, answered before a body is read."""
-    if method not in ("GET", "HEAD"):
-        raise HttpError("405 Method Not Allowed", f"{method} is not allowed here", [("Allow", "GET, HEAD")])
+def _not_found(path: str) -> str:
+    """What a 404 says: where to look instead."""
+    if _under(path, "/ui"):
+        return "no such page in the web interface; start at /ui/"
+    if _under(path, "/images"):
+        return "no such resource in the images API; see /images and /images/<id>"
+    return "no such resource; image URLs look like /<size>/<id>.jpeg"
 
 
 def _under(path: str, prefix: str) -> bool:

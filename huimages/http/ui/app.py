@@ -18,7 +18,7 @@ import importlib.resources
 import posixpath
 import time
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import jinja2
@@ -35,6 +35,7 @@ from huimages.core.urls import image_path
 from huimages.errors import EmptyStore, HuImagesError
 from huimages.http.api import ImagesApi, Upload, parse_multipart, read_body
 from huimages.http.kit import NO_STORE, Environ, Headers, HttpError, StartResponse, client_address, json_response
+from huimages.http.routes import Request
 from huimages.http.ui.session import Sessions, is_https
 from huimages.serving.prune import inventory
 from huimages.serving.service import ImageService
@@ -83,87 +84,80 @@ class WebInterface:
         self.templates.filters["bytes"] = human_bytes
         self.templates.filters["when"] = _when
         folder = importlib.resources.files("huimages.http.ui") / "static"
-        self.static = {name: (folder / name).read_bytes() for name in _STATIC}
+        self.static_files = {name: (folder / name).read_bytes() for name in _STATIC}
 
-    # -- routing --------------------------------------------------------------------
+    # -- the routes' handlers (huimages.http.ui.routes) ---------------------------------
 
-    def __call__(
-        self, environ: Environ, start_response: StartResponse, path: str, query: str, method: str
-    ) -> Iterable[bytes]:
-        if path == "/ui":
-            return _redirect(start_response, "/ui/")
-        rest = path.removeprefix("/ui/")
-        if rest.startswith("static/"):
-            return self._static(start_response, rest.removeprefix("static/"), method)
-        params = dict(urllib.parse.parse_qsl(query))
-        if rest == "signin":
-            return self._signin(environ, start_response, method, params)
-        nonce = self.sessions.nonce(environ) if self.sessions else None
+    def signed_in(self, request: Request, name: str) -> Iterable[bytes]:
+        """Run the page handler ``name`` for a request with a session (and, for a POST, its CSRF token);
+        without a session, the sign-in page (401 for a script), coming back here after it."""
+        nonce = self.sessions.nonce(request.environ) if self.sessions else None
         if nonce is None:
-            if _wants_json(environ):
+            if _wants_json(request.environ):
                 raise HttpError("401 Unauthorized", "your session has ended: sign in again at /ui/signin")
-            target = path + (f"?{query}" if query else "")
-            return _redirect(start_response, "/ui/signin?" + urllib.parse.urlencode({"next": target}))
-        assert self.sessions is not None
-        page = _Page(self, environ, start_response, nonce, params)
-        if method == "POST":
+            target = request.path + (f"?{request.query}" if request.query else "")
+            return _redirect(request.start_response, "/ui/signin?" + urllib.parse.urlencode({"next": target}))
+        params = dict(urllib.parse.parse_qsl(request.query))
+        page = _Page(self, request.environ, request.start_response, nonce, params)
+        if request.method == "POST":
             page.check_csrf()
-        return self._route(page, rest, method)
+        handler: Callable[[_Page, Request], Iterable[bytes]] = getattr(self, f"_{name}")
+        return handler(page, request)
 
-    def _route(self, page: _Page, rest: str, method: str) -> Iterable[bytes]:
-        reading = method in ("GET", "HEAD")
-        if rest == "" and reading:
-            return self._browse(page)
-        if rest == "upload":
-            return self._upload_form(page) if reading else self._upload(page, method)
-        if rest == "status" and reading:
-            return self._status(page)
-        if rest == "status/requeue" and method == "POST":
-            return self._requeue(page)
-        if rest == "random" and reading:
-            try:
-                return page.redirect(f"/ui/images/{self.service.random_image()}")
-            except EmptyStore:
-                return page.redirect("/ui/upload?done=empty")
-        if rest == "signout" and method == "POST":
-            secure = is_https(page.environ)
-            return _redirect(page.start_response, "/ui/signin?done=signedout", [("Set-Cookie", Sessions.clear(secure))])
-        if rest.startswith("images/"):
-            image_id, _, action = rest.removeprefix("images/").partition("/")
-            image_id = validate_id(image_id)
-            if action == "" and reading:
-                return self._image(page, image_id)
-            if action in ("next", "previous") and reading:
-                found = self.service.neighbour(image_id, following=action == "next")
-                return page.redirect(f"/ui/images/{found}")
-            if action == "title" and method == "POST":
-                title = page.form().get("title", "").strip()
-                if not title:
-                    raise HttpError("400 Bad Request", "the title is empty: type one, or go back")
-                self.service.update_metadata(image_id, timestamp=None, title=title)
-                return page.redirect(f"/ui/images/{image_id}?done=title")
-            if action == "delete":
-                if reading:
-                    return page.render("delete.html", image=self._card(self.service.record(image_id)))
-                if method == "POST":
-                    self.service.delete(image_id)
-                    return page.redirect("/ui/?done=deleted")
-        raise HttpError("404 Not Found", "no such page in the web interface; start at /ui/")
+    def to_start(self, request: Request) -> Iterable[bytes]:
+        return _redirect(request.start_response, "/ui/")
+
+    def static(self, request: Request) -> Iterable[bytes]:
+        name = request.params["name"]
+        body = self.static_files.get(name)
+        if body is None:
+            raise HttpError("404 Not Found", "no such file")
+        headers = [("Content-Type", _STATIC[name]), ("Content-Length", str(len(body)))]
+        request.start_response("200 OK", [*headers, ("Cache-Control", "public, max-age=300"), *SECURITY_HEADERS])
+        return [] if request.method == "HEAD" else [body]
+
+    def _random(self, page: _Page, _request: Request) -> Iterable[bytes]:
+        try:
+            return page.redirect(f"/ui/images/{self.service.random_image()}")
+        except EmptyStore:
+            return page.redirect("/ui/upload?done=empty")
+
+    def _signout(self, page: _Page, _request: Request) -> Iterable[bytes]:
+        cookie = Sessions.clear(is_https(page.environ))
+        return _redirect(page.start_response, "/ui/signin?done=signedout", [("Set-Cookie", cookie)])
+
+    def _neighbour(self, page: _Page, request: Request) -> Iterable[bytes]:
+        image_id = validate_id(request.params["id"])
+        found = self.service.neighbour(image_id, following=request.params["direction"] == "next")
+        return page.redirect(f"/ui/images/{found}")
+
+    def _title(self, page: _Page, request: Request) -> Iterable[bytes]:
+        image_id = validate_id(request.params["id"])
+        title = page.form().get("title", "").strip()
+        if not title:
+            raise HttpError("400 Bad Request", "the title is empty: type one, or go back")
+        self.service.update_metadata(image_id, timestamp=None, title=title)
+        return page.redirect(f"/ui/images/{image_id}?done=title")
+
+    def _delete(self, page: _Page, request: Request) -> Iterable[bytes]:
+        image_id = validate_id(request.params["id"])
+        if request.method == "POST":
+            self.service.delete(image_id)
+            return page.redirect("/ui/?done=deleted")
+        return page.render("delete.html", image=self._card(self.service.record(image_id)))
 
     # -- sign-in ------------------------------------------------------------------------
 
-    def _signin(
-        self, environ: Environ, start_response: StartResponse, method: str, params: Mapping[str, str]
-    ) -> Iterable[bytes]:
+    def signin(self, request: Request) -> Iterable[bytes]:
+        environ, start_response, method = request.environ, request.start_response, request.method
+        params = dict(urllib.parse.parse_qsl(request.query))
         target = local_target(params.get("next", ""))
         page = _Page(self, environ, start_response, None, params)
         if self.sessions is None:
             message = "The web interface is off: set HUIMAGES_ADMIN_TOKEN on the server, restart it, and sign in."
             return page.render("signin.html", "403 Forbidden", error=message, target=target, enabled=False)
-        if method in ("GET", "HEAD"):
-            return page.render("signin.html", error="", target=target, enabled=True)
         if method != "POST":
-            raise HttpError("405 Method Not Allowed", f"{method} is not allowed here", [("Allow", "GET, POST")])
+            return page.render("signin.html", error="", target=target, enabled=True)
         page.check_origin()
         form = page.form()
         target = local_target(form.get("next", ""))
@@ -178,7 +172,7 @@ class WebInterface:
 
     # -- pages ----------------------------------------------------------------------------
 
-    def _browse(self, page: _Page) -> Iterable[bytes]:
+    def _browse(self, page: _Page, _request: Request) -> Iterable[bytes]:
         after = page.params.get("after") or None
         if after is not None:
             validate_id(after)
@@ -187,7 +181,8 @@ class WebInterface:
         more = following if len(docs) == PAGE_SIZE else None
         return page.render("browse.html", images=[self._card(d) for d in docs], q=text, more=more, after=after)
 
-    def _image(self, page: _Page, image_id: str) -> Iterable[bytes]:
+    def _image(self, page: _Page, request: Request) -> Iterable[bytes]:
+        image_id = validate_id(request.params["id"])
         doc = self.service.record(image_id)
         width, height = int(doc["width"]), int(doc["height"])
         client = self.client.for_one_page()  # one catalog read for every URL, tag and <picture> below
@@ -214,13 +209,9 @@ class WebInterface:
             "image.html", image=self._card(doc), record=record, sizes=sizes, preview=preview, width=width, height=height
         )
 
-    def _upload_form(self, page: _Page) -> Iterable[bytes]:
-        limit = self.service.settings.limits.max_upload_bytes
-        return page.render("upload.html", results=[], limit=limit)
-
-    def _upload(self, page: _Page, method: str) -> Iterable[bytes]:
-        if method != "POST":
-            raise HttpError("405 Method Not Allowed", f"{method} is not allowed here", [("Allow", "GET, POST")])
+    def _upload(self, page: _Page, request: Request) -> Iterable[bytes]:
+        if request.method != "POST":
+            return page.render("upload.html", results=[], limit=self.service.settings.limits.max_upload_bytes)
         content_type = page.environ.get("CONTENT_TYPE", "")
         if not content_type.lower().startswith("multipart/form-data"):
             raise HttpError("415 Unsupported Media Type", "send the files as multipart/form-data")
@@ -245,7 +236,7 @@ class WebInterface:
         card = self._card(self.service.record(answers[0]["id"]))
         return {"file": name, **card, "created": answers[0]["created"], "error": ""}
 
-    def _status(self, page: _Page) -> Iterable[bytes]:
+    def _status(self, page: _Page, _request: Request) -> Iterable[bytes]:
         health = self.service.health()
         queue: dict[str, Any] | None = None
         stats = self.service.queue_stats()
@@ -267,19 +258,11 @@ class WebInterface:
             "status.html", health=health, queue=queue, cache=cache, totals=totals, temporary=temporary.files
         )
 
-    def _requeue(self, page: _Page) -> Iterable[bytes]:
+    def _requeue(self, page: _Page, _request: Request) -> Iterable[bytes]:
         if self.service.publisher is None:
             raise HttpError("404 Not Found", "no CDN is configured: set CDN_BUCKET and CDN_URL")
         self.service.requeue_parked()
         return page.redirect("/ui/status?done=requeued")
-
-    def _static(self, start_response: StartResponse, name: str, method: str) -> Iterable[bytes]:
-        body = self.static.get(name)
-        if body is None or method not in ("GET", "HEAD"):
-            raise HttpError("404 Not Found", "no such file")
-        headers = [("Content-Type", _STATIC[name]), ("Content-Length", str(len(body)))]
-        start_response("200 OK", [*headers, ("Cache-Control", "public, max-age=300"), *SECURITY_HEADERS])
-        return [] if method == "HEAD" else [body]
 
     # -- helpers --------------------------------------------------------------------------
 
