@@ -38,6 +38,7 @@ from huimages.core.sizes import parse_size
 from huimages.http.fronts.lighttpd import find_lighttpd
 from huimages.imaging.pipeline import render
 from huimages.serving.service import ImageService
+from tests.servers import free_port as _free_port
 
 TARGETS = ("240x160", "150x150!", "1024x768")
 LIMITS = Limits(max_pixels=100_000_000, max_upload_bytes=1 << 30)
@@ -696,14 +697,6 @@ def _load(url: str, seconds: int, wrk: str | None, prefix: list[str] | None = No
         conn.getresponse().read()
         count += 1
     return count / seconds
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_port(port: int, timeout: float = 30) -> None:

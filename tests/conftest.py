@@ -66,15 +66,3 @@ def moto_server() -> Iterator[str]:
     server.start()
     yield f"http://127.0.0.1:{port}"
     server.stop()
-
-
-def backend_settings(
-    home: Path, s3: SeaweedS3 | None = None, couch: PouchCouch | None = None, **extra: str
-) -> Settings:
-    """Settings for real backends, built the way production builds them: from the environment."""
-    env: dict[str, str] = {"HUIMAGES_HOME": str(home), "IMAGESERVERURL": "http://img.test/"}
-    if s3 is not None:
-        env |= s3.settings_env(s3.new_bucket())
-    if couch is not None:
-        env |= {"COUCHSERVER": couch.url, "HUIMAGES_COUCHDB_NAME": couch.new_database()}
-    return Settings.from_env(env | extra)

@@ -19,6 +19,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from huimages.config import Settings
+
 LOOPBACK = "127.0.0.1"
 
 
@@ -403,3 +405,20 @@ def wsgi_thread(app: Any) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def site_settings(home: Path, **env: str) -> Settings:
+    """A site's settings built the way production builds them, from environment names; URLs on http://img.test/."""
+    return Settings.from_env({"HUIMAGES_HOME": str(home), "IMAGESERVERURL": "http://img.test/", **env})
+
+
+def backend_settings(
+    home: Path, s3: SeaweedS3 | None = None, couch: PouchCouch | None = None, **extra: str
+) -> Settings:
+    """Settings for real backends (an S3 bucket and a CouchDB database of their own), from the environment."""
+    env: dict[str, str] = {}
+    if s3 is not None:
+        env |= s3.settings_env(s3.new_bucket())
+    if couch is not None:
+        env |= {"COUCHSERVER": couch.url, "HUIMAGES_COUCHDB_NAME": couch.new_database()}
+    return site_settings(home, **env, **extra)

@@ -7,7 +7,6 @@ origin; every image it shows is fetched from a running ``huimages serve``.
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 from huimages.client import Client
 from huimages.config import Settings
 from tests.imagetools import encode, photo
-from tests.servers import free_port, running
+from tests.servers import huimages_serve
 
 pytestmark = pytest.mark.integration
 
@@ -31,12 +30,8 @@ def chromium_binary() -> str:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Client]]:
     home = tmp_path_factory.mktemp("browser")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}/"
-    env = {"HUIMAGES_HOME": str(home), "IMAGESERVERURL": base}
-    argv = [sys.executable, "-m", "huimages", "serve", "--port", str(port), "--workers", "1"]
-    with running(argv, port, home / "server.log", env):
-        yield base, Client(Settings.at(home, server_url=base))
+    with huimages_serve(home, workers=1) as (_, env):
+        yield env["IMAGESERVERURL"], Client(Settings.from_env(env))
 
 
 def show(base: str, markup: str, scale: float, log: Path) -> tuple[list[str], dict[str, object]]:

@@ -12,7 +12,7 @@ from huimages.catalog.base import Catalog
 from huimages.catalog.sqlite import SQLiteCatalog
 from huimages.core.ids import compute_id
 from huimages.errors import EmptyStore, ImageNotFound
-from tests.conftest import backend_settings
+from tests.servers import backend_settings
 
 
 @pytest.fixture(params=["sqlite", "couchdb"])

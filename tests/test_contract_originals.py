@@ -11,8 +11,7 @@ from huimages.errors import ImageNotFound, InvalidImageId, StorageError
 from huimages.originals import open_primary
 from huimages.originals.base import OriginalsStore
 from huimages.originals.filesystem import FilesystemStore
-from tests.conftest import backend_settings
-from tests.servers import SeaweedS3
+from tests.servers import SeaweedS3, backend_settings
 
 
 @pytest.fixture(params=["filesystem", "s3"])

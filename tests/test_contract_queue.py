@@ -15,8 +15,7 @@ from huimages.cdn import open_queue
 from huimages.cdn.records import Derivative
 from huimages.cdn.store import QueueStore
 from huimages.core.ids import compute_id
-from tests.conftest import backend_settings
-from tests.servers import PouchCouch
+from tests.servers import PouchCouch, backend_settings
 
 StoreFactory = Callable[[], QueueStore]
 

@@ -16,9 +16,8 @@ from huimages.ops.cli import main
 from huimages.ops.orphans import Orphan, find_orphans, remove_orphan
 from huimages.originals.s3 import S3Store
 from huimages.serving.service import ImageService
-from tests.conftest import backend_settings
 from tests.imagetools import jpeg
-from tests.servers import PouchCouch, SeaweedS3
+from tests.servers import PouchCouch, SeaweedS3, backend_settings
 from tests.test_production import legacy_image, settings_env
 
 

@@ -17,9 +17,8 @@ from huimages.core.ids import compute_id
 from huimages.http.app import create_app
 from huimages.http.fronts.lighttpd import find_lighttpd, missing_parts
 from huimages.ops.cli import main
-from tests.conftest import backend_settings
 from tests.imagetools import decode, jpeg, pattern, with_orientation
-from tests.servers import REPO, PouchCouch, SeaweedS3, free_port, get, running
+from tests.servers import REPO, PouchCouch, SeaweedS3, backend_settings, free_port, get, running
 from tests.test_production import legacy_image, settings_env
 from tests.wsgi import call
 

@@ -16,13 +16,14 @@ from huimages.http.app import create_app
 from huimages.imaging.pipeline import render
 from huimages.ops.cli import main
 from tests.imagetools import decode, encode, pattern, photo, ssim, with_orientation
+from tests.servers import site_settings
 from tests.wsgi import call
 
 SIDE = 1024  # small masters keep the test quick; the default is 2048
 
 
 def site(tmp_path: Path, **env: str) -> Client:
-    return Client(Settings.from_env({"HUIMAGES_HOME": str(tmp_path), "HUIMAGES_MASTER_SIDE": str(SIDE), **env}))
+    return Client(site_settings(tmp_path, **{"HUIMAGES_MASTER_SIDE": str(SIDE), **env}))
 
 
 def master_of(client: Client, image_id: str) -> Image.Image:

@@ -12,7 +12,7 @@ from huimages.config import Settings
 from huimages.http.app import create_app
 from huimages.serving.service import ImageService
 from tests.imagetools import jpeg
-from tests.servers import SeaweedS3, free_port, get, running
+from tests.servers import SeaweedS3, get, huimages_serve
 from tests.wsgi import call
 
 TOKEN = "metrics-admin-token"
@@ -132,14 +132,9 @@ def test_the_example_prometheus_config_scrapes_metrics_with_the_token() -> None:
 @pytest.mark.integration
 @pytest.mark.parametrize("front", ["gunicorn", "lighttpd"])
 def test_every_worker_is_counted(tmp_path: Path, front: str) -> None:
-    port = free_port()
-    env = {"HUIMAGES_HOME": str(tmp_path), "IMAGESERVERURL": f"http://127.0.0.1:{port}/"}
-    image_id = Client(Settings.from_env(env)).save_image(jpeg(800, 600))
-    argv = [sys.executable, "-m", "huimages", "serve", "--port", str(port), "--workers", "2"]
-    if front == "lighttpd":
-        argv.append("--lighttpd")
     sizes = [f"{100 + 10 * n}x{100 + 10 * n}" for n in range(12)]
-    with running(argv, port, tmp_path / "serve.log", env):
+    with huimages_serve(tmp_path, front) as (port, env):
+        image_id = Client(Settings.from_env(env)).save_image(jpeg(800, 600))
         for size in sizes:  # spread over both workers (keep-alive off: a new connection each)
             assert get(port, f"/{size}/{image_id}.jpeg")[0] == 200
         status, _, body = get(port, "/metrics")

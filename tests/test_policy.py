@@ -18,6 +18,7 @@ from huimages.http.app import ImageApp, create_app
 from huimages.serving.policy import SizePolicy, sign
 from huimages.serving.service import ImageService
 from tests.imagetools import decode, jpeg
+from tests.servers import site_settings
 from tests.wsgi import call
 
 NEW_KEY, OLD_KEY = "new-key-0123456789abcdef", "old-key-0123456789abcdef"
@@ -25,8 +26,7 @@ NEW_KEY, OLD_KEY = "new-key-0123456789abcdef", "old-key-0123456789abcdef"
 
 def site(tmp_path: Path, **env: str) -> tuple[Client, ImageApp]:
     """A site whose settings come from ``env`` (environment names), like production's."""
-    settings = Settings.from_env({"HUIMAGES_HOME": str(tmp_path), "IMAGESERVERURL": "http://img.test/", **env})
-    service = ImageService.from_settings(settings)
+    service = ImageService.from_settings(site_settings(tmp_path, **env))
     return Client(service=service), create_app(service=service)
 
 

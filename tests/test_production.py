@@ -21,9 +21,8 @@ from huimages.ops.cli import main
 from huimages.originals.couchdb import LegacyFallback
 from huimages.originals.s3 import S3Store
 from huimages.serving.service import ImageService
-from tests.conftest import backend_settings
 from tests.imagetools import decode, encode, jpeg, pattern
-from tests.servers import PouchCouch, SeaweedS3
+from tests.servers import PouchCouch, SeaweedS3, backend_settings
 from tests.wsgi import call
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import re
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from huimages.client import Client
 from huimages.config import Settings
 from huimages.core.ids import compute_id
 from tests.imagetools import encode, photo
-from tests.servers import free_port, running
+from tests.servers import huimages_serve
 from tests.test_browser import chromium_binary
 
 pytestmark = pytest.mark.integration
@@ -57,14 +56,8 @@ WATCH_PROGRESS = """() => {
 @pytest.fixture(scope="module", params=["gunicorn", "lighttpd"])
 def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Client, str]]:
     home = tmp_path_factory.mktemp(f"ui-browser-{request.param}")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {"HUIMAGES_HOME": str(home), "IMAGESERVERURL": base + "/", "HUIMAGES_ADMIN_TOKEN": ADMIN}
-    argv = [sys.executable, "-m", "huimages", "serve", "--port", str(port), "--workers", "2"]
-    if request.param == "lighttpd":
-        argv.append("--lighttpd")
-    with running(argv, port, home / "serve.log", env):
-        yield base, Client(Settings.from_env(env)), request.param
+    with huimages_serve(home, request.param, {"HUIMAGES_ADMIN_TOKEN": ADMIN}) as (port, env):
+        yield f"http://127.0.0.1:{port}", Client(Settings.from_env(env)), request.param
 
 
 def test_sign_in_upload_browse_copy_edit_delete_status(site: tuple[str, Client, str]) -> None:
