@@ -1,0 +1,91 @@
+"""The derivative cache: ``prune``, ``cache`` (a summary), ``sweep`` (files of deleted images)."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from huimages.config import Settings
+from huimages.ops.cli.common import _bar, _byte_size, _service, _settings
+
+
+@click.command()
+@click.option("--max-bytes", callback=_byte_size, help="Keep the derivative cache within this size (500M, 2G).")
+@click.option("--min-free", type=click.FloatRange(0, 100), help="Keep this percentage of the cache's disk free.")
+@click.option("--originals-cache-max-bytes", callback=_byte_size, help="Keep the local copies of S3 originals within.")
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+def prune(max_bytes: int | None, min_free: float | None, originals_cache_max_bytes: int | None, dry_run: bool) -> None:
+    """Remove temporary files of killed writers, and the least recently used cached files beyond the bounds.
+
+    Safe from cron while the server runs: a removed derivative renders again
+    when next asked for. Files are ordered by access time where the
+    filesystem records it (not mounted noatime), else by modification time.
+    """
+    from huimages.serving import prune as pruning
+
+    settings = _settings()
+    with pruning.host_lock(settings.paths.cache_dir) as free:
+        if not free:
+            click.echo("another prune is running on this host; nothing done")
+            return
+        _prune(settings, max_bytes, min_free, originals_cache_max_bytes, dry_run)
+
+
+def _prune(
+    settings: Settings, max_bytes: int | None, min_free: float | None, originals_max: int | None, dry_run: bool
+) -> None:
+    from huimages.core.units import human_bytes
+    from huimages.serving import prune as pruning
+
+    verb = "would remove" if dry_run else "removed"
+    swept = pruning.sweep_temporaries(pruning.temporary_folders(settings), dry_run=dry_run)
+    click.echo(f"temporary files: {verb} {swept.files} ({human_bytes(swept.bytes)}) left by killed writers")
+    bounds = [("cache", settings.paths.cache_dir, max_bytes, min_free)]
+    if originals_max is not None:
+        bounds.append(("originals cache", settings.paths.originals_cache_dir, originals_max, None))
+    for label, root, limit, free in bounds:
+        if limit is None and free is None:
+            continue
+        planned = pruning.plan(root, max_bytes=limit, min_free_percent=free)
+        with _bar(planned.count, f"pruning the {label}") as bar:
+            report = pruning.carry_out(planned, dry_run=dry_run, progress=bar.update)
+        click.echo(
+            f"{label}: {verb} {report.removed_files} files ({human_bytes(report.removed_bytes)}),"
+            f" least recently used by {'access' if report.clock == 'atime' else 'modification'} time;"
+            f" {report.kept_files} files ({human_bytes(report.kept_bytes)}) remain"
+        )
+
+
+@click.command()
+def cache() -> None:
+    """What the derivative cache holds: files and bytes per size and format, oldest and newest, temporary files."""
+    from huimages.core.units import human_bytes
+    from huimages.serving.prune import TEMP_MAX_AGE, inventory
+
+    settings = _settings()
+    shelves, temporary, stale = inventory(settings.paths.cache_dir)
+    names = {spec: name for name, spec in settings.sizes.items()}
+
+    def when(stamp: float) -> str:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp))
+
+    click.echo(f"{'size':22} {'format':6} {'files':>9} {'bytes':>10}  {'oldest':16}  newest")
+    for (folder, extension), shelf in shelves.items():
+        label = f"{folder} ({names[folder]})" if folder in names else folder
+        click.echo(
+            f"{label:22} {extension:6} {shelf.files:>9,} {human_bytes(shelf.bytes):>10}"
+            f"  {when(shelf.oldest):16}  {when(shelf.newest)}"
+        )
+    files = sum(shelf.files for shelf in shelves.values())
+    click.echo(f"{'total':29} {files:>9,} {human_bytes(sum(shelf.bytes for shelf in shelves.values())):>10}")
+    click.echo(
+        f"temporary files: {temporary.files} ({human_bytes(temporary.bytes)}), {stale} older than"
+        f" {TEMP_MAX_AGE / 3600:.0f} h (left by killed writers; `huimages prune` removes them)"
+    )
+
+
+@click.command()
+def sweep() -> None:
+    """Remove this host's cached derivatives of images deleted anywhere (run from cron on every host)."""
+    click.echo(f"{_service().sweep_deleted()} cached derivatives of deleted images removed")

@@ -1,0 +1,164 @@
+"""Images: ``upload``, ``url``, ``tag``, ``info``, ``delete``, ``prerender``, ``masters build``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from huimages.errors import HuImagesError
+from huimages.ops.cli.common import _bar, _client, _exit_on_failures, _service
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--title", default="", help="Title stored with every file.")
+def upload(files: tuple[Path, ...], title: str) -> None:
+    """Store image FILES; print `ID URL` for each.
+
+    Exit status 1 if any file failed; the others are still stored.
+    """
+    client = _client()
+    failures = 0
+    with click.progressbar(files, label="uploading", file=sys.stderr, hidden=len(files) < 2) as bar:
+        for path in bar:
+            try:
+                image_id = client.save_image(path.read_bytes(), title=title, filename=path.name)
+            except (OSError, HuImagesError) as exc:  # one bad file must not stop the others
+                failures += 1
+                click.echo(f"\n{path}: {exc}", err=True)
+                continue
+            click.echo(f"{image_id} {client.imageurl(image_id)}")
+    if failures:
+        click.echo(f"{failures} of {len(files)} files failed", err=True)
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("image_id")
+@click.option("--size", default="o", show_default=True, help="o, a size name, WxH or WxH!.")
+def url(image_id: str, size: str) -> None:
+    """Print the URL of IMAGE_ID at SIZE."""
+    client = _client()
+    click.echo(client.imageurl(image_id) if size == "o" else client.scaled_imageurl(image_id, size))
+
+
+@click.command()
+@click.argument("image_id")
+@click.option("--size", default="square", show_default=True, help="A size name, WxH or WxH!.")
+@click.option("--picture", is_flag=True, help="A <picture> with AVIF and WebP sources and a JPEG <img>.")
+@click.option("--srcset", is_flag=True, help="Only the srcset value (1x and 2x, or --width descriptors).")
+@click.option("--format", "format_name", default="jpeg", show_default=True, help="Format of --srcset URLs.")
+@click.option("--width", "widths", type=int, multiple=True, help="A width descriptor candidate (repeatable).")
+@click.option("--sizes", "sizes_attr", help="The sizes attribute of --picture with --width.")
+def tag(
+    image_id: str, size: str, picture: bool, srcset: bool, format_name: str, widths: tuple[int, ...], sizes_attr: str
+) -> None:
+    """Print an <img> tag for IMAGE_ID at SIZE (or a <picture>, or a srcset value)."""
+    client = _client()
+    if picture and srcset:
+        raise click.UsageError("--picture and --srcset exclude each other")
+    if picture:
+        click.echo(client.scaled_picture(image_id, size, widths=widths or None, sizes=sizes_attr))
+    elif srcset:
+        click.echo(client.scaled_srcset(image_id, size, widths=widths or None, format=format_name))
+    else:
+        click.echo(client.scaled_tag(image_id, size))
+
+
+@click.command()
+@click.argument("image_id")
+def info(image_id: str) -> None:
+    """Print the catalog document of IMAGE_ID as JSON."""
+    click.echo(json.dumps(_client().get_imagedoc(image_id), indent=2, sort_keys=True))
+
+
+@click.command()
+@click.argument("image_ids", nargs=-1, required=True)
+def delete(image_ids: tuple[str, ...]) -> None:
+    """Delete images: record, original, cached derivatives, CDN objects. Unknown IDs are not an error.
+
+    Other image servers of a cluster drop their cached copies at their next `huimages sweep`.
+    """
+    client = _client()
+    for image_id in image_ids:
+        client.delete_image(image_id)
+        click.echo(f"deleted {image_id}")
+
+
+@click.command()
+@click.argument("sizes", nargs=-1, required=True)
+@click.option("--all-images", is_flag=True, help="Every image in the catalog.")
+@click.option("--id", "image_ids", multiple=True, help="This image (repeatable).")
+def prerender(sizes: tuple[str, ...], all_images: bool, image_ids: tuple[str, ...]) -> None:
+    """Render SIZES of images now (from their masters), so no page waits for them; cached ones are skipped.
+
+    A size may name a format: small.webp, 150x150!.avif (JPEG when none).
+
+    New derivatives are queued for the CDN when one is configured. To do this
+    for every new image, set HUIMAGES_PRERENDER.
+    """
+    if all_images == bool(image_ids):
+        raise click.UsageError("give --all-images, or one or more --id ID")
+    service = _service()
+    parsed = [service.parse_derivative(s) for s in sizes]
+    catalog = service.catalog
+    ids = [str(doc["_id"]) for docs in catalog.pages() for doc in docs] if all_images else list(image_ids)
+    rendered = cached = 0
+    failed: dict[str, str] = {}
+    with _bar(len(ids), "prerendering") as bar:
+        for image_id in ids:
+            try:
+                made = service.prerender(image_id, parsed)
+            except HuImagesError as exc:  # one bad image must not stop the others
+                failed[image_id] = str(exc)
+            else:
+                rendered, cached = rendered + made, cached + len(parsed) - made
+            bar.update(1)
+    click.echo(f"{rendered} derivatives rendered, {cached} were cached already, {len(failed)} failed")
+    _exit_on_failures(failed)
+
+
+@click.group()
+def masters() -> None:
+    """Masters: each image upright and at most HUIMAGES_MASTER_SIDE pixels, what renders read."""
+
+
+@masters.command("build")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Images at once.")
+def masters_build(workers: int) -> None:
+    """Make the master of every image that has none (images stored before masters); resumable."""
+    import concurrent.futures
+
+    from huimages.ops.migrate import each
+
+    service = _service()
+    side = service.settings.master_side
+    if not side:
+        raise click.ClickException("masters are off (HUIMAGES_MASTER_SIDE=0)")
+
+    def build(image_id: str) -> str:
+        if service.originals.get_master(image_id, side) is not None:
+            return "already"
+        service.master(image_id)
+        return "made"
+
+    made = already = 0
+    failed: dict[str, str] = {}
+    with (
+        _bar(service.catalog.count(), "building masters") as bar,
+        concurrent.futures.ThreadPoolExecutor(workers) as pool,
+    ):
+        for docs in service.catalog.pages():
+            for image_id, outcome in each(pool, build, [str(doc["_id"]) for doc in docs]):
+                if isinstance(outcome, HuImagesError):
+                    failed[image_id] = str(outcome)
+                elif outcome == "made":
+                    made += 1
+                else:
+                    already += 1
+                bar.update(1)
+    click.echo(f"masters made: {made}, already there: {already}, failed: {len(failed)}")
+    _exit_on_failures(failed)
