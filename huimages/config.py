@@ -189,8 +189,8 @@ class Settings:
     alt_addition: str = ""
     paths: Paths = dataclasses.field(default_factory=_default_paths)
     jpeg_quality: int = 85
-    # Chosen on the sample photos (README, "Formats"): at these the WebP and AVIF files are about 0.6x and
-    # 0.5x of the JPEG's bytes at an SSIM within 0.004 of it, and speed 9 costs an AVIF a few ms more than a JPEG.
+    # Chosen on the sample photos (docs/benchmarks.md, "Formats"): at these the WebP and AVIF files are about
+    # 0.6x and 0.5x of the JPEG's bytes at an SSIM within 0.004 of it, and speed 9 costs an AVIF a few ms more.
     formats: tuple[str, ...] = dataclasses.field(default_factory=_default_formats)
     webp_quality: int = 87
     avif_quality: int = 67
@@ -270,7 +270,10 @@ class Settings:
             values.update(_read_file(Path(config_file)))
             unknown = sorted(set(values) - set(_BY_NAME))
             if unknown:
-                raise ConfigurationError(unknown[0], f"unknown setting in {config_file}; see README for the list")
+                raise ConfigurationError(
+                    unknown[0],
+                    f"unknown setting in {config_file}; see docs/configuration.md or `huimages settings` for the list",
+                )
         values.update({k: v for k, v in env.items() if k in _BY_NAME})
         fields: dict[str, Any] = {}
         # In table order, so a later name (S3BUCKET's old alias HUIMAGES3BUCKET) wins over an earlier one.

@@ -1,6 +1,6 @@
 """What a stranger can do with requests alone, through both fronts with the default settings.
 
-Each test is one way in that was found open (SECURITY.md lists them with their
+Each test is one way in that was found open (docs/security.md lists them with their
 answers): signatures that skipped the budgets, header injection at sign-in,
 text that broke pages, bodies read before their token was checked, slow
 clients, secrets in logs, and guessing tokens.
@@ -202,7 +202,7 @@ def test_a_form_of_many_parts_is_refused_at_once(site: Site) -> None:
     started = time.monotonic()
     status, _, raw = site.get("/images", "POST", headers, body)
     assert status == 413 and "at most 100 files and fields" in json.loads(raw)["error"]
-    assert time.monotonic() - started < 5  # (it took 10 s; well under a second here: see SECURITY.md)
+    assert time.monotonic() - started < 5  # (it took 10 s; well under a second here: see docs/security.md)
 
 
 # -- 5: slow clients ---------------------------------------------------------------------------

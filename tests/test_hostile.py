@@ -1,6 +1,6 @@
 """Hostile inputs, each with an asserted outcome through save_image and through HTTP.
 
-The table in SECURITY.md lists these cases. For the HTTP path the bytes are
+The tables in docs/security.md list these cases. For the HTTP path the bytes are
 placed in the originals store directly (as a legacy or migrated original could
 arrive), since save_image refuses them.
 """

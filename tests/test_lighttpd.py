@@ -496,15 +496,15 @@ def test_separately_started_fcgi_backend(tmp_path: Path) -> None:
 
 
 def readme_cron_line() -> str:
-    """The cron line of the README's CDN section, as a site copies it."""
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    """The cron line of the manual's CDN section (docs/deployment.md), as a site copies it."""
+    readme = (Path(__file__).resolve().parent.parent / "docs" / "deployment.md").read_text()
     [line] = [line for line in readme.splitlines() if "curl" in line and "/processqueue" in line]
     return line.split("  ", 1)[1].split(" >", 1)[0]  # without the schedule and the redirection
 
 
 @pytest.mark.parametrize("front_kind", ["lighttpd", "serve"])
 def test_the_readme_cron_line_runs_the_queue(tmp_path: Path, seaweed: SeaweedS3, front_kind: str) -> None:
-    """The README's line, with only the port of the test server, makes a queue run through each front."""
+    """The manual's line, with only the port of the test server, makes a queue run through each front."""
     import json
     import shlex
 

@@ -64,7 +64,7 @@ _REDUCING_GAP = 3.0
 # e.g. 1024x768 from a 1280-pixel master) is where LANCZOS's wide kernel costs
 # most (a million output pixels, eight taps a side) and shows least: HAMMING is
 # within 0.9965 to 0.9994 SSIM of it on the sample photos, in half the time
-# (README, "Benchmarks"). Thumbnails, where every pixel shows, keep LANCZOS.
+# (docs/benchmarks.md). Thumbnails, where every pixel shows, keep LANCZOS.
 _MILD_FILTER = Image.Resampling.HAMMING
 _MILD_BELOW = 2.0
 _MILD_MIN_PIXELS = 500_000

@@ -7,7 +7,7 @@ them (gunicorn's workers, lighttpd's FastCGI backends). Without a folder
 (tests, the client API in a site's process) the values live in the process.
 The CDN queue's figures are computed when scraped, from the queue store.
 
-Cache hits served by lighttpd never reach Python; the README says how to
+Cache hits served by lighttpd never reach Python; docs/operations.md says how to
 count them.
 """
 

@@ -6,7 +6,7 @@ threads take turns decoding images then holds, after a flood, about one
 render's peak for every thread that ever rendered, not for every render slot.
 The server's threads allocate little with the GIL released (an image's
 buffers, a few times a render), so one shared arena costs no measurable
-speed; measured in ``scripts/bench.py``, see the README's benchmarks.
+speed; measured in ``scripts/bench.py``, see docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -1,0 +1,65 @@
+"""The manual: its configuration page is the settings table, and MkDocs builds every page (``./scripts/test``).
+
+``python -m tests.test_docs`` writes the configuration table again after a
+setting changes.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from huimages.config import SETTINGS_SPECS, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGURATION = ROOT / "docs" / "configuration.md"
+_HOME = Path("$HUIMAGES_HOME")
+#: Defaults the table shows in words: what Settings resolves them to depends on where it runs.
+_SHOWN = {"HUIMAGES_HOME": "`./huimages-data`", "HUIMAGES_CLIENT": "`auto`", "HUIMAGES_SIZES": "the named sizes"}
+
+
+def _default(value: Any) -> str:
+    if value is None or value in ("", (), {}):
+        return ""
+    if isinstance(value, bool):
+        return "`on`" if value else "`off`"
+    if isinstance(value, Path):
+        return f"`{str(value).replace(str(_HOME.resolve()), '$HUIMAGES_HOME')}`"
+    if isinstance(value, tuple):
+        return f"`{','.join(map(str, value))}`"
+    if isinstance(value, float) and value.is_integer():
+        return f"`{int(value)}`"
+    return f"`{value}`"
+
+
+def configuration_table() -> str:
+    """Every setting: its variable, its default, what it does, and whether it is a secret."""
+    defaults = Settings.at(_HOME)
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for spec in SETTINGS_SPECS:
+        shown = _SHOWN.get(spec.name) or _default(defaults.value_of(spec))
+        meaning = spec.help.replace("|", "\\|") + (" (a secret: never printed or logged)" if spec.secret else "")
+        lines.append(f"| `{spec.name}` | {shown} | {meaning} |")
+    return "\n".join(lines) + "\n"
+
+
+def test_the_configuration_page_is_the_settings_table() -> None:
+    page = CONFIGURATION.read_text()
+    found = re.search(r"<!-- settings -->\n(.*?)<!-- /settings -->", page, re.S)
+    assert found, "docs/configuration.md has no <!-- settings --> table"
+    assert found.group(1) == configuration_table(), "run: python -m tests.test_docs"
+    for spec in SETTINGS_SPECS:
+        assert f"| `{spec.name}` |" in found.group(1) and spec.help
+
+
+def test_every_page_is_in_the_navigation() -> None:
+    nav = (ROOT / "mkdocs.yml").read_text()
+    pages = {p.name for p in (ROOT / "docs").glob("*.md")}
+    assert pages == set(re.findall(r"\b([\w-]+\.md)\b", nav)), "mkdocs.yml's nav and docs/*.md differ"
+
+
+if __name__ == "__main__":
+    table = f"<!-- settings -->\n{configuration_table()}<!-- /settings -->"
+    page = CONFIGURATION.read_text()
+    CONFIGURATION.write_text(re.sub(r"<!-- settings -->\n.*?<!-- /settings -->", lambda _: table, page, flags=re.S))
