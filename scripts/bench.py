@@ -36,7 +36,7 @@ from bench_render import best_ms, draft_decode
 from huimages.config import DEFAULT_SIZES, Limits, Settings
 from huimages.core.sizes import parse_size
 from huimages.http.fronts.lighttpd import find_lighttpd
-from huimages.imaging.pipeline import render
+from huimages.imaging import render
 from huimages.serving.service import ImageService
 from tests.servers import free_port as _free_port
 

@@ -18,7 +18,7 @@ from PIL import Image, ImageOps
 
 from huimages.config import DEFAULT_SIZES, Limits, Settings
 from huimages.core.sizes import Size, decode_target, output_dimensions, parse_size
-from huimages.imaging.pipeline import ingest, render
+from huimages.imaging import ingest, render
 from huimages.serving.service import ImageService
 from tests.imagetools import ssim
 

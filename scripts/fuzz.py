@@ -40,7 +40,7 @@ with atheris.instrument_imports():
     from huimages.http.api import _json_object
     from huimages.http.kit import HttpError
     from huimages.http.ui.app import local_target
-    from huimages.imaging.pipeline import probe
+    from huimages.imaging import probe
     from huimages.serving.policy import SizePolicy
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ from PIL import Image, ImageCms
 from huimages.config import DEFAULT_SIZES, Limits
 from huimages.core.sizes import parse_size
 from huimages.errors import ImageTooLarge, InvalidImage
-from huimages.imaging.pipeline import probe, render, resample_filter
+from huimages.imaging import probe, render, resample_filter
 from tests.imagetools import assert_similar, decode, encode, jpeg, pattern, with_orientation
 
 LIMITS = Limits(max_pixels=50_000_000, max_upload_bytes=64 << 20)

@@ -13,7 +13,7 @@ from huimages.config import DEFAULT_SIZES, Limits, Settings
 from huimages.core.sizes import parse_size
 from huimages.errors import ConfigurationError, ImageNotFound
 from huimages.http.app import create_app
-from huimages.imaging.pipeline import render
+from huimages.imaging import render
 from huimages.ops.cli import main
 from tests.imagetools import decode, encode, pattern, photo, ssim, with_orientation
 from tests.servers import site_settings

@@ -16,7 +16,7 @@ from huimages.core.units import parse_bytes
 from huimages.ops.cli import main
 from huimages.serving.prune import access_clock, plan, prune, sweep_temporaries
 from tests.imagetools import decode, jpeg
-from tests.servers import free_port, get, running
+from tests.servers import get, huimages_serve
 
 HOUR = 3600
 
@@ -99,16 +99,13 @@ def test_prune_command(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 def test_prune_while_serving_and_the_start_up_sweep(tmp_path: Path) -> None:
-    port = free_port()
-    env = {"HUIMAGES_HOME": str(tmp_path), "IMAGESERVERURL": f"http://127.0.0.1:{port}/"}
-    settings = Settings.from_env(env)
+    settings = Settings.from_env({"HUIMAGES_HOME": str(tmp_path)})
     ids = [Client(settings).save_image(jpeg(640 + n, 480)) for n in range(4)]
     stale = aged(settings.paths.cache_dir / "240x160" / f".{ids[0]}.jpeg.zz11.tmp", 2 * HOUR)
     fresh = aged(settings.paths.cache_dir / "240x160" / f".{ids[1]}.jpeg.zz22.tmp", 10)
     paths = [f"/{size}/{image_id}.jpeg" for image_id in ids for size in ("small", "medium", "200x200!")]
-    argv = [sys.executable, "-m", "huimages", "serve", "--port", str(port), "--workers", "2"]
     prune_argv = [sys.executable, "-m", "huimages", "prune", "--max-bytes", "0"]
-    with running(argv, port, tmp_path / "serve.log", env):
+    with huimages_serve(tmp_path) as (port, env):
         deadline = time.monotonic() + 10
         while stale.exists():  # swept at start-up, in the background
             assert time.monotonic() < deadline, "the start-up sweep left a stale temporary file"
@@ -162,24 +159,20 @@ def test_one_prune_at_a_time(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 def test_a_server_keeps_its_cache_within_its_bound(tmp_path: Path) -> None:
-    port = free_port()
     bound = 150 * 1024
     env = {
-        "HUIMAGES_HOME": str(tmp_path),
-        "IMAGESERVERURL": f"http://127.0.0.1:{port}/",
         "HUIMAGES_CACHE_MAX_BYTES": str(bound),
         "HUIMAGES_CACHE_PRUNE_INTERVAL": "5",
         "HUIMAGES_UNSIGNED_RENDERS_PER_MINUTE": "0",
         "HUIMAGES_UNSIGNED_MB_PER_MINUTE": "0",
         "HUIMAGES_UNSIGNED_SIZES_PER_IMAGE": "0",
     }
-    settings = Settings.from_env(env)
+    settings = Settings.from_env({"HUIMAGES_HOME": str(tmp_path), **env})
     from tests.imagetools import encode, photo
 
     image_id = Client(settings).save_image(encode(photo(1200, 900), "JPEG", quality=90))
-    argv = [sys.executable, "-m", "huimages", "serve", "--port", str(port), "--workers", "2"]
     written = 0
-    with running(argv, port, tmp_path / "serve.log", env):
+    with huimages_serve(tmp_path, env=env) as (port, _):
         for n in range(40):
             status, _, body = get(port, f"/{300 + 10 * n}x{300 + 10 * n}/{image_id}.jpeg")
             assert status == 200 and decode(body).size[0] == 300 + 10 * n

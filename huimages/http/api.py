@@ -36,7 +36,7 @@ from huimages.core.text import MAX_DEPTH, check_value
 from huimages.errors import InvalidText
 from huimages.http.kit import Environ, HttpError, StartResponse, bearer, json_response
 from huimages.http.routes import Handler, Request, Route
-from huimages.imaging.pipeline import Ingested, ingest
+from huimages.imaging import Ingested, ingest
 from huimages.serving.service import ImageService
 
 _CHUNK = 64 * 1024

@@ -55,10 +55,14 @@ class Router:
     def __init__(self, routes: Iterable[Route], fallback: Handler) -> None:
         self.routes = [(route, route.regex()) for route in routes]
         self.fallback = fallback  # for a path no route matches (the image URLs, whose grammar is their own)
+        # The first path segments the routes begin with: an image URL, which starts with a size, skips the table.
+        self.heads = frozenset(_head(route.pattern) for route, _ in self.routes)
 
     def resolve(self, path: str, method: str) -> tuple[Handler, dict[str, str]]:
         """The handler of ``method`` on ``path`` and the path's parameters (the fallback where no route matches);
         405 with ``Allow`` for a path whose routes take other methods."""
+        if _head(path) not in self.heads:
+            return self.fallback, {}
         allowed: list[str] = []
         for route, regex in self.routes:
             found = regex.fullmatch(path)
@@ -73,3 +77,8 @@ class Router:
         order = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
         allow = ", ".join(sorted(allowed, key=lambda m: order.index(m) if m in order else len(order)))
         raise HttpError("405 Method Not Allowed", f"{method} is not allowed here", [("Allow", allow)])
+
+
+def _head(path: str) -> str:
+    """The first segment of a path: ``ui`` of ``/ui/images/x``, ``healthz`` of ``/healthz``."""
+    return path[1:].partition("/")[0]

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from huimages.catalog.base import Catalog
 from huimages.core.ids import matches
 from huimages.errors import CorruptOriginal, HuImagesError
-from huimages.imaging.pipeline import probe_header
+from huimages.imaging import probe_header
 from huimages.originals.base import OriginalsStore
 from huimages.originals.couchdb import CouchAttachmentStore
 from huimages.originals.s3 import S3Store

@@ -25,7 +25,7 @@ from huimages.core.sizes import Size, decode_target, output_dimensions, parse_si
 from huimages.core.text import check_metadata
 from huimages.core.urls import image_path
 from huimages.errors import ConfigurationError, HuImagesError, ImageNotFound, InvalidImage
-from huimages.imaging.pipeline import (
+from huimages.imaging import (
     Deadline,
     Ingested,
     Rendered,

@@ -69,7 +69,7 @@ def _migrate_couch(settings: Settings, target: Any, batch: int, workers: int, de
     queue = open_queue(settings)
     if isinstance(queue, CouchQueue):
         click.echo(f"CDN queue records moved out of the image database: {queue.move_from_image_database()}")
-    from huimages.imaging.pipeline import make_master
+    from huimages.imaging import make_master
 
     legacy = open_legacy(settings)
     side = settings.master_side
