@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from huimages.config import SETTINGS_SPECS, Settings
+from tests.pages import generated, regenerate
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGURATION = ROOT / "docs" / "configuration.md"
@@ -45,12 +46,10 @@ def configuration_table() -> str:
 
 
 def test_the_configuration_page_is_the_settings_table() -> None:
-    page = CONFIGURATION.read_text()
-    found = re.search(r"<!-- settings -->\n(.*?)<!-- /settings -->", page, re.S)
-    assert found, "docs/configuration.md has no <!-- settings --> table"
-    assert found.group(1) == configuration_table(), "run: python -m tests.test_docs"
+    table = generated(CONFIGURATION, "settings")
+    assert table == configuration_table(), "run: python -m tests.test_docs"
     for spec in SETTINGS_SPECS:
-        assert f"| `{spec.name}` |" in found.group(1) and spec.help
+        assert f"| `{spec.name}` |" in table and spec.help
 
 
 def test_every_page_is_in_the_navigation() -> None:
@@ -60,6 +59,4 @@ def test_every_page_is_in_the_navigation() -> None:
 
 
 if __name__ == "__main__":
-    table = f"<!-- settings -->\n{configuration_table()}<!-- /settings -->"
-    page = CONFIGURATION.read_text()
-    CONFIGURATION.write_text(re.sub(r"<!-- settings -->\n.*?<!-- /settings -->", lambda _: table, page, flags=re.S))
+    regenerate(CONFIGURATION, "settings", configuration_table())

@@ -9,9 +9,10 @@ circles. docs/architecture.md carries the table of floors made here:
 from __future__ import annotations
 
 import ast
-import re
 from collections.abc import Iterator
 from pathlib import Path
+
+from tests.pages import generated, regenerate
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "huimages"
@@ -162,13 +163,8 @@ def floors_table() -> str:
 
 
 def test_the_architecture_page_shows_these_floors() -> None:
-    page = ARCHITECTURE.read_text()
-    found = re.search(r"<!-- floors -->\n(.*?)<!-- /floors -->", page, re.S)
-    assert found, "docs/architecture.md has no <!-- floors --> table"
-    assert found.group(1) == floors_table(), "run: python -m tests.test_layers"
+    assert generated(ARCHITECTURE, "floors") == floors_table(), "run: python -m tests.test_layers"
 
 
 if __name__ == "__main__":
-    table = f"<!-- floors -->\n{floors_table()}<!-- /floors -->"
-    page = ARCHITECTURE.read_text()
-    ARCHITECTURE.write_text(re.sub(r"<!-- floors -->\n.*?<!-- /floors -->", lambda _: table, page, flags=re.S))
+    regenerate(ARCHITECTURE, "floors", floors_table())
