@@ -293,7 +293,8 @@ class FaultProxy:
 
     ``mode``: ``"pass"`` (every answer held back by ``delay`` seconds, a
     network round trip), ``"503"`` (answers every request with an HTTP 503
-    itself), ``"drop"`` (resets every connection without a byte). Switching
+    itself), ``"drop"`` (resets every connection without a byte), ``"hang"``
+    (accepts, reads, and never answers: a hung server). Switching
     to a fault also resets the connections open at the time (kept-alive ones
     too), as a failing backend does.
     """
@@ -329,6 +330,11 @@ class FaultProxy:
                     client_writer.write(head.encode() + b"\r\n\r\n" + body)
                     await client_writer.drain()
                 client_writer.close()
+            elif self._mode == "hang":
+                with contextlib.suppress(ConnectionError, OSError):
+                    while await client_reader.read(65536):  # read all it sends, answer nothing
+                        pass
+                client_writer.close()
             else:
                 client_writer.transport.abort()  # RST: the connection dropped
 
@@ -360,7 +366,7 @@ class FaultProxy:
 
     @mode.setter
     def mode(self, mode: str) -> None:
-        assert mode in ("pass", "503", "drop"), mode
+        assert mode in ("pass", "503", "drop", "hang"), mode
         self._mode = mode
         if mode != "pass":
             done = threading.Event()

@@ -40,12 +40,25 @@ _UNREACHABLE = (
 )
 
 
+#: Attempts of one S3 call: a refused or dropped connection and a 503 are tried once more.
+ATTEMPTS = 2
+
+
 def make_client(settings: Settings, service: str = "s3") -> Any:
-    """A boto3 client for ``service`` with the settings' credentials, bounded timeouts and retries."""
+    """A boto3 client for ``service`` with the settings' credentials, and every call bounded by the backend timeout.
+
+    Both attempts of a call against a server that accepts and never answers,
+    and the pause between them (botocore's, under a second), end within
+    ``HUIMAGES_BACKEND_TIMEOUT``: each attempt may wait for a byte for half of
+    what is left after that pause. A slow but moving transfer is not cut: the
+    timeout is per read, not per object.
+    """
+    timeout = settings.backend_timeout
+    per_attempt = max(0.5, (timeout - 1.0) / ATTEMPTS)
     config = Config(
-        retries={"mode": "standard", "max_attempts": 3},
-        connect_timeout=min(3.0, settings.backend_timeout),
-        read_timeout=settings.backend_timeout * 3,
+        retries={"mode": "standard", "total_max_attempts": ATTEMPTS},
+        connect_timeout=min(3.0, per_attempt),
+        read_timeout=per_attempt,
         max_pool_connections=32,
         # Checksums are sent explicitly (SHA-1 = the ID for originals); no
         # aws-chunked bodies, which several S3-compatible stores do not accept.
