@@ -11,6 +11,7 @@ restarted (``test_production``), and a FastCGI backend killed mid-render
 """
 
 import concurrent.futures
+import io
 import json
 import os
 import random
@@ -25,6 +26,7 @@ import pytest
 from PIL import Image
 
 import huimages.serving.cache
+from huimages.catalog.sqlite import SQLiteCatalog
 from huimages.client import Client
 from huimages.config import Settings
 from huimages.core.ids import compute_id
@@ -323,3 +325,31 @@ def test_24_concurrent_misses_of_a_7000x7000_image_stay_bounded_through_lighttpd
     assert set(statuses) <= {200, 403, 429, 503}, statuses
     assert statuses.count(403) == 4  # 20 unsigned sizes of one image, then the per-image budget
     assert sum(peaks) < 1200 * 2**20, f"backends peaked at {[p // 2**20 for p in peaks]} MB (2,760 MB before)"
+
+
+def test_a_full_catalog_disk_is_named_so_never_as_a_rollback_error(tmp_path: Path) -> None:
+    """SQLite rolls a transaction back itself when the disk is full: the answer names the full disk (503)."""
+    settings = Settings.at(tmp_path, upload_token="upload-token-of-the-full-disk", server_url="http://img.test/")
+    client = Client(settings)
+    image_id = client.save_image(jpeg(320, 240))
+    catalog = client.service.catalog
+    assert isinstance(catalog, SQLiteCatalog)
+    with catalog.file.errors() as conn:  # the file may not grow by a page more: SQLite's SQLITE_FULL, as on a full disk
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages}")
+    app = create_app(service=client.service)
+    body = json.dumps({"title": "x" * 60_000}).encode()
+    answer = call(
+        app,
+        f"/images/{image_id}",
+        method="PATCH",
+        headers={"Authorization": "Bearer upload-token-of-the-full-disk"},
+        CONTENT_TYPE="application/json",
+        CONTENT_LENGTH=str(len(body)),
+        **{"wsgi.input": io.BytesIO(body)},
+    )
+    assert answer.status == 503 and answer.headers["Retry-After"], answer.text
+    assert "no space left" in answer.text and "rollback" not in answer.text
+    with pytest.raises(DiskFull):
+        client.save_image(jpeg(900, 700), title="y" * 60_000)
+    assert catalog.get(image_id)["title"] == []  # nothing half-written

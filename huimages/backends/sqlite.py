@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from huimages.errors import BackendUnavailable, StorageError
+from huimages.errors import BackendUnavailable, DiskFull, StorageError
 from huimages.telemetry import metrics
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ def _use_wal(conn: sqlite3.Connection, patience: float) -> None:
 
 
 _CHUNK = 500  # SQLite's limit on bound parameters is 999
+_SQLITE_FULL = 13  # "database or disk is full": the disk, a quota, or the file's page limit
 
 
 def select_in(conn: sqlite3.Connection, query: str, values: Sequence[str]) -> Iterator[Any]:
@@ -84,6 +85,8 @@ class SQLiteFile:
                 yield self._connection()
             except sqlite3.OperationalError as exc:  # locked too long, disk full: passes (the log names the file)
                 logger.error("%s: %s", self.path, exc)
+                if getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL:
+                    raise DiskFull(self.backend) from exc
                 raise BackendUnavailable(self.backend, str(exc)) from exc
             except sqlite3.DatabaseError as exc:
                 raise StorageError(self.backend, f"{self.path}: {exc}") from exc
@@ -99,5 +102,6 @@ class SQLiteFile:
                 yield conn
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # SQLite has rolled back itself after some errors (a full disk)
+                    conn.execute("ROLLBACK")
                 raise
