@@ -7,6 +7,7 @@ upload token, against a running server over the images API.
 
 import dataclasses
 import datetime
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,8 +28,8 @@ from huimages.errors import (
 )
 from huimages.http.app import create_app
 from huimages.serving.service import ImageService
-from tests.imagetools import decode, encode, jpeg, pattern, with_orientation
-from tests.servers import wsgi_thread
+from tests.imagetools import decode, encode, jpeg, pattern, photo, with_orientation
+from tests.servers import FaultProxy, wsgi_thread
 
 TOKEN = "client-suite-upload-token"
 
@@ -266,3 +267,25 @@ def test_module_functions_over_http(service: ImageService, monkeypatch: pytest.M
             assert service.catalog.count() == 0
         finally:
             huimages.reset_default_client()
+
+
+def test_a_slow_upload_is_waited_for_and_one_stored_anyway_is_reported_stored(service: ImageService) -> None:
+    """Each answer of the server comes 1.5 s late (a slow link), against a backend timeout of 1 s."""
+    served = dataclasses.replace(service, settings=dataclasses.replace(service.settings, upload_token=TOKEN))
+    with wsgi_thread(create_app(service=served)) as base:
+        proxy = FaultProxy(int(base.rstrip("/").rsplit(":", 1)[1]), delay=1.5)
+        env = {"IMAGESERVERURL": proxy.endpoint + "/", "HUIMAGES_UPLOAD_TOKEN": TOKEN, "HUIMAGES_BACKEND_TIMEOUT": "1"}
+        client = Client(Settings.from_env(env))
+        large = encode(photo(2000, 1500, seed=7), "JPEG", quality=98)  # over 1 MB: the wait grows past 2 s
+        assert len(large) > 1_000_000
+        assert client.save_image(large) == compute_id(large)
+        # A small upload waits about 1 s only; the answer comes at 3 s. The server has stored it
+        # meanwhile, and a look-up by its ID (on a link that is fast again) says so.
+        proxy.delay = 3.0
+        small = jpeg(300, 200)
+        threading.Timer(0.5, lambda: setattr(proxy, "delay", 0.0)).start()
+        assert client.save_image(small) == compute_id(small)
+    assert service.catalog.find_many([compute_id(large), compute_id(small)]).keys() == {
+        compute_id(large),
+        compute_id(small),
+    }

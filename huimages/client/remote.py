@@ -25,7 +25,7 @@ from typing import Any
 from huimages.catalog.records import Doc, format_timestamp
 from huimages.config import Settings
 from huimages.core.formats import Format
-from huimages.core.ids import validate_id
+from huimages.core.ids import compute_id, validate_id
 from huimages.core.sizes import Size
 from huimages.errors import (
     BackendUnavailable,
@@ -41,6 +41,8 @@ from huimages.errors import (
 )
 
 BATCH = 100  # records per GET /images?ids=
+#: How fast an upload is assumed to be decoded and stored at the least: the answer's wait grows by a second per MB.
+UPLOAD_BYTES_PER_SECOND = 1_000_000
 _BACKEND = "image server"
 
 
@@ -73,8 +75,27 @@ class RemoteImages:
         fields = _metadata(timestamp, title, references, typ)
         kind = content_type_hint if (content_type_hint or "").startswith("image/") else "application/octet-stream"
         body, content_type = _multipart(fields, filename or "image", str(kind), bytes(data))
-        answer = self._call("POST", "/images", body, content_type)
+        # The server decodes and stores the whole body before it answers: the wait grows with it.
+        waiting = self.timeout + len(body) / UPLOAD_BYTES_PER_SECOND
+        try:
+            answer = self._call("POST", "/images", body, content_type, timeout=waiting)
+        except BackendUnavailable as exc:
+            return self._stored_after_all(compute_id(bytes(data)), waiting, exc)
         image_id = str(answer["images"][0]["id"])
+        self._forget(image_id)
+        return image_id
+
+    def _stored_after_all(self, image_id: str, waited: float, failure: BackendUnavailable) -> str:
+        """After an upload went unanswered: its ID if the server stored it anyway (IDs are content addresses)."""
+        try:
+            self._call("GET", f"/images/{image_id}", image_id=image_id)
+        except HuImagesError:
+            raise BackendUnavailable(
+                _BACKEND,
+                f"{self.base} did not answer the upload within {waited:.0f} s and has not stored {image_id}"
+                " (yet); upload it again (storing the same bytes twice is harmless)",
+                failure.retry_after,
+            ) from failure
         self._forget(image_id)
         return image_id
 
@@ -135,7 +156,7 @@ class RemoteImages:
     def derivative_bytes(self, size: Size, image_id: str, url: str) -> bytes:
         """The bytes at the derivative's URL on the server."""
         request = urllib.request.Request(url, method="GET")
-        with self._open(request, None) as response:
+        with self._open(request, None, self.timeout) as response:
             return bytes(response.read())
 
     def random_id(self) -> str:
@@ -173,12 +194,13 @@ class RemoteImages:
         body: bytes | None = None,
         content_type: str | None = None,
         image_id: str | None = None,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
         request = urllib.request.Request(self.base + path.lstrip("/"), data=body, headers=headers, method=method)
-        with self._open(request, image_id) as response:
+        with self._open(request, image_id, timeout or self.timeout) as response:
             raw = response.read()
         if not raw:
             return {}
@@ -187,9 +209,9 @@ class RemoteImages:
             raise StorageError(_BACKEND, f"{method} {path}: the answer is not a JSON object")
         return answer
 
-    def _open(self, request: urllib.request.Request, image_id: str | None) -> Any:
+    def _open(self, request: urllib.request.Request, image_id: str | None, timeout: float) -> Any:
         try:
-            return urllib.request.urlopen(request, timeout=self.timeout)
+            return urllib.request.urlopen(request, timeout=timeout)
         except urllib.error.HTTPError as exc:
             with exc:
                 raise _error(exc.code, _read_error(exc), image_id, self.base, exc.headers.get("Retry-After")) from None
