@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from huimages.backends.files import TEMP_SUFFIX
 from huimages.client import Client
 from huimages.config import Settings
 from huimages.core.units import parse_bytes
 from huimages.ops.cli import main
-from huimages.serving.prune import access_clock, plan, prune, sweep_temporaries
+from huimages.serving.prune import AutoPruner, access_clock, plan, prune, sweep_temporaries
 from tests.imagetools import decode, jpeg
 from tests.servers import get, huimages_serve
 
@@ -136,12 +137,13 @@ def test_cache_command(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["size", "format", "files", "bytes", "oldest", "newest"]
-    rows = {tuple(line.split()[:3]) for line in lines[1:-2]}
+    rows = {tuple(line.split()[:3]) for line in lines[1:-3]}
     assert rows == {("240x160", "(small)", "jpeg"), ("240x160", "(small)", "webp"), ("300x300", "jpeg", "1")} | {
         ("75x75!", "(square)", "jpeg")
     }
-    assert lines[-2].split()[:2] == ["total", "4"]
-    assert lines[-1].startswith("temporary files: 1 (") and "1 older than 1 h" in lines[-1]
+    assert lines[-3].split()[:2] == ["total", "4"]
+    assert lines[-2].startswith("temporary files: 1 (") and "1 older than 10 min" in lines[-2]
+    assert lines[-1].startswith("temporary files beside the cache") and ": 0 (0 bytes), 0 older" in lines[-1]
 
 
 def test_one_prune_at_a_time(tmp_path: Path) -> None:
@@ -196,3 +198,19 @@ def test_prune_the_local_copies_of_s3_originals(tmp_path: Path) -> None:
     assert "originals cache: removed 2 files" in result.stdout
     assert not old.exists() and not master.exists() and new.exists()
     assert "cache:" not in result.stdout.replace("originals cache:", "")  # no bound given for the derivatives
+
+
+def test_temporaries_beside_the_cache_are_counted_and_the_self_pruning_cache_sweeps_them(tmp_path: Path) -> None:
+    """A killed writer's file in the originals cache: counted by `huimages cache`, gone at the next self-prune."""
+    settings = Settings.at(tmp_path, cache_max_bytes=50_000_000)
+    copies, masters = settings.paths.originals_cache_dir, settings.paths.home / "masters"
+    killed = aged(copies / "AB" / f".ABCD.zz11{TEMP_SUFFIX}", 11 * 60, b"x" * 8_000_000)  # older than ten minutes
+    writing = aged(masters / "2048" / f".EFGH.zz22{TEMP_SUFFIX}", 30, b"x" * 4096)  # being written now
+    result = CliRunner(env={"HUIMAGES_HOME": str(tmp_path)}).invoke(main, ["cache"])
+    assert result.exit_code == 0, result.output
+    assert (
+        "temporary files beside the cache (originals, masters, local copies of S3 originals): 2 (7.6 MB), 1 older"
+        in (result.stdout)
+    )
+    assert AutoPruner(settings).run_once()  # what the server's pruner thread starts every interval
+    assert not killed.exists() and writing.exists()

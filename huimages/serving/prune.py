@@ -32,8 +32,10 @@ from huimages.config import Settings
 
 logger = logging.getLogger(__name__)
 
-#: A temporary file older than this was left by a writer that was killed (a write takes seconds at most).
-TEMP_MAX_AGE = 3600.0
+#: A temporary file older than this was left by a writer that was killed: a write takes seconds at most
+#: (a 64 MB original, a master, a copy from S3), so ten minutes leave a wide margin, and the self-pruning
+#: cache (its prunes sweep them too) gives back a killed writer's space within an interval of that.
+TEMP_MAX_AGE = 600.0
 _LINK_SUFFIX = ".link"  # a named size's link being made (``DerivativeCache.link_name``)
 
 
@@ -69,6 +71,33 @@ def sweep_temporaries(
     """Remove the hidden temporary files older than ``min_age`` under ``folders`` (killed writers left them)."""
     now = time.time() if now is None else now
     report = SweepReport()
+    for path, stat in _temporaries(folders):
+        if now - stat.st_mtime < min_age:
+            continue
+        if not dry_run:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                continue
+        report.files += 1
+        report.bytes += disk_bytes(stat)
+    if report.files:
+        logger.info("removed %d stale temporary files (%d bytes)", report.files, report.bytes)
+    return report
+
+
+def count_temporaries(folders: Iterable[Path], *, now: float | None = None) -> tuple[Shelf, int]:
+    """The hidden temporary files under ``folders``, and how many of them are older than ``TEMP_MAX_AGE``."""
+    now = time.time() if now is None else now
+    found, stale = Shelf(), 0
+    for _path, stat in _temporaries(folders):
+        found.add(stat)
+        stale += now - stat.st_mtime >= TEMP_MAX_AGE
+    return found, stale
+
+
+def _temporaries(folders: Iterable[Path]) -> Iterator[tuple[str, os.stat_result]]:
+    """Each hidden temporary file under ``folders``, with its ``lstat``."""
     for folder in folders:
         for dirpath, _dirnames, filenames in os.walk(folder):
             for name in filenames:
@@ -77,17 +106,9 @@ def sweep_temporaries(
                 path = os.path.join(dirpath, name)
                 try:
                     stat = os.lstat(path)
-                    if now - stat.st_mtime < min_age:
-                        continue
-                    if not dry_run:
-                        os.unlink(path)
                 except FileNotFoundError:
                     continue
-                report.files += 1
-                report.bytes += disk_bytes(stat)
-    if report.files:
-        logger.info("removed %d stale temporary files (%d bytes)", report.files, report.bytes)
-    return report
+                yield path, stat
 
 
 def temporary_folders(settings: Settings) -> list[Path]:

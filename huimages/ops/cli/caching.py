@@ -61,6 +61,7 @@ def _prune(
 def cache() -> None:
     """What the derivative cache holds: files and bytes per size and format, oldest and newest, temporary files."""
     from huimages.core.units import human_bytes
+    from huimages.serving import prune as pruning
     from huimages.serving.prune import TEMP_MAX_AGE, inventory
 
     settings = _settings()
@@ -81,7 +82,13 @@ def cache() -> None:
     click.echo(f"{'total':29} {files:>9,} {human_bytes(sum(shelf.bytes for shelf in shelves.values())):>10}")
     click.echo(
         f"temporary files: {temporary.files} ({human_bytes(temporary.bytes)}), {stale} older than"
-        f" {TEMP_MAX_AGE / 3600:.0f} h (left by killed writers; `huimages prune` removes them)"
+        f" {TEMP_MAX_AGE / 60:.0f} min (left by killed writers; `huimages prune` removes them)"
+    )
+    elsewhere = [folder for folder in pruning.temporary_folders(settings) if folder != settings.paths.cache_dir]
+    others, stale_others = pruning.count_temporaries(elsewhere)
+    click.echo(
+        f"temporary files beside the cache (originals, masters, local copies of S3 originals): {others.files}"
+        f" ({human_bytes(others.bytes)}), {stale_others} older than {TEMP_MAX_AGE / 60:.0f} min"
     )
 
 
