@@ -110,7 +110,7 @@ class LocalImages:
         self.service.delete(image_id)
 
     def record(self, image_id: str) -> Doc:
-        return self.service.catalog.get_live(image_id)
+        return self.service.record(image_id)
 
     def document(self, image_id: str) -> Doc:
         return self.service.catalog.get(image_id)
@@ -129,13 +129,13 @@ class LocalImages:
         return self.service.derivative(size, image_id).read()  # no HTTP round trip
 
     def random_id(self) -> str:
-        return self.service.catalog.random_id()
+        return self.service.random_image()
 
     def next_id(self, image_id: str) -> str:
-        return self.service.catalog.next_id(image_id)
+        return self.service.neighbour(image_id, following=True)
 
     def previous_id(self, image_id: str) -> str:
-        return self.service.catalog.previous_id(image_id)
+        return self.service.neighbour(image_id, following=False)
 
 
 class Client:
