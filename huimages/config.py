@@ -209,6 +209,7 @@ class Settings:
     log_format: str = "text"
     cache_max_bytes: int = 0  # 0: no bound (prune from cron, or not at all)
     cache_prune_interval: float = 300.0
+    housekeeping_interval: float = 60.0  # finishing deletes and uploads that faults left undone
     client_mode: str = "local"  # from_env resolves "auto" (see _client_mode)
     remote_cache_seconds: float = 30.0
     lighttpd: str = ""  # the binary; empty: lighttpd on PATH or in the usual sbin folders
@@ -481,6 +482,12 @@ SETTINGS_SPECS: tuple[_Spec, ...] = (
         "cache_prune_interval",
         _positive_float,
         "seconds between the server's prunes (sooner when it wrote a tenth of the bound, not under a tenth of this)",
+    ),
+    _Spec(
+        "HUIMAGES_HOUSEKEEPING_INTERVAL",
+        "housekeeping_interval",
+        _non_negative_float,
+        "seconds between a server's housekeeping: deletes and uploads a fault left unfinished are finished; 0: never",
     ),
     _Spec("HUIMAGES_SIZE_POLICY", "signing.policy", str, "open (any size) or named (named and allowed sizes only)"),
     _Spec("HUIMAGES_ALLOWED_SIZES", "signing.allowed_sizes", _csv_list, "sizes allowed without a signature"),

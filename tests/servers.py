@@ -245,7 +245,12 @@ class SeaweedS3(ManagedServer):
         import uuid
 
         name = f"test-{uuid.uuid4().hex[:16]}"
-        self.client().create_bucket(Bucket=name)
+        client = self.client()
+        client.create_bucket(Bucket=name)
+        # SeaweedFS makes a bucket's volumes at its first write, which can take longer than the
+        # short backend timeouts of the fault tests: one write here, so that tests time their own.
+        client.put_object(Bucket=name, Key=".warm", Body=bytes(256 * 1024))  # not inlined in the filer
+        client.delete_object(Bucket=name, Key=".warm")
         return name
 
     def settings_env(self, bucket: str) -> dict[str, str]:

@@ -353,3 +353,4 @@ def test_a_full_catalog_disk_is_named_so_never_as_a_rollback_error(tmp_path: Pat
     with pytest.raises(DiskFull):
         client.save_image(jpeg(900, 700), title="y" * 60_000)
     assert catalog.get(image_id)["title"] == []  # nothing half-written
+    assert not client.service.originals.exists(compute_id(jpeg(900, 700)))  # nor an original without its record

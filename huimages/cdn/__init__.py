@@ -30,10 +30,8 @@ def open_queue(settings: Settings, couch: CouchServer | None = None) -> QueueSto
     return SQLiteQueue(settings.paths.catalog_file)
 
 
-def open_publisher(
-    settings: Settings, source: DerivativeSource, couch: CouchServer | None = None
-) -> CdnPublisher | None:
-    """The publisher when ``CDN_BUCKET`` and ``CDN_URL`` are set, else None."""
+def open_publisher(settings: Settings, source: DerivativeSource, queue: QueueStore) -> CdnPublisher | None:
+    """The publisher (over ``queue``) when ``CDN_BUCKET`` and ``CDN_URL`` are set, else None."""
     if not settings.cdn.enabled:
         return None
     from huimages.backends.s3 import Bucket, make_client
@@ -46,7 +44,7 @@ def open_publisher(
         invalidate = cloudfront_invalidator(
             make_client(settings, "cloudfront"), settings.cdn.cloudfront_distribution_id
         )
-    return CdnPublisher(settings.cdn, open_queue(settings, couch), bucket, source, invalidate=invalidate)
+    return CdnPublisher(settings.cdn, queue, bucket, source, invalidate=invalidate)
 
 
 __all__ = ["CdnPublisher", "FlushReport", "QueueStore", "RunReport", "open_publisher", "open_queue"]

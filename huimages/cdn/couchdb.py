@@ -159,6 +159,13 @@ class CouchQueue(QueueStore):
         rows = self.couch.view(self.name, "states", reduce=False, startkey=[state], endkey=[state, {}])
         return [str(row.id) for row in rows]
 
+    def _with_prefix(self, prefix: str, after: str | None, limit: int) -> list[tuple[str, Record]]:
+        with self.couch.errors(self.name, "read queue records"):
+            rows = self._db().view(
+                "_all_docs", startkey=after or prefix, endkey=prefix + "\ufff0", include_docs=True, limit=limit + 1
+            )
+            return [(str(row.id), dict(row.doc)) for row in rows if row.id != after and row.doc][:limit]
+
     def ping(self) -> None:
         with self.couch.errors(self.name, "reach the server"):
             self._db().info()

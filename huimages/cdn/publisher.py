@@ -119,17 +119,15 @@ class CdnPublisher:
         version = self.store.size_version(size_token)
         return self.store.enqueue_many(size_token, image_ids, version, self.clock(), fmt.name)
 
-    def forget_image(self, image_id: str) -> int:
-        """A deleted image: its uploaded objects leave the CDN bucket, its queue records go; returns objects deleted."""
-        items = self.store.derivatives_of(image_id)
-        uploaded = [item for item in items if item.state == UPLOADED]
-        for item in uploaded:
-            self.bucket.delete(item.key)
-        self.store.remove(items)
+    def forget_lookups(self, image_id: str) -> None:
+        """A deleted image: this process's look-ups of its derivatives go (the store says ``deleting`` now)."""
         with self._lock:
             for key in [k for k in self._lookups if k[1] == image_id]:  # every size and format
                 del self._lookups[key]
-        return len(uploaded)
+
+    def delete_object(self, item: Derivative) -> None:
+        """Remove a derivative's object from the CDN bucket (one that is not there is not an error)."""
+        self.bucket.delete(item.key)
 
     # -- queue runs -----------------------------------------------------------
 

@@ -2,8 +2,9 @@
 
 Every record is a JSON document under a key: ``derivative:<size>:<id>`` (one
 JPEG derivative's way to the CDN bucket; ``derivative:<size>:<id>.<format>``
-for the other formats), ``size:<size>`` (a size's version) and
-``lease:<name>`` (who runs the queue). The shapes are those the CouchDB
+for the other formats), ``size:<size>`` (a size's version),
+``lease:<name>`` (who runs the queue) and ``removal:<id>`` (a delete that
+is not finished yet: what remains is found again from the stores). The shapes are those the CouchDB
 catalog kept in the image database before the queue got a database of its own.
 """
 
@@ -15,7 +16,8 @@ from typing import Any
 QUEUED = "queued"
 UPLOADED = "uploaded"
 PARKED = "parked"
-STATES = (QUEUED, UPLOADED, PARKED)
+DELETING = "deleting"  # its image is being deleted: never a CDN URL again, the object leaves the bucket
+STATES = (QUEUED, UPLOADED, PARKED, DELETING)
 KEY_PREFIXES = ("derivative:", "lease:", "size:")
 
 Record = dict[str, Any]
@@ -32,6 +34,13 @@ def size_key(size: str) -> str:
 
 def lease_key(name: str) -> str:
     return f"lease:{name}"
+
+
+REMOVAL_PREFIX = "removal:"
+
+
+def removal_key(image_id: str) -> str:
+    return f"{REMOVAL_PREFIX}{image_id}"
 
 
 @dataclasses.dataclass
@@ -79,3 +88,27 @@ class Derivative:
 class QueueStats:
     counts: dict[str, int]
     oldest_queued_at: float | None
+
+
+@dataclasses.dataclass
+class Removal:
+    """A delete that could not reach every store yet; finished by the next queue run or sweep."""
+
+    image_id: str
+    since: float
+    attempts: int = 0
+    next_attempt: float = 0.0
+    last_error: str = ""
+
+    def as_record(self) -> Record:
+        return {"huimages": "removal", **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_record(cls, record: Record) -> Removal:
+        return cls(
+            image_id=str(record["image_id"]),
+            since=float(record["since"]),
+            attempts=int(record.get("attempts", 0)),
+            next_attempt=float(record.get("next_attempt", 0.0)),
+            last_error=str(record.get("last_error", "")),
+        )

@@ -135,6 +135,15 @@ class SQLiteQueue(QueueStore):
         with self.file.errors() as conn:
             return [str(key) for (key,) in conn.execute("SELECT key FROM cdn_records WHERE state = ?", (state,))]
 
+    def _with_prefix(self, prefix: str, after: str | None, limit: int) -> list[tuple[str, Record]]:
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)  # the first key past every key with the prefix
+        with self.file.errors() as conn:
+            rows = conn.execute(
+                "SELECT key, doc FROM cdn_records WHERE key >= ? AND key > ? AND key < ? ORDER BY key LIMIT ?",
+                (prefix, after or "", end, limit),
+            ).fetchall()
+        return [(str(key), json.loads(doc)) for key, doc in rows]
+
     def ping(self) -> None:
         with self.file.errors() as conn:
             conn.execute("SELECT 1 FROM cdn_records LIMIT 1").fetchall()

@@ -1,9 +1,9 @@
 """The CDN queue store: queue, leases and size versions, written once on a few primitives.
 
-A backend stores JSON records by key (see ``records``) and implements eight
-primitives: read many, atomically change many, remove many, and five queries
+A backend stores JSON records by key (see ``records``) and implements nine
+primitives: read many, atomically change many, remove many, and six queries
 (due items, counts per state, the oldest queued item, keys in a state, the
-derivatives of one image), plus ``ping``.
+derivatives of one image, records by key prefix), plus ``ping``.
 Everything else (what enqueueing means, when a lease is free, how a result is
 settled) lives here, so the SQLite and CouchDB stores cannot disagree.
 """
@@ -11,18 +11,22 @@ settled) lives here, so the SQLite and CouchDB stores cannot disagree.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from huimages.cdn.records import (
+    DELETING,
     PARKED,
     QUEUED,
+    REMOVAL_PREFIX,
     STATES,
     UPLOADED,
     Derivative,
     QueueStats,
     Record,
+    Removal,
     derivative_key,
     lease_key,
+    removal_key,
     size_key,
 )
 
@@ -70,6 +74,10 @@ class QueueStore(abc.ABC):
         """Keys of the derivative records in ``state``."""
 
     @abc.abstractmethod
+    def _with_prefix(self, prefix: str, after: str | None, limit: int) -> list[tuple[str, Record]]:
+        """Up to ``limit`` records whose keys start with ``prefix``, in key order, after the key ``after``."""
+
+    @abc.abstractmethod
     def ping(self) -> None:
         """Raise ``BackendUnavailable`` unless the store answers."""
 
@@ -104,7 +112,7 @@ class QueueStore(abc.ABC):
         queued: set[str] = set()
 
         def change(key: str, record: Record | None) -> Record | None:
-            if record is not None and int(record["version"]) >= version:
+            if record is not None and (record.get("state") == DELETING or int(record["version"]) >= version):
                 return None
             queued.add(key)
             return Derivative(size, ids[key], version, next_attempt=now, queued_at=now, format=fmt).as_record()
@@ -133,8 +141,8 @@ class QueueStore(abc.ABC):
 
         def change(key: str, record: Record | None) -> Record | None:
             result = by_key[key]
-            if record is None or int(record["version"]) != result.version:
-                return None  # flushed or removed meanwhile: this result no longer applies
+            if record is None or int(record["version"]) != result.version or record.get("state") == DELETING:
+                return None  # flushed, removed or being deleted meanwhile: this result no longer applies
             return {**record, **result.as_record()}
 
         if by_key:
@@ -167,6 +175,57 @@ class QueueStore(abc.ABC):
         if keys:
             self._update_many(keys, change)
         return len(set(requeued))
+
+    # -- deletes --------------------------------------------------------------
+
+    def begin_removal(self, image_id: str, now: float) -> None:
+        """Record that an image is being deleted, and take its derivatives off the CDN's URLs at once.
+
+        The removal record stays until every store is rid of the image
+        (``end_removal``); the image's derivative records become ``deleting``,
+        which no URL look-up and no queue run takes for uploaded or due.
+        """
+        keys = [item.record_key for item in self.derivatives_of(image_id)]
+        key = removal_key(image_id)
+
+        def change(this: str, record: Record | None) -> Record | None:
+            if this == key:
+                return None if record is not None else Removal(image_id, since=now, next_attempt=now).as_record()
+            if record is None or record.get("state") == DELETING:
+                return None
+            return {**record, "state": DELETING}
+
+        self._update_many([key, *keys], change)
+
+    def end_removal(self, image_id: str, items: Iterable[Derivative]) -> None:
+        """The image is gone from every store: its removal record and these derivative records go."""
+        self._remove_many([removal_key(image_id), *(item.record_key for item in items)])
+
+    def postpone_removal(self, image_id: str, error: str, now: float, delay: float) -> Removal:
+        """A finishing attempt failed: count it and set the next one ``delay`` seconds on."""
+        after: list[Removal] = []
+
+        def change(_key: str, record: Record | None) -> Record | None:
+            removal = Removal.from_record(record) if record else Removal(image_id, since=now)
+            removal.attempts += 1
+            removal.next_attempt, removal.last_error = now + delay, error[:500]
+            after[:] = [removal]
+            return removal.as_record()
+
+        self._update_many([removal_key(image_id)], change)
+        return after[0]
+
+    def removal(self, image_id: str) -> Removal | None:
+        """The unfinished delete of this image, if there is one."""
+        record = self._get_many([removal_key(image_id)]).get(removal_key(image_id))
+        return None if record is None else Removal.from_record(record)
+
+    def removals(self, batch: int = 500) -> Iterator[Removal]:
+        """Every unfinished delete, in ID order (read ``batch`` at a time)."""
+        after: str | None = None
+        while page := self._with_prefix(REMOVAL_PREFIX, after, batch):
+            yield from (Removal.from_record(record) for _, record in page)
+            after = page[-1][0]
 
     # -- leases ---------------------------------------------------------------
 

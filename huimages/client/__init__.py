@@ -28,6 +28,7 @@ from huimages.core.ids import validate_id
 from huimages.core.sizes import DEFAULT_SIZE, Size, output_dimensions, parse_size
 from huimages.core.urls import SIGNATURE_PARAM, image_path, titled_path
 from huimages.errors import ConfigurationError
+from huimages.serving.deletes import DeleteReport
 from huimages.serving.policy import SizePolicy
 from huimages.serving.service import ImageService
 
@@ -60,7 +61,7 @@ class Images(Protocol):
         typ: str,
     ) -> None: ...
 
-    def delete(self, image_id: str) -> None: ...
+    def delete(self, image_id: str) -> DeleteReport: ...
 
     def record(self, image_id: str) -> Doc:
         """The record of an image that may be served (``ImageNotFound`` otherwise)."""
@@ -106,8 +107,8 @@ class LocalImages:
     def update_metadata(self, image_id: str, **metadata: Any) -> None:
         self.service.update_metadata(image_id, **metadata)
 
-    def delete(self, image_id: str) -> None:
-        self.service.delete(image_id)
+    def delete(self, image_id: str) -> DeleteReport:
+        return self.service.delete(image_id)
 
     def record(self, image_id: str) -> Doc:
         return self.service.record(image_id)
@@ -238,9 +239,13 @@ class Client:
         """Add a title the image does not have yet (the newest is the alt text)."""
         self.images.update_metadata(imageid, timestamp=None, title=title, references=None, typ="")
 
-    def delete_image(self, imageid: str) -> None:
-        """Delete the image everywhere (record, original, derivatives, CDN); an unknown ID is not an error."""
-        self.images.delete(imageid)
+    def delete_image(self, imageid: str) -> DeleteReport:
+        """Delete the image everywhere (record, original, derivatives, CDN); an unknown ID is not an error.
+
+        The report says what a store that did not answer still keeps
+        (``remaining``); that is removed by the next queue run or sweep.
+        """
+        return self.images.delete(imageid)
 
     # -- reading --------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import secrets
 import threading
 import time
@@ -39,11 +40,13 @@ from huimages.errors import (
     StorageError,
     UnknownImage,
 )
+from huimages.serving.deletes import DeleteReport
 
 BATCH = 100  # records per GET /images?ids=
 #: How fast an upload is assumed to be decoded and stored at the least: the answer's wait grows by a second per MB.
 UPLOAD_BYTES_PER_SECOND = 1_000_000
 _BACKEND = "image server"
+logger = logging.getLogger(__name__)
 
 
 class RemoteImages:
@@ -112,9 +115,14 @@ class RemoteImages:
         record = self._call("PATCH", f"/images/{validate_id(image_id)}", body, "application/json", image_id)
         self._remember(record)
 
-    def delete(self, image_id: str) -> None:
-        self._call("DELETE", f"/images/{validate_id(image_id)}", image_id=image_id)
+    def delete(self, image_id: str) -> DeleteReport:
+        answer = self._call("DELETE", f"/images/{validate_id(image_id)}", image_id=image_id)
         self._forget(image_id)
+        report = DeleteReport(image_id, remaining=[str(r) for r in answer.get("remaining") or []])
+        report.error = str(answer.get("error") or "")
+        if not report.finished:
+            logger.warning("%s", answer.get("message") or report.describe())
+        return report
 
     # -- reading ----------------------------------------------------------------
 

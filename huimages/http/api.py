@@ -15,7 +15,8 @@ goes away mid-body leaves nothing either.
     GET    /images/<id>         the record, with ``cdn``: the CDN URL of each uploaded derivative
     GET    /images/random, /images/<id>/next, /images/<id>/previous   browsing: ``{"id": ...}``
     PATCH  /images/<id>         merge title, references, typ (a JSON object)
-    DELETE /images/<id>         delete the image everywhere (204; an unknown ID too)
+    DELETE /images/<id>         delete the image everywhere (204; an unknown ID too; 202 and what is
+                                left when a store did not answer: finished by the next queue run)
 """
 
 from __future__ import annotations
@@ -95,7 +96,9 @@ class ImagesApi:
             body = read_body(environ, _MAX_METADATA_BYTES, "for a record's fields")
             self.service.update_metadata(image_id, **_metadata(_json_object(body, "the body")))
         elif request.method == "DELETE":
-            self.service.delete(image_id)
+            report = self.service.delete(image_id)
+            if not report.finished:  # the rest is recorded and finished later: say what is left
+                return json_response(start_response, "202 Accepted", report.as_dict())
             start_response("204 No Content", [("Cache-Control", "no-store")])
             return []
         return json_response(start_response, "200 OK", self._record(image_id))

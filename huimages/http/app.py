@@ -177,7 +177,7 @@ class ImageApp:
             )
         if self.service.publisher is None:
             raise HttpError("404 Not Found", "no CDN is configured: set CDN_BUCKET and CDN_URL")
-        return json_response(request.start_response, "200 OK", self.service.publisher.run().as_dict())
+        return json_response(request.start_response, "200 OK", self.service.process_queue())
 
     def _metrics(self, request: Request) -> Iterable[bytes]:
         environ, start_response = request.environ, request.start_response

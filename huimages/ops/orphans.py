@@ -1,19 +1,13 @@
 """Originals that no catalog record names: a save whose catalog write failed after its original was stored.
 
 They are harmless (an unknown ID answers 404, and saving the same bytes again
-reuses the original), but nothing else ever removes them. ``huimages check
---orphans`` lists them; ``--delete`` removes those older than ``MIN_AGE``.
+reuses the original). ``huimages check --orphans`` lists them; ``--delete``
+removes those older than ``MIN_AGE``.
 
-A save racing the removal never loses its original. Two rules make it so:
-
-- a save checks, after writing its record, that the store still holds the
-  original, and stores it again if not (``ImageService.ingest``);
-- the removal reads the original, deletes it, then looks for a record once
-  more and puts the bytes back if one appeared meanwhile (``remove_orphan``).
-
-Whatever the interleaving, either the save's last check comes after the
-delete (and the save stores the bytes again), or its record was written
-before the delete, and the removal's second look finds it.
+Uploads of this release remove such originals themselves within minutes
+(``huimages.serving.unrecorded``, whose removal this module uses, so a save
+racing it never loses its original); what is left is from earlier releases
+or from a host that was lost with its notes.
 """
 
 from __future__ import annotations
@@ -25,6 +19,7 @@ from collections.abc import Iterator
 
 from huimages.catalog.base import Catalog
 from huimages.originals.base import OriginalsStore
+from huimages.serving.unrecorded import remove_unrecorded
 
 logger = logging.getLogger(__name__)
 
@@ -53,21 +48,8 @@ def find_orphans(catalog: Catalog, store: OriginalsStore) -> Iterator[Orphan]:
 
 
 def remove_orphan(catalog: Catalog, store: OriginalsStore, orphan: Orphan, master_side: int) -> bool:
-    """Delete an orphan and its master, unless a record names it by then; returns whether it went.
-
-    A record that appears while it is being removed gets its original back.
-    """
-    if catalog.find_many([orphan.image_id]):
-        return False
-    data = store.read_back(orphan.image_id)
-    store.delete(orphan.image_id)
-    raced = catalog.find_many([orphan.image_id])
-    if raced:  # a save raced us: put its original back
-        if data is not None:
-            store.put(orphan.image_id, data, str(raced[orphan.image_id].get("content_type") or "image/jpeg"))
-            logger.warning("%s was saved while it was removed as an orphan; its original is back", orphan.image_id)
-        return False
-    if master_side:
-        store.delete_master(orphan.image_id, master_side)
-    logger.info("removed the orphaned original %s (stored %s)", orphan.image_id, time.ctime(orphan.modified))
-    return True
+    """Delete an orphan and its master, unless a record names it by then; returns whether it went."""
+    removed = remove_unrecorded(catalog, store, orphan.image_id, master_side)
+    if removed:
+        logger.info("removed the orphaned original %s (stored %s)", orphan.image_id, time.ctime(orphan.modified))
+    return removed

@@ -292,11 +292,11 @@ def inventory(root: Path, *, now: float | None = None) -> tuple[dict[tuple[str, 
 
 
 @contextlib.contextmanager
-def host_lock(cache_root: Path) -> Iterator[bool]:
-    """One pruner at a time on a host: yields whether this one may run (never waits)."""
+def host_lock(cache_root: Path, name: str = "prune") -> Iterator[bool]:
+    """One pruner (or other ``name``) at a time on a host: yields whether this one may run (never waits)."""
     folder = cache_root / ".huimages"
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / "prune.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = os.open(folder / f"{name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -16,7 +16,7 @@ from typing import Any
 
 from huimages.catalog import Catalog, open_catalog
 from huimages.catalog.records import Doc, format_timestamp
-from huimages.cdn import CdnPublisher, open_publisher
+from huimages.cdn import CdnPublisher, QueueStore, open_publisher, open_queue
 from huimages.cdn.records import QueueStats
 from huimages.config import Settings
 from huimages.core.formats import JPEG, Encoding, Format, served_format, split_format
@@ -38,11 +38,13 @@ from huimages.imaging import (
 from huimages.originals import OriginalsStore, open_store
 from huimages.serving.budget import StrangerBudget
 from huimages.serving.cache import CachedFile, DerivativeCache
+from huimages.serving.deletes import Deleter, DeleteReport, FinishReport
 from huimages.serving.failures import FailureMemory
 from huimages.serving.guesses import GuessLimit
 from huimages.serving.policy import SizePolicy
 from huimages.serving.prune import AutoPruner
 from huimages.serving.slots import RenderSlots
+from huimages.serving.unrecorded import UnrecordedUploads
 from huimages.telemetry import metrics
 
 logger = logging.getLogger(__name__)
@@ -69,6 +71,7 @@ class ImageService:
     failures: FailureMemory
     budget: StrangerBudget
     guesses: GuessLimit
+    queue: QueueStore  # the CDN queue, and the record of deletes not finished yet
     publisher: CdnPublisher | None = None
     pruner: AutoPruner | None = None  # with HUIMAGES_CACHE_MAX_BYTES; a server starts it
     _linked: set[str] = dataclasses.field(default_factory=set, repr=False)  # named sizes linked this process
@@ -104,8 +107,9 @@ class ImageService:
                 settings.limits.unsigned_sizes_per_image,
             ),
             guesses=GuessLimit(cache.state_folder("guesses")),
+            queue=open_queue(settings, couch),
         )
-        service.publisher = open_publisher(settings, service.derivative_bytes, couch)
+        service.publisher = open_publisher(settings, service.derivative_bytes, service.queue)
         if settings.cache_max_bytes:
             service.pruner = AutoPruner(settings)
         return service
@@ -140,9 +144,9 @@ class ImageService:
 
         The image is checked completely before anything is written (the same
         decode makes its master), and the original is stored before its
-        document, so a failure at any step leaves either nothing or an
-        unreferenced (content-addressed, hence harmless and reusable)
-        original, never a document without bytes. Then the sizes of
+        document, so a failure at any step leaves either nothing or, for a
+        few minutes, an original without a record (``serving.unrecorded``
+        removes it), never a document without bytes. Then the sizes of
         ``HUIMAGES_PRERENDER`` are rendered from the master.
         """
         check_metadata(title=title, references=references, typ=typ, filename=filename)
@@ -152,23 +156,32 @@ class ImageService:
         image_id = compute_id(data)
         if content_type_hint and content_type_hint.lower() != info.content_type:
             logger.info("%s: given content type %s, the bytes are %s", image_id, content_type_hint, info.content_type)
-        if self._stored_length(image_id) != len(data):  # missing, or a damaged copy of another length
-            self.originals.put(image_id, bytes(data), info.content_type)
-            if ingested.master is not None:  # (an image stored before masters gets one when first needed)
-                self.originals.put_master(image_id, self.settings.master_side, ingested.master)
-        self.catalog.record_image(
-            image_id,
-            width=info.width,
-            height=info.height,
-            content_type=info.content_type,
-            length=len(data),
-            timestamp=format_timestamp(timestamp),
-            title=title,
-            references=references,
-            typ=typ,
-            filename=filename,
-        )
-        if not self.originals.stored(image_id):  # removed as an orphan meanwhile (``huimages.ops.orphans``)
+        wrote = self._stored_length(image_id) != len(data)  # missing, or a damaged copy of another length
+        try:
+            if wrote:
+                self.unrecorded.begin(image_id)
+                self.originals.put(image_id, bytes(data), info.content_type)
+                if ingested.master is not None:  # (an image stored before masters gets one when first needed)
+                    self.originals.put_master(image_id, self.settings.master_side, ingested.master)
+            self.catalog.record_image(
+                image_id,
+                width=info.width,
+                height=info.height,
+                content_type=info.content_type,
+                length=len(data),
+                timestamp=format_timestamp(timestamp),
+                title=title,
+                references=references,
+                typ=typ,
+                filename=filename,
+            )
+        except HuImagesError:
+            if wrote:  # no original without a record: removed now, or by a sweep in a few minutes
+                self.unrecorded.abandon(image_id)
+            raise
+        if wrote:
+            self.unrecorded.end(image_id)
+        if not self.originals.stored(image_id):  # removed as unrecorded meanwhile (``serving.unrecorded``)
             self.originals.put(image_id, bytes(data), info.content_type)
         logger.info("stored %s (%s, %dx%d, %d bytes)", image_id, info.format, info.width, info.height, len(data))
         self._prerender(image_id)
@@ -204,24 +217,71 @@ class ImageService:
         stamp = None if timestamp is None else format_timestamp(timestamp)
         return self.catalog.update_metadata(image_id, timestamp=stamp, **metadata)
 
-    def delete(self, image_id: str) -> None:
+    def delete(self, image_id: str) -> DeleteReport:
         """Delete an image: its record, this host's derivatives, its CDN objects and queue items, its original.
 
-        The record goes first, so no host renders it again; every other host's
-        cached files go at its next ``huimages sweep`` (it follows the
-        catalog's deletions). Safe to repeat after a failure; an unknown ID is
-        not an error.
+        The delete is recorded first and the record goes next, so no host
+        renders the image again and no helper names its CDN URLs; what a store
+        that does not answer keeps is removed by the next queue run or
+        ``huimages sweep`` (``huimages.serving.deletes``). Every other host's
+        cached files go at its next sweep (it follows the catalog's
+        deletions). An unknown ID is not an error.
         """
-        validate_id(image_id)
-        existed = self.catalog.delete(image_id)
-        removed = self.cache.remove_image(image_id)
-        self.failures.forget(image_id)
-        on_cdn = self.publisher.forget_image(image_id) if self.publisher is not None else 0
-        if self.settings.master_side:
-            self.originals.delete_master(image_id, self.settings.master_side)
-        self.originals.delete(image_id)
-        if existed or removed or on_cdn:
-            logger.info("deleted %s (%d cached derivatives, %d CDN objects)", image_id, removed, on_cdn)
+        return self._deleter.delete(image_id)
+
+    def finish_deletes(self, *, due_only: bool = True) -> FinishReport:
+        """Finish the deletes that stores kept from finishing (those due for another attempt)."""
+        return self._deleter.finish_pending(due_only=due_only)
+
+    def housekeeping(self) -> dict[str, int]:
+        """Finish what faults left undone: due deletes, and uploads that stored an original but no record.
+
+        Run by every queue run, ``huimages sweep`` and each server's
+        housekeeping thread; it never raises for a store that does not answer
+        (what waits is counted).
+        """
+        try:
+            deletes = self.finish_deletes()
+        except HuImagesError as exc:  # the queue store does not answer: the deletes wait
+            logger.warning("could not finish the recorded deletes: %s", exc)
+            deletes = FinishReport(pending=-1)
+        cleared, waiting = self.sweep_unrecorded()
+        return {
+            "deletes_finished": deletes.finished,
+            "deletes_pending": deletes.pending,
+            "unrecorded_removed": cleared,
+            "unrecorded_waiting": waiting,
+        }
+
+    def process_queue(self) -> dict[str, Any]:
+        """A queue run (``/processqueue``): housekeeping, then the CDN uploads. ``ConfigurationError`` without a CDN."""
+        if self.publisher is None:
+            raise ConfigurationError("CDN_BUCKET", "no CDN is configured: set CDN_BUCKET and CDN_URL")
+        done = self.housekeeping()
+        return {**self.publisher.run().as_dict(), **done}
+
+    def sweep_unrecorded(self) -> tuple[int, int]:
+        """Remove what uploads stored without writing their record, after the grace; (cleared, waiting)."""
+        return self.unrecorded.sweep()
+
+    @property
+    def unrecorded(self) -> UnrecordedUploads:
+        return UnrecordedUploads(
+            self.cache.state_folder("unrecorded"), self.catalog, self.originals, self.settings.master_side
+        )
+
+    @property
+    def _deleter(self) -> Deleter:
+        return Deleter(
+            self.catalog,
+            self.cache,
+            self.failures,
+            self.originals,
+            self.queue,
+            self.publisher,
+            self.settings.master_side,
+            self.settings.cdn.retry_base,
+        )
 
     def sweep_deleted(self) -> int:
         """Remove this host's cached derivatives of images deleted anywhere; returns how many files went."""

@@ -17,6 +17,7 @@ from huimages.config import Settings
 from huimages.http.app import create_app
 from huimages.http.fronts.malloc import limit_arenas
 from huimages.serving.cache import DerivativeCache
+from huimages.serving.housekeeping import Housekeeper
 from huimages.serving.prune import sweep_in_background
 from huimages.telemetry import metrics
 from huimages.telemetry.logs import configure
@@ -40,6 +41,7 @@ def run(settings: Settings, bind: BindAddress = None) -> None:
     sweep_in_background(settings)  # temporary files of writers killed before this start
     if app.service.pruner is not None:
         app.service.pruner.start()  # HUIMAGES_CACHE_MAX_BYTES
+    Housekeeper(app.service).start()  # HUIMAGES_HOUSEKEEPING_INTERVAL
     server = WSGIServer(
         _terminated(app), bindAddress=bind, multithreaded=True, multiplexed=False, debug=False, umask=0o002
     )

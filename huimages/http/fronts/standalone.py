@@ -17,6 +17,7 @@ from gunicorn.glogging import Logger
 from huimages.config import Settings
 from huimages.http.app import create_app
 from huimages.http.fronts.malloc import limit_arenas
+from huimages.serving.housekeeping import Housekeeper
 from huimages.serving.prune import sweep_in_background
 from huimages.telemetry import metrics
 from huimages.telemetry.logs import JsonFormatter, configure
@@ -55,6 +56,7 @@ class StandaloneServer(BaseApplication):  # type: ignore[misc]
         app = create_app(self.settings)  # in each worker, after the fork
         if app.service.pruner is not None:
             app.service.pruner.start()  # HUIMAGES_CACHE_MAX_BYTES
+        Housekeeper(app.service).start()  # HUIMAGES_HOUSEKEEPING_INTERVAL
         return app
 
 

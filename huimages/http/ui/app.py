@@ -50,6 +50,7 @@ _STATIC = {"ui.css": "text/css; charset=utf-8", "ui.js": "text/javascript; chars
 #: What a finished action says on the page it leads to (a code in the URL, never text from it).
 NOTICES = {
     "deleted": "The image was deleted.",
+    "deleting": "The image was deleted. A store did not answer: what it keeps goes at the next queue run.",
     "title": "The title was saved.",
     "requeued": "Parked CDN items were queued again.",
     "signedout": "You are signed out.",
@@ -142,8 +143,8 @@ class WebInterface:
     def _delete(self, page: _Page, request: Request) -> Iterable[bytes]:
         image_id = validate_id(request.params["id"])
         if request.method == "POST":
-            self.service.delete(image_id)
-            return page.redirect("/ui/?done=deleted")
+            report = self.service.delete(image_id)
+            return page.redirect("/ui/?done=deleted" if report.finished else "/ui/?done=deleting")
         return page.render("delete.html", image=self._card(self.service.record(image_id)))
 
     # -- sign-in ------------------------------------------------------------------------

@@ -94,5 +94,17 @@ def cache() -> None:
 
 @click.command()
 def sweep() -> None:
-    """Remove this host's cached derivatives of images deleted anywhere (run from cron on every host)."""
-    click.echo(f"{_service().sweep_deleted()} cached derivatives of deleted images removed")
+    """Remove this host's cached derivatives of images deleted anywhere (run from cron on every host).
+
+    It also finishes the deletes a store kept from finishing, and removes what
+    uploads stored without writing their record, as a queue run does.
+    """
+    service = _service()
+    click.echo(f"{service.sweep_deleted()} cached derivatives of deleted images removed")
+    done = service.housekeeping()
+    pending = "unknown (the queue store did not answer)" if done["deletes_pending"] < 0 else done["deletes_pending"]
+    click.echo(f"{done['deletes_finished']} unfinished deletes finished, {pending} waiting")
+    click.echo(
+        f"{done['unrecorded_removed']} originals of uploads without a record removed,"
+        f" {done['unrecorded_waiting']} waiting"
+    )

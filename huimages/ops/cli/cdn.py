@@ -18,12 +18,15 @@ from huimages.ops.cli.common import _bar, _service, _settings
 
 @click.command("process-queue")
 def process_queue() -> None:
-    """Upload queued derivatives to the CDN bucket (what cron's /processqueue does)."""
-    cdn = _service().publisher
-    if cdn is None:
+    """Upload queued derivatives to the CDN bucket (what cron's /processqueue does).
+
+    Each run first finishes the deletes a store kept from finishing, and removes
+    what uploads stored without writing their record (after a short grace).
+    """
+    service = _service()
+    if service.publisher is None:
         raise click.ClickException("no CDN is configured: set CDN_BUCKET and CDN_URL")
-    report = cdn.run()
-    click.echo(json.dumps(report.as_dict(), sort_keys=True))
+    click.echo(json.dumps(service.process_queue(), sort_keys=True))
 
 
 @click.command()

@@ -81,11 +81,11 @@ def delete(image_ids: tuple[str, ...]) -> None:
     """Delete images: record, original, cached derivatives, CDN objects. Unknown IDs are not an error.
 
     Other image servers of a cluster drop their cached copies at their next `huimages sweep`.
+    What a store that does not answer keeps is removed by the next queue run or `huimages sweep`.
     """
     client = _client()
     for image_id in image_ids:
-        client.delete_image(image_id)
-        click.echo(f"deleted {image_id}")
+        click.echo(client.delete_image(image_id).describe())
 
 
 @click.command()
