@@ -28,6 +28,7 @@ from PIL import Image, ImageDraw, ImageFilter
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_lookups
 import bench_ops
 import bench_render
 import bench_slow
@@ -729,6 +730,7 @@ def machine() -> str:
 # thumbor runs only when named (--only thumbor, or --thumbor)
 _SECTIONS = [
     *["cold", "masters", "formats", "ingest", "memory", "http", "hits", "renders", "slow", "migrate", "cdn", "ops"],
+    "lookups",
     "thumbor",
 ]
 
@@ -761,7 +763,7 @@ def main() -> None:
         sections = (
             {args.only}
             if args.only
-            else {"cold", "masters", "formats", "ingest", "memory", "http", "migrate", "cdn", "ops"}
+            else {"cold", "masters", "formats", "ingest", "memory", "http", "migrate", "cdn", "ops", "lookups"}
         )
         if args.thumbor:
             sections.add("thumbor")
@@ -795,6 +797,8 @@ def main() -> None:
             bench_cdn()
         if "ops" in sections:
             bench_ops.bench_ops(photos[0], _free_port, _wait_port)
+        if "lookups" in sections:
+            bench_lookups.bench_lookups(_free_port, _wait_port)
 
 
 if __name__ == "__main__":

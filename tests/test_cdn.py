@@ -343,3 +343,48 @@ def test_flush_invalidates_the_old_version(site: Site, moto_server: str, monkeyp
     [item] = api.list_invalidations(DistributionId=distribution)["InvalidationList"]["Items"]
     batch = api.get_invalidation(DistributionId=distribution, Id=item["Id"])["Invalidation"]["InvalidationBatch"]
     assert batch["Paths"]["Items"] == ["/120x80/1/*"]  # the old version's keys
+
+
+def backend_calls() -> dict[str, float]:
+    """Calls to each storage backend so far, from this process's metrics."""
+    from huimages.telemetry import metrics
+
+    calls: dict[str, float] = {}
+    for metric in metrics.get().backend_calls.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total"):
+                calls[sample.labels["backend"]] = calls.get(sample.labels["backend"], 0) + sample.value
+    return calls
+
+
+def test_a_listing_and_a_batch_of_ids_read_the_catalog_once_and_the_queue_once(site: Site) -> None:
+    ids = [site.client.save_image(jpeg(40 + i, 30), title=f"batch {i}") for i in range(100)]
+    for image_id in ids[:10]:
+        site.render(image_id, "small")
+    assert site.process()["uploaded"] == 10
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {UPLOAD_TOKEN}"}
+    queries = [
+        "ids=" + ",".join(ids),
+        "order=newest&limit=50",
+        f"order=newest&limit=50&after={ids[60]}",
+        "limit=50",
+        "q=batch&limit=50",
+    ]
+    for path in queries:
+        call(site.app, "/images", QUERY_STRING=path, **auth)  # a process's first request reads the sizes' versions
+        before = backend_calls()
+        answer = call(site.app, "/images", QUERY_STRING=path, **auth)
+        after = backend_calls()
+        assert answer.status == 200, answer.text
+        made = {backend: after[backend] - before.get(backend, 0) for backend in after}
+        catalog = sum(n for backend, n in made.items() if "catalog" in backend)
+        queue = sum(n for backend, n in made.items() if "queue" in backend)
+        # The queue: the derivatives of all, and the sizes' versions (CDN_LOOKUP_TTL is 0 here).
+        assert catalog <= (2 if "after=" in path else 1) and queue <= 2, (path, made)
+        images = json.loads(answer.body)["images"]
+        assert len(images) == (100 if "ids=" in path else 50)
+        on_cdn = {image["id"] for image in images if image["urls"]["small"].startswith(CDN)}
+        assert on_cdn == {image["id"] for image in images} & set(ids[:10])
+        if "ids=" in path:
+            assert [image["id"] for image in images] == ids  # in the order asked for
+            assert all(set(image["cdn"]) == {"240x160.jpeg"} for image in images if image["id"] in on_cdn)

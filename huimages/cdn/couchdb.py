@@ -135,10 +135,10 @@ class CouchQueue(QueueStore):
             if gone:
                 db.update(gone)
 
-    def _derivatives_of(self, image_id: str) -> list[Record]:
+    def _derivatives_of(self, image_ids: list[str]) -> list[Record]:
         self._db()
-        rows = self.couch.view(self.name, "by_image", key=image_id, include_docs=True)
-        return [dict(row.doc) for row in rows]
+        rows = self.couch.view(self.name, "by_image", keys=image_ids, include_docs=True)
+        return [dict(row.doc) for row in rows if row.doc]
 
     def _due(self, now: float, limit: int) -> list[Record]:
         self._db()

@@ -255,24 +255,36 @@ class CdnPublisher:
         base = f"{self.settings.url}/{size_token}/{version}"
         return {i: f"{base}/{i}.{fmt.extension}" for i, hit in cached.items() if hit and hit[1]}
 
-    def uploaded_of(self, image_id: str) -> dict[str, str]:
-        """CDN URLs of one image's uploaded derivatives, by ``<size>.<format>`` (current size versions only)."""
-        found = {}
-        for item in self.store.derivatives_of(image_id):
-            if item.state == UPLOADED and item.version == self._version(item.size):
-                found[f"{item.size}.{item.format}"] = f"{self.settings.url}/{item.key}"
+    def published(self, image_ids: list[str]) -> dict[str, dict[str, str]]:
+        """CDN URLs of these images' uploaded derivatives, by ID and ``<size>.<format>`` (current versions only).
+
+        One query of the queue store for all of them (and one for the sizes'
+        versions unless this process knows them).
+        """
+        items = [item for item in self.store.derivatives_of_many(image_ids) if item.state == UPLOADED]
+        versions = self._versions_of({item.size for item in items})
+        found: dict[str, dict[str, str]] = {}
+        for item in items:
+            if item.version == versions[item.size]:
+                found.setdefault(item.image_id, {})[f"{item.size}.{item.format}"] = f"{self.settings.url}/{item.key}"
         return found
 
     def _version(self, size_token: str) -> int:
+        return self._versions_of({size_token})[size_token]
+
+    def _versions_of(self, sizes: set[str]) -> dict[str, int]:
+        """Sizes' versions, from this process's look-ups while fresh, the others in one read."""
         now = time.monotonic()
         with self._lock:
-            hit = self._versions.get(size_token)
-        if hit is not None and hit[0] >= now:
-            return hit[1]
-        version = self.store.size_version(size_token)
-        with self._lock:
-            self._versions[size_token] = (now + self.settings.lookup_ttl, version)
-        return version
+            known = {size: hit[1] for size in sizes if (hit := self._versions.get(size)) is not None and hit[0] >= now}
+        unknown = sizes - set(known)
+        if unknown:
+            read = self.store.size_versions(unknown)
+            with self._lock:
+                for size, version in read.items():
+                    self._versions[size] = (now + self.settings.lookup_ttl, version)
+            known.update(read)
+        return known
 
     def forget(self) -> None:
         """Drop the in-process lookups (after a flush in this process)."""

@@ -107,9 +107,9 @@ class SQLiteQueue(QueueStore):
         with self.file.transaction() as conn:
             conn.executemany("DELETE FROM cdn_records WHERE key = ?", [(key,) for key in keys])
 
-    def _derivatives_of(self, image_id: str) -> list[Record]:
+    def _derivatives_of(self, image_ids: list[str]) -> list[Record]:
         with self.file.errors() as conn:
-            rows = conn.execute("SELECT doc FROM cdn_records WHERE image_id = ?", (image_id,)).fetchall()
+            rows = list(select_in(conn, "SELECT doc FROM cdn_records WHERE image_id IN ({marks})", image_ids))
         return [json.loads(doc) for (doc,) in rows]
 
     def _due(self, now: float, limit: int) -> list[Record]:

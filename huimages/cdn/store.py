@@ -3,7 +3,7 @@
 A backend stores JSON records by key (see ``records``) and implements nine
 primitives: read many, atomically change many, remove many, and six queries
 (due items, counts per state, the oldest queued item, keys in a state, the
-derivatives of one image, records by key prefix), plus ``ping``.
+derivatives of some images, records by key prefix), plus ``ping``.
 Everything else (what enqueueing means, when a lease is free, how a result is
 settled) lives here, so the SQLite and CouchDB stores cannot disagree.
 """
@@ -54,8 +54,8 @@ class QueueStore(abc.ABC):
         """Remove the records under ``keys`` (missing ones are not an error)."""
 
     @abc.abstractmethod
-    def _derivatives_of(self, image_id: str) -> list[Record]:
-        """The derivative records of one image, whatever their size and state."""
+    def _derivatives_of(self, image_ids: list[str]) -> list[Record]:
+        """The derivative records of these images, whatever their size and state (one query)."""
 
     @abc.abstractmethod
     def _due(self, now: float, limit: int) -> list[Record]:
@@ -85,8 +85,13 @@ class QueueStore(abc.ABC):
 
     def size_version(self, size: str) -> int:
         """The current version of a size (1 until it is first flushed)."""
-        record = self._get_many([size_key(size)]).get(size_key(size))
-        return 1 if record is None else int(record["version"])
+        return self.size_versions([size])[size]
+
+    def size_versions(self, sizes: Iterable[str]) -> dict[str, int]:
+        """The current versions of these sizes, in one read."""
+        wanted = list(dict.fromkeys(sizes))
+        records = self._get_many([size_key(size) for size in wanted])
+        return {size: int(records.get(size_key(size), {}).get("version", 1)) for size in wanted}
 
     def bump_size_version(self, size: str) -> int:
         """Raise a size's version by one, atomically; returns the new version."""
@@ -122,8 +127,13 @@ class QueueStore(abc.ABC):
         return len(queued)
 
     def derivatives_of(self, image_id: str) -> list[Derivative]:
-        """Every queued, uploaded or parked derivative of one image."""
-        return [Derivative.from_record(record) for record in self._derivatives_of(image_id)]
+        """Every queued, uploaded, parked or deleting derivative of one image."""
+        return [Derivative.from_record(record) for record in self._derivatives_of([image_id])]
+
+    def derivatives_of_many(self, image_ids: Iterable[str]) -> list[Derivative]:
+        """``derivatives_of`` for many images, in one query."""
+        ids = list(dict.fromkeys(image_ids))
+        return [Derivative.from_record(record) for record in self._derivatives_of(ids)] if ids else []
 
     def remove(self, items: Iterable[Derivative]) -> None:
         """Forget derivatives (their image was deleted)."""

@@ -158,37 +158,51 @@ class ImagesApi:
             answers.append({**self._summary(self.service.catalog.get_live(image_id)), "created": not known})
         return answers, created
 
-    def _summary(self, doc: Mapping[str, Any]) -> dict[str, Any]:
-        """What a client needs of an image's record: size, type, length and its URLs."""
+    def _summary(self, doc: Doc) -> dict[str, Any]:
+        return self._summaries([doc])[0]
+
+    def _summaries(self, docs: list[Doc], *, full: bool = False) -> list[dict[str, Any]]:
+        """What a client needs of each record: size, type, length and its URLs (``full``: the record too).
+
+        One look-up of the CDN state for all of them; the records are in hand.
+        """
         from huimages.client import Client
 
-        image_id = str(doc["_id"])
-        client = Client(service=self.service)
+        ids = [str(doc["_id"]) for doc in docs]
+        publisher = self.service.publisher
+        published = publisher.published(ids) if publisher is not None and ids else {}
+        client = Client(service=self.service).knowing(docs, published)
         names = ["o", *self.service.settings.sizes]
-        return {
-            "id": image_id,
-            "width": doc.get("width"),
-            "height": doc.get("height"),
-            "content_type": doc.get("content_type"),
-            "length": doc.get("length"),
-            "urls": {name: client.scaled_imageurl(image_id, name) for name in names},
-        }
+        urls = {name: client.scaled_imageurls(ids, name) for name in names}
+        answers = []
+        for image_id, doc in zip(ids, docs, strict=True):
+            summary = {
+                "id": image_id,
+                "width": doc.get("width"),
+                "height": doc.get("height"),
+                "content_type": doc.get("content_type"),
+                "length": doc.get("length"),
+                "urls": {name: urls[name][image_id] for name in names},
+            }
+            if full:
+                record = {k: v for k, v in doc.items() if k not in ("_rev", "_attachments")}
+                summary = {**record, **summary, "length": self.service.original_length(doc)}
+                summary["cdn"] = published.get(image_id, {})
+            answers.append(summary)
+        return answers
 
     # -- GET ------------------------------------------------------------------
 
-    def _record(self, image_id: str, doc: dict[str, Any] | None = None) -> dict[str, Any]:
-        doc = doc or self.service.catalog.get_live(image_id)
-        record = {k: v for k, v in doc.items() if k not in ("_rev", "_attachments")}
-        publisher = self.service.publisher
-        cdn = publisher.uploaded_of(image_id) if publisher is not None else {}
-        return {**record, **self._summary(doc), "length": self.service.original_length(doc), "cdn": cdn}
+    def _record(self, image_id: str) -> dict[str, Any]:
+        return self._summaries([self.service.catalog.get_live(image_id)], full=True)[0]
 
     def _browse(self, query: str) -> dict[str, Any]:
         params = dict(urllib.parse.parse_qsl(query))
         if "ids" in params:
             ids = [validate_id(i) for i in params["ids"].split(",") if i][:PAGE_LIMIT]
             known = self.service.catalog.find_many(ids)
-            return {"images": [self._record(i, d) for i, d in known.items() if not d.get("deleted")]}
+            live = [known[i] for i in dict.fromkeys(ids) if i in known and not known[i].get("deleted")]
+            return {"images": self._summaries(live, full=True)}
         try:
             limit = max(1, min(PAGE_LIMIT, int(params.get("limit", "50"))))
         except ValueError:
@@ -200,7 +214,10 @@ class ImagesApi:
         if order not in ("id", "newest"):
             raise HttpError("400 Bad Request", "order is id or newest")
         found, following = self.browse(after, limit, params.get("q", ""), newest=order == "newest")
-        return {"images": [{**self._summary(d), "title": d.get("title") or []} for d in found], "next": following}
+        summaries = self._summaries(found)
+        for summary, doc in zip(summaries, found, strict=True):
+            summary["title"] = doc.get("title") or []
+        return {"images": summaries, "next": following}
 
     def browse(self, after: str | None, limit: int, text: str, *, newest: bool) -> tuple[list[Doc], str | None]:
         """Up to ``limit`` live records after ``after`` whose titles, references or file name hold ``text``.
