@@ -357,6 +357,7 @@ def backend_calls() -> dict[str, float]:
     return calls
 
 
+@pytest.mark.faults
 def test_a_listing_and_a_batch_of_ids_read_the_catalog_once_and_the_queue_once(site: Site) -> None:
     ids = [site.client.save_image(jpeg(40 + i, 30), title=f"batch {i}") for i in range(100)]
     for image_id in ids[:10]:

@@ -269,6 +269,7 @@ def test_module_functions_over_http(service: ImageService, monkeypatch: pytest.M
             huimages.reset_default_client()
 
 
+@pytest.mark.faults
 def test_a_slow_upload_is_waited_for_and_one_stored_anyway_is_reported_stored(service: ImageService) -> None:
     """Each answer of the server comes 1.5 s late (a slow link), against a backend timeout of 1 s."""
     served = dataclasses.replace(service, settings=dataclasses.replace(service.settings, upload_token=TOKEN))

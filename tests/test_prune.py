@@ -200,6 +200,7 @@ def test_prune_the_local_copies_of_s3_originals(tmp_path: Path) -> None:
     assert "cache:" not in result.stdout.replace("originals cache:", "")  # no bound given for the derivatives
 
 
+@pytest.mark.faults
 def test_temporaries_beside_the_cache_are_counted_and_the_self_pruning_cache_sweeps_them(tmp_path: Path) -> None:
     """A killed writer's file in the originals cache: counted by `huimages cache`, gone at the next self-prune."""
     settings = Settings.at(tmp_path, cache_max_bytes=50_000_000)
