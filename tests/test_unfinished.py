@@ -113,6 +113,8 @@ def test_a_delete_during_an_s3_outage_is_finished_by_the_next_queue_run(site: Si
     assert call(site.app, f"/small/{image_id}.jpeg").status == 404
     assert call(create_app(service=other.service), f"/300x200/{image_id}.jpeg").status == 404
     assert site.queue.queue_stats().counts["deleting"] == 3
+    shown = CliRunner(env=site.env).invoke(main, ["queue"])
+    assert "deleting  3" in shown.output and "deletes   1 unfinished" in shown.output, shown.output
     assert site.process()["deletes_pending"] == 1  # S3 is still down: the delete waits
 
     site.proxy.mode = "pass"

@@ -53,7 +53,7 @@ def flush(size: str, cache_only: bool) -> None:
 @click.group(invoke_without_command=True)
 @click.pass_context
 def queue(ctx: click.Context) -> None:
-    """Show the CDN queue: derivatives per state, and the age of the oldest queued one."""
+    """Show the CDN queue: derivatives per state, the age of the oldest queued one, unfinished deletes."""
     if ctx.invoked_subcommand is not None:
         return
     from huimages.cdn import open_queue
@@ -64,6 +64,9 @@ def queue(ctx: click.Context) -> None:
         click.echo(f"{state:9} {count}")
     if stats.oldest_queued_at is not None:
         click.echo(f"oldest queued {time.time() - stats.oldest_queued_at:.0f} s ago")
+    unfinished = sum(1 for _ in store.removals())
+    if unfinished:
+        click.echo(f"deletes   {unfinished} unfinished (the next queue run or `huimages sweep` finishes them)")
     holder = _lease_holder(store.lease(LEASE))
     if holder is None:
         click.echo("running   no queue run")
