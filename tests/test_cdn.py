@@ -363,7 +363,7 @@ def test_a_listing_and_a_batch_of_ids_read_the_catalog_once_and_the_queue_once(s
     for image_id in ids[:10]:
         site.render(image_id, "small")
     assert site.process()["uploaded"] == 10
-    auth = {"HTTP_AUTHORIZATION": f"Bearer {UPLOAD_TOKEN}"}
+    auth = f"Bearer {UPLOAD_TOKEN}"
     queries = [
         "ids=" + ",".join(ids),
         "order=newest&limit=50",
@@ -372,9 +372,10 @@ def test_a_listing_and_a_batch_of_ids_read_the_catalog_once_and_the_queue_once(s
         "q=batch&limit=50",
     ]
     for path in queries:
-        call(site.app, "/images", QUERY_STRING=path, **auth)  # a process's first request reads the sizes' versions
+        # A process's first request reads the sizes' versions too.
+        call(site.app, "/images", QUERY_STRING=path, HTTP_AUTHORIZATION=auth)
         before = backend_calls()
-        answer = call(site.app, "/images", QUERY_STRING=path, **auth)
+        answer = call(site.app, "/images", QUERY_STRING=path, HTTP_AUTHORIZATION=auth)
         after = backend_calls()
         assert answer.status == 200, answer.text
         made = {backend: after[backend] - before.get(backend, 0) for backend in after}
