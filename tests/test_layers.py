@@ -31,6 +31,8 @@ FLOORS: dict[str, tuple[int, str]] = {
     "huimages.cdn": (3, "the CDN queue store (SQLite, CouchDB) and its publisher"),
     "huimages.serving": (4, "the use cases (service), the derivative cache, pruning, and the guards of renders"),
     "huimages.client": (5, "Client (local or remote), `<img>` and `<picture>` markup, srcset geometry"),
+    "huimages.django": (6, "Django: template tags, a model field that uploads, the admin's thumbnails (an extra)"),
+    "huimages.jinja": (6, "Jinja2: the template helpers as an environment's globals"),
     "huimages.http": (6, "the WSGI app, the images API, the web interface, the fronts (gunicorn, FastCGI, lighttpd)"),
     "huimages.ops": (7, "the huimages command, migrations from huImages, orphaned originals"),
     "huimages": (8, "huImages' module functions and the public names, imported when first used"),
