@@ -162,8 +162,9 @@ class ManagedServer:
 class SeaweedS3(ManagedServer):
     """SeaweedFS (master, volume, filer, S3 gateway) with credential checking.
 
-    SeaweedFS 4.48 also binds 127.0.0.1:8181 and :9101 whatever its flags say,
-    so only one instance runs at a time; fault tests restart that one.
+    Its S3 gateway's Iceberg catalog and Lance namespace servers (127.0.0.1:8181
+    and :9101 by default) are turned off, so several instances (two test runs,
+    or a test run beside a server) can share a machine.
     """
 
     ACCESS_KEY = "huimages-test"
@@ -204,6 +205,8 @@ class SeaweedS3(ManagedServer):
             f"-s3.port={s3}",
             f"-s3.localSocket={workdir / 's3.sock'}",
             f"-s3.config={workdir / 's3.json'}",
+            "-s3.port.iceberg=0",  # no Iceberg catalog server (else on 8181, whatever the other ports)
+            "-s3.port.lance=0",  # no Lance namespace server (else on 9101)
             "-master.volumeSizeLimitMB=64",
             "-volume.max=1000",  # every bucket is a collection with volumes of its own (sparse files)
         ]
