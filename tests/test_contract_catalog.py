@@ -138,3 +138,21 @@ def test_newest_first(catalog: Catalog) -> None:
     assert [d["_id"] for d in first + rest] == expected  # the cursor goes on where the page ended
     catalog.delete(expected[0])
     assert [d["_id"] for d in catalog.newest_page(None, 10)] == expected[1:]
+
+
+def test_every_sqlite_listing_seeks_into_an_index_whatever_its_cursor(tmp_path: Path) -> None:
+    """The plans, held: a cursor is searched for in an index, never reached by scanning down to it."""
+    from huimages.catalog.sqlite import QUERIES
+
+    catalog = SQLiteCatalog(tmp_path / "catalog.sqlite3")
+    for n in range(200):  # enough rows that the planner uses its statistics, not a guess
+        catalog.record_image(compute_id(str(n).encode()), **fields(timestamp=f"2026010{n % 9}T000000.000000"))
+    with catalog.file.errors() as conn:
+        conn.execute("ANALYZE")
+        for name, sql in QUERIES.items():
+            plan = " / ".join(row[-1] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, ["x"] * sql.count("?")))
+            assert "TEMP B-TREE" not in plan, (name, plan)  # no sort: the index gives the order
+            if "?" in sql.replace("LIMIT ?", ""):  # a cursor
+                assert plan.startswith("SEARCH images USING"), (name, plan)
+            else:  # from one end of an index (the table is its primary key's: WITHOUT ROWID), stopped by LIMIT
+                assert plan in ("SCAN images", "SCAN images USING INDEX images_newest"), (name, plan)

@@ -31,6 +31,25 @@ CREATE TABLE IF NOT EXISTS deletions (
 """
 
 
+_CTIME = "coalesce(json_extract(doc, '$.ctime'), '')"  # the expression images_newest is built on
+
+#: Every listing query, by name: each seeks into an index, whatever the depth of its cursor
+#: (``tests/test_contract_catalog.py`` holds their plans). The newest-first cursor repeats the
+#: ctime bound outside the OR, so that SQLite searches the index from it instead of scanning down.
+QUERIES = {
+    "page": "SELECT doc FROM images WHERE id > ? AND deleted = 0 ORDER BY id LIMIT ?",
+    "newest": f"SELECT doc FROM images WHERE deleted = 0 ORDER BY {_CTIME} DESC, id DESC LIMIT ?",
+    "newest after": (
+        f"SELECT doc FROM images WHERE deleted = 0 AND {_CTIME} <= ? AND ({_CTIME} < ? OR id < ?)"
+        f" ORDER BY {_CTIME} DESC, id DESC LIMIT ?"
+    ),
+    "first": "SELECT id FROM images WHERE deleted = 0 ORDER BY id LIMIT 1",
+    "last": "SELECT id FROM images WHERE deleted = 0 ORDER BY id DESC LIMIT 1",
+    "following": "SELECT id FROM images WHERE id > ? AND deleted = 0 ORDER BY id LIMIT 1",
+    "preceding": "SELECT id FROM images WHERE id < ? AND deleted = 0 ORDER BY id DESC LIMIT 1",
+}
+
+
 def _setup(conn: sqlite3.Connection) -> None:
     conn.executescript(_SCHEMA)
 
@@ -68,22 +87,15 @@ class SQLiteCatalog(Catalog):
 
     def _page(self, after: str | None, limit: int) -> list[Doc]:
         with self.file.errors() as conn:
-            rows = conn.execute(
-                "SELECT doc FROM images WHERE id > ? AND deleted = 0 ORDER BY id LIMIT ?", (after or "", limit)
-            ).fetchall()
+            rows = conn.execute(QUERIES["page"], (after or "", limit)).fetchall()
         return [json.loads(doc) for (doc,) in rows]
 
     def _newest_page(self, before: tuple[str, str] | None, limit: int) -> list[Doc]:
-        ctime = "coalesce(json_extract(doc, '$.ctime'), '')"
-        where = "deleted = 0"
-        args: tuple[str, ...] = ()
-        if before is not None:
-            where += f" AND ({ctime} < ? OR ({ctime} = ? AND id < ?))"
-            args = (before[0], before[0], before[1])
         with self.file.errors() as conn:
-            rows = conn.execute(
-                f"SELECT doc FROM images WHERE {where} ORDER BY {ctime} DESC, id DESC LIMIT ?", (*args, limit)
-            ).fetchall()
+            if before is None:
+                rows = conn.execute(QUERIES["newest"], (limit,)).fetchall()
+            else:
+                rows = conn.execute(QUERIES["newest after"], (before[0], before[0], before[1], limit)).fetchall()
         return [json.loads(doc) for (doc,) in rows]
 
     def _delete(self, image_id: str) -> bool:
@@ -101,10 +113,9 @@ class SQLiteCatalog(Catalog):
         return [str(image_id) for _, image_id in rows], str(rows[-1][0]) if rows else cursor
 
     def _neighbour(self, key: str | None, after: bool) -> str | None:
-        where = "deleted = 0" if key is None else ("id > ? AND deleted = 0" if after else "id < ? AND deleted = 0")
-        query = f"SELECT id FROM images WHERE {where} ORDER BY id {'' if after else 'DESC'} LIMIT 1"
+        name = ("first" if after else "last") if key is None else ("following" if after else "preceding")
         with self.file.errors() as conn:
-            row = conn.execute(query, () if key is None else (key,)).fetchone()
+            row = conn.execute(QUERIES[name], () if key is None else (key,)).fetchone()
         return None if row is None else str(row[0])
 
     def count(self) -> int:
