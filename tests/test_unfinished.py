@@ -124,6 +124,22 @@ def test_a_delete_during_an_s3_outage_is_finished_by_the_next_queue_run(site: Si
     assert site.process()["deletes_finished"] == 0
 
 
+def test_saving_the_bytes_of_an_unfinished_delete_again_finishes_the_delete_first(site: Site) -> None:
+    """Else the delete, finished later, would remove the new save."""
+    data = jpeg(1400, 1000)
+    image_id = site.client.save_image(data)
+    site.proxy.mode = "drop"
+    assert not site.client.delete_image(image_id).finished
+    with pytest.raises(BackendUnavailable, match="delete is not finished yet"):
+        site.client.save_image(data)  # S3 still down: the save waits, nothing half done
+    site.proxy.mode = "pass"
+    assert site.client.save_image(data, title="again") == image_id
+    assert site.queue.removal(image_id) is None
+    assert site.process()["deletes_finished"] == 0
+    assert site.service.catalog.get_live(image_id)["title"] == ["again"]
+    assert site.service.originals.verified(image_id)
+
+
 def test_the_cli_and_the_remote_client_say_what_is_left_and_sweep_finishes_it(site: Site) -> None:
     image_id = site.published()
     runner = CliRunner(env=site.env)

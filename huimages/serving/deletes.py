@@ -94,6 +94,21 @@ class Deleter:
             self.publisher.forget_lookups(image_id)
         return self._finish(image_id)
 
+    def settle_before_saving(self, image_id: str) -> None:
+        """Before the same bytes are saved again: a delete of them still unfinished is finished first.
+
+        Else the delete would finish later and remove the new save. When it
+        cannot finish now, the save waits (``BackendUnavailable``, 503).
+        """
+        if self.queue.removal(image_id) is None:
+            return
+        report = self._finish(image_id)
+        if not report.finished:
+            raise BackendUnavailable(
+                "delete",
+                f"{image_id} was deleted and the delete is not finished yet ({report.error}); try again shortly",
+            )
+
     def finish_pending(self, *, due_only: bool = True) -> FinishReport:
         """Finish the recorded deletes that are due; stops at a store that still does not answer."""
         report = FinishReport()

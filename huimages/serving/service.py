@@ -156,6 +156,7 @@ class ImageService:
         image_id = compute_id(data)
         if content_type_hint and content_type_hint.lower() != info.content_type:
             logger.info("%s: given content type %s, the bytes are %s", image_id, content_type_hint, info.content_type)
+        self._deleter.settle_before_saving(image_id)  # the same bytes deleted a moment ago, during an outage
         wrote = self._stored_length(image_id) != len(data)  # missing, or a damaged copy of another length
         try:
             if wrote:
