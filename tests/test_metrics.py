@@ -12,7 +12,7 @@ from huimages.config import Settings
 from huimages.http.app import create_app
 from huimages.serving.service import ImageService
 from tests.imagetools import jpeg
-from tests.servers import SeaweedS3, get, huimages_serve
+from tests.servers import FaultProxy, PouchCouch, SeaweedS3, get, huimages_serve
 from tests.wsgi import call
 
 TOKEN = "metrics-admin-token"
@@ -98,9 +98,43 @@ def test_queue_figures_when_scraped(tmp_path: Path, seaweed: SeaweedS3) -> None:
     assert value(text, "huimages_cdn_queue_items", state="uploaded") == 2
     assert value(text, "huimages_cdn_queue_oldest_age_seconds") == 0
     assert value(text, "huimages_backend_calls_total", backend="cdn bucket") >= 2
+    assert value(text, "huimages_backend_up", backend="sqlite cdn queue") == 1
     exported = exported_names(text)
     queried = {name for expr in dashboard_queries() for name in re.findall(r"\bhuimages_\w+", expr)}
     assert queried and queried <= exported, queried - exported
+
+
+@pytest.mark.integration
+@pytest.mark.faults
+def test_a_scrape_with_the_queue_store_down_answers_every_other_figure(
+    tmp_path: Path, seaweed: SeaweedS3, pouch: PouchCouch
+) -> None:
+    proxy = FaultProxy(pouch.port)
+    env = {
+        "HUIMAGES_HOME": str(tmp_path),
+        "CDN_BUCKET": seaweed.new_bucket(),
+        "CDN_URL": "https://cdn.test",
+        "COUCHSERVER": pouch.url.replace(str(pouch.port), str(proxy.port)),
+        "HUIMAGES_COUCHDB_NAME": pouch.new_database(),
+        "HUIMAGES_BACKEND_TIMEOUT": "2",
+        **{k: v for k, v in seaweed.settings_env("unused").items() if k != "S3BUCKET"},
+    }
+    client = Client(Settings.from_env(env))
+    app = create_app(service=client.service)
+    image_id = client.save_image(jpeg(300, 200))
+    assert call(app, f"/small/{image_id}.jpeg").status == 200
+    proxy.mode = "drop"
+    try:
+        answer = call(app, "/metrics", REMOTE_ADDR="127.0.0.1")
+        assert answer.status == 200, answer.text
+        assert value(answer.text, "huimages_backend_up", backend="couchdb cdn queue") == 0
+        assert "huimages_cdn_queue_items" not in answer.text
+        assert value(answer.text, "huimages_renders_total", outcome="ok") >= 1  # the rest is there
+    finally:
+        proxy.mode = "pass"
+    answer = call(app, "/metrics", REMOTE_ADDR="127.0.0.1")
+    assert value(answer.text, "huimages_backend_up", backend="couchdb cdn queue") == 1
+    assert value(answer.text, "huimages_cdn_queue_items", state="queued") == 1
 
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

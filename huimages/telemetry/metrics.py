@@ -14,6 +14,7 @@ count them.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import threading
@@ -25,6 +26,8 @@ from typing import Any, Protocol
 from huimages.backends.files import process_alive
 from huimages.errors import HuImagesError, StorageError
 
+logger = logging.getLogger(__name__)
+
 
 class QueueFigures(Protocol):
     """What a scrape reads of the CDN queue (``huimages.cdn.records.QueueStats``)."""
@@ -35,6 +38,8 @@ class QueueFigures(Protocol):
 
 class QueueStore(Protocol):
     """The CDN queue store as a scrape sees it (``huimages.cdn.store.QueueStore``, a floor above)."""
+
+    name: str
 
     def queue_stats(self) -> QueueFigures: ...
 
@@ -202,9 +207,21 @@ class _QueueCollector:
         self.queue, self.clock = queue, clock
 
     def collect(self) -> Iterator[Any]:
+        """The queue's figures; a store that does not answer costs them alone (``huimages_backend_up`` 0)."""
         from prometheus_client.core import GaugeMetricFamily
 
-        stats = self.queue.queue_stats()
+        up = GaugeMetricFamily(
+            "huimages_backend_up", "Whether a store answered this scrape's reads (1) or not (0)", labels=["backend"]
+        )
+        try:
+            stats = self.queue.queue_stats()
+        except HuImagesError as exc:  # every other figure is still answered
+            logger.warning("/metrics: the CDN queue's figures are missing: %s", exc)
+            up.add_metric([self.queue.name], 0)
+            yield up
+            return
+        up.add_metric([self.queue.name], 1)
+        yield up
         items = GaugeMetricFamily("huimages_cdn_queue_items", "CDN queue items by state", labels=["state"])
         for state, count in sorted(stats.counts.items()):
             items.add_metric([state], count)
