@@ -209,6 +209,7 @@ class Settings:
     log_format: str = "text"
     cache_max_bytes: int = 0  # 0: no bound (prune from cron, or not at all)
     cache_prune_interval: float = 300.0
+    originals_cache_max_bytes: int = 0  # 0: as cache_max_bytes (the local copies of S3 originals and masters)
     housekeeping_interval: float = 60.0  # finishing deletes and uploads that faults left undone
     client_mode: str = "local"  # from_env resolves "auto" (see _client_mode)
     remote_cache_seconds: float = 30.0
@@ -226,6 +227,13 @@ class Settings:
         """How derivatives in the format ``name`` are encoded."""
         quality = {"jpeg": self.jpeg_quality, "webp": self.webp_quality, "avif": self.avif_quality}[name]
         return Encoding(FORMATS[name], quality, self.avif_speed)
+
+    @property
+    def originals_cache_bound(self) -> int:
+        """Bytes the local copies of S3 originals and masters may take (0: no bound, or no S3 originals)."""
+        if not self.s3.bucket:
+            return 0
+        return self.originals_cache_max_bytes or self.cache_max_bytes
 
     def child_environment(self, environ: Mapping[str, str]) -> dict[str, str]:
         """What a process started from this one needs (lighttpd's backends, the pruner): the resolved
@@ -482,6 +490,13 @@ SETTINGS_SPECS: tuple[_Spec, ...] = (
         "cache_prune_interval",
         _positive_float,
         "seconds between the server's prunes (sooner when it wrote a tenth of the bound, not under a tenth of this)",
+    ),
+    _Spec(
+        "HUIMAGES_ORIGINALS_CACHE_MAX_BYTES",
+        "originals_cache_max_bytes",
+        _byte_size,
+        "with S3 originals: the server prunes its local copies of originals and masters beyond this; 0: the"
+        " derivative cache's bound",
     ),
     _Spec(
         "HUIMAGES_HOUSEKEEPING_INTERVAL",

@@ -53,7 +53,7 @@ def test_queue_lifecycle(store: QueueStore) -> None:
     assert store.uploaded("240x160", ids, 1) == {ids[0]}
     assert store.uploaded("240x160", ids, 2) == set()
     stats = store.queue_stats()
-    assert stats.counts == {"queued": 3, "uploaded": 1, "parked": 0, "deleting": 0}
+    assert stats.counts == {"queued": 3, "parked": 0, "deleting": 0}
     assert stats.oldest_queued_at == 101.0
 
     second.state = "parked"
@@ -131,7 +131,7 @@ def expected_state(store: QueueStore) -> None:
     """The queue state that the old-shape records below describe."""
     assert store.size_version("240x160") == 2
     assert store.size_version("small") == 1
-    assert store.queue_stats().counts == {"queued": 1, "uploaded": 1, "parked": 1, "deleting": 0}
+    assert store.queue_stats().counts == {"queued": 1, "parked": 1, "deleting": 0}
     [due] = store.due(now=1e12, limit=10)
     assert (due.image_id, due.version, due.attempts, due.last_error) == (OLD_IDS[0], 2, 2, "S3 down")
     assert store.uploaded("240x160", OLD_IDS, 2) == {OLD_IDS[1]}

@@ -194,7 +194,7 @@ def test_delete_reaches_every_host_and_the_cdn(tmp_path: Path, seaweed: SeaweedS
         assert call(app_a, f"/small/{target}.jpeg").status == 404
     assert seaweed.client().list_objects_v2(Bucket=cdn_bucket).get("KeyCount", 0) == 0
     counts = host_a.service.publisher.store.queue_stats().counts
-    assert counts == {"queued": 0, "uploaded": 0, "parked": 0, "deleting": 0}
+    assert counts == {"queued": 0, "parked": 0, "deleting": 0}
     assert legacy_id not in couchdb.Server(a.couch.server)[a.couch.db]  # the legacy attachment went with its doc
 
     # host b still has the files until its sweep (cron); lighttpd would serve them until then

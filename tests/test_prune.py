@@ -17,7 +17,7 @@ from huimages.core.units import parse_bytes
 from huimages.ops.cli import main
 from huimages.serving.prune import AutoPruner, access_clock, plan, prune, sweep_temporaries
 from tests.imagetools import decode, jpeg
-from tests.servers import get, huimages_serve
+from tests.servers import SeaweedS3, get, huimages_serve
 
 HOUR = 3600
 
@@ -215,3 +215,42 @@ def test_temporaries_beside_the_cache_are_counted_and_the_self_pruning_cache_swe
     )
     assert AutoPruner(settings).run_once()  # what the server's pruner thread starts every interval
     assert not killed.exists() and writing.exists()
+
+
+@pytest.mark.integration
+def test_a_bounded_cache_bounds_the_local_copies_of_s3_originals_and_masters_and_drops_emptied_folders(
+    tmp_path: Path, seaweed: SeaweedS3
+) -> None:
+    from huimages.http.app import create_app
+    from huimages.serving.prune import disk_bytes
+    from tests.imagetools import encode, photo
+    from tests.wsgi import call
+
+    env = {
+        **seaweed.settings_env(seaweed.new_bucket()),
+        "HUIMAGES_HOME": str(tmp_path / "home"),
+        "IMAGESERVERURL": "http://img.test/",
+        "HUIMAGES_CACHE_MAX_BYTES": "2M",
+        "HUIMAGES_ORIGINALS_CACHE_MAX_BYTES": "1M",
+    }
+    client = Client(Settings.from_env(env))
+    settings = client.settings
+    app = create_app(service=client.service)
+    ids = [client.save_image(encode(photo(1400, 1000, seed=n), "JPEG", quality=92)) for n in range(6)]
+    for image_id in ids:
+        assert call(app, f"/o/{image_id}.jpeg").status == 200  # a local copy of each original
+        assert call(app, f"/small/{image_id}.jpeg").status == 200
+    copies = settings.paths.originals_cache_dir
+
+    def held(root: Path) -> int:
+        return sum(disk_bytes(p.lstat()) for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+    assert held(copies) > parse_bytes("1M")
+    assert AutoPruner(settings).run_once()  # what the server's pruner thread starts every interval
+    assert 0 < held(copies) <= parse_bytes("1M") * 0.9
+    empty = [d for d in copies.rglob("*") if d.is_dir() and not any(d.iterdir())]
+    assert not empty, empty  # du counts folders too: those a prune emptied go with their files
+    result = CliRunner(env=env).invoke(main, ["prune", "--dry-run"])
+    assert "originals cache: would remove 0 files" in result.output, result.output  # the setting is its default
+    for image_id in ids:  # what went is fetched again from S3
+        assert decode(call(app, f"/o/{image_id}.jpeg").body).size == (1400, 1000)

@@ -29,7 +29,11 @@ def atomic_write_open(path: Path, data: bytes, mode: int = 0o644) -> int:
     if the file is replaced or removed right after (a flush, a prune).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    except FileNotFoundError:  # a prune removed the folder it had just emptied: make it again
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     reader = -1
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -36,6 +36,7 @@ from huimages.config import CdnSettings
 from huimages.core.formats import FORMATS, JPEG, Format
 from huimages.core.urls import CACHE_FOREVER
 from huimages.errors import UnknownImage
+from huimages.telemetry import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -199,6 +200,7 @@ class CdnPublisher:
                 for item in results:
                     if item.state == UPLOADED:
                         report.uploaded += 1
+                        metrics.get().cdn_uploads.inc()
                     elif item.state == PARKED:
                         report.parked += 1
                     else:

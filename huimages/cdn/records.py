@@ -18,6 +18,8 @@ UPLOADED = "uploaded"
 PARKED = "parked"
 DELETING = "deleting"  # its image is being deleted: never a CDN URL again, the object leaves the bucket
 STATES = (QUEUED, UPLOADED, PARKED, DELETING)
+#: What waits: the queue's figures count these only, so a scrape costs the backlog, never the history.
+WAITING = (QUEUED, PARKED, DELETING)
 KEY_PREFIXES = ("derivative:", "lease:", "size:")
 
 Record = dict[str, Any]

@@ -12,7 +12,7 @@ import sqlite3
 from pathlib import Path
 
 from huimages.backends.sqlite import SQLiteFile, select_in
-from huimages.cdn.records import Derivative, Record, derivative_key, lease_key, size_key
+from huimages.cdn.records import WAITING, Derivative, Record, derivative_key, lease_key, size_key
 from huimages.cdn.store import Change, QueueStore
 
 _SCHEMA = """
@@ -123,7 +123,10 @@ class SQLiteQueue(QueueStore):
 
     def _state_counts(self) -> dict[str, int]:
         with self.file.errors() as conn:
-            rows = conn.execute("SELECT state, count(*) FROM cdn_records WHERE state IS NOT NULL GROUP BY state")
+            # One index range per waiting state: the uploaded records, however many, are not read.
+            rows = conn.execute(
+                "SELECT state, count(*) FROM cdn_records WHERE state IN (?, ?, ?) GROUP BY state", WAITING
+            )
             return {str(state): int(count) for state, count in rows}
 
     def _oldest_queued(self) -> float | None:

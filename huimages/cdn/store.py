@@ -18,8 +18,8 @@ from huimages.cdn.records import (
     PARKED,
     QUEUED,
     REMOVAL_PREFIX,
-    STATES,
     UPLOADED,
+    WAITING,
     Derivative,
     QueueStats,
     Record,
@@ -63,7 +63,7 @@ class QueueStore(abc.ABC):
 
     @abc.abstractmethod
     def _state_counts(self) -> dict[str, int]:
-        """Derivative records per state."""
+        """Derivative records per waiting state (``WAITING``: at least those; others are ignored)."""
 
     @abc.abstractmethod
     def _oldest_queued(self) -> float | None:
@@ -166,9 +166,13 @@ class QueueStore(abc.ABC):
         }
 
     def queue_stats(self) -> QueueStats:
-        """Derivatives per state, and when the oldest queued one was queued."""
-        counts = dict.fromkeys(STATES, 0)
-        counts.update(self._state_counts())
+        """Derivatives per waiting state (queued, parked, deleting), and when the oldest queued one was queued.
+
+        Uploaded derivatives are history, not counted here: a scrape costs the
+        backlog (``huimages_cdn_uploads_total`` counts the uploads).
+        """
+        counts = dict.fromkeys(WAITING, 0)
+        counts.update({state: n for state, n in self._state_counts().items() if state in counts})
         return QueueStats(counts, self._oldest_queued())
 
     def requeue_parked(self, now: float) -> int:

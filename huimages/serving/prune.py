@@ -54,6 +54,7 @@ class PruneReport:
     removed_bytes: int = 0
     kept_files: int = 0
     kept_bytes: int = 0
+    removed_folders: int = 0  # folders the removals left empty
 
 
 def is_temporary(name: str) -> bool:
@@ -173,8 +174,8 @@ class Plan:
     hundreds of thousands of files: about 60 bytes a file.
     """
 
-    def __init__(self, clock: str) -> None:
-        self.clock = clock
+    def __init__(self, clock: str, root: str = "") -> None:
+        self.clock, self.root = clock, root
         self.folders: list[str] = []
         self.folder_of = array.array("I")
         self.names: list[str] = []
@@ -207,7 +208,7 @@ class Plan:
 def plan(root: Path, *, max_bytes: int | None = None, min_free_percent: float | None = None) -> Plan:
     """The least recently used files to remove so ``root`` holds at most ``max_bytes`` and its
     filesystem has ``min_free_percent`` free (either bound may be None)."""
-    planned = Plan(access_clock(root))
+    planned = Plan(access_clock(root), os.fspath(root))
     by_atime = planned.clock == "atime"
     for folder, name, stat in _files(root):
         if not planned.folders or planned.folders[-1] != folder:
@@ -232,7 +233,9 @@ def plan(root: Path, *, max_bytes: int | None = None, min_free_percent: float | 
 
 
 def carry_out(planned: Plan, *, dry_run: bool = False, progress: Callable[[int], None] | None = None) -> PruneReport:
+    """Remove the planned files, and the folders that holds no file any more (``du`` counts folders too)."""
     report = PruneReport(planned.clock, kept_files=planned.files, kept_bytes=planned.bytes)
+    emptied: set[int] = set()
     for index in planned.order:
         size = planned.sizes[index]
         if not dry_run:
@@ -240,12 +243,17 @@ def carry_out(planned: Plan, *, dry_run: bool = False, progress: Callable[[int],
                 os.unlink(planned.path(index))
             except FileNotFoundError:
                 continue  # removed meanwhile (a delete, another prune)
+            emptied.add(planned.folder_of[index])
         report.removed_files += 1
         report.removed_bytes += size
         if progress is not None:
             progress(1)
     report.kept_files -= report.removed_files
     report.kept_bytes -= report.removed_bytes
+    for folder in emptied - {i for i, path in enumerate(planned.folders) if path == planned.root}:
+        with contextlib.suppress(OSError):  # not empty (a file written meanwhile), or gone: it stays
+            os.rmdir(planned.folders[folder])
+            report.removed_folders += 1
     return report
 
 
@@ -364,6 +372,8 @@ class AutoPruner:
                 return False
         target = int(self.bound * 0.9)
         argv = [sys.executable, "-m", "huimages", "prune", "--max-bytes", str(target)]
+        if self.settings.originals_cache_bound:  # the local copies of S3 originals and masters too
+            argv += ["--originals-cache-max-bytes", str(int(self.settings.originals_cache_bound * 0.9))]
         env = {**os.environ, **self.settings.child_environment(os.environ)}
         if shutil.which("nice"):  # at low priority: renders come first
             argv = ["nice", "-n", "10", *argv]

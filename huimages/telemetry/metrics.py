@@ -92,6 +92,7 @@ class _Metrics:
         )
         self.cache_written = Counter("huimages_cache_written_bytes", "Bytes written to the derivative cache")
         self.responses = Counter("huimages_http_responses", "Responses of the application by status", ["status"])
+        self.cdn_uploads = Counter("huimages_cdn_uploads", "Derivatives uploaded to the CDN bucket by queue runs")
         self.backend_calls = Counter(
             "huimages_backend_calls", "Calls to a storage backend by backend and operation", ["backend", "operation"]
         )

@@ -13,7 +13,11 @@ from huimages.ops.cli.common import _bar, _byte_size, _service, _settings
 @click.command()
 @click.option("--max-bytes", callback=_byte_size, help="Keep the derivative cache within this size (500M, 2G).")
 @click.option("--min-free", type=click.FloatRange(0, 100), help="Keep this percentage of the cache's disk free.")
-@click.option("--originals-cache-max-bytes", callback=_byte_size, help="Keep the local copies of S3 originals within.")
+@click.option(
+    "--originals-cache-max-bytes",
+    callback=_byte_size,
+    help="Keep the local copies of S3 originals and masters within (default: HUIMAGES_ORIGINALS_CACHE_MAX_BYTES).",
+)
 @click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
 def prune(max_bytes: int | None, min_free: float | None, originals_cache_max_bytes: int | None, dry_run: bool) -> None:
     """Remove temporary files of killed writers, and the least recently used cached files beyond the bounds.
@@ -42,6 +46,8 @@ def _prune(
     swept = pruning.sweep_temporaries(pruning.temporary_folders(settings), dry_run=dry_run)
     click.echo(f"temporary files: {verb} {swept.files} ({human_bytes(swept.bytes)}) left by killed writers")
     bounds = [("cache", settings.paths.cache_dir, max_bytes, min_free)]
+    if originals_max is None and settings.originals_cache_bound:  # HUIMAGES_ORIGINALS_CACHE_MAX_BYTES
+        originals_max = settings.originals_cache_bound
     if originals_max is not None:
         bounds.append(("originals cache", settings.paths.originals_cache_dir, originals_max, None))
     for label, root, limit, free in bounds:
@@ -53,7 +59,8 @@ def _prune(
         click.echo(
             f"{label}: {verb} {report.removed_files} files ({human_bytes(report.removed_bytes)}),"
             f" least recently used by {'access' if report.clock == 'atime' else 'modification'} time;"
-            f" {report.kept_files} files ({human_bytes(report.kept_bytes)}) remain"
+            f" {report.kept_files} files ({human_bytes(report.kept_bytes)}) remain;"
+            f" {report.removed_folders} emptied folders removed"
         )
 
 
