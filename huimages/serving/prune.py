@@ -233,7 +233,7 @@ def plan(root: Path, *, max_bytes: int | None = None, min_free_percent: float | 
 
 
 def carry_out(planned: Plan, *, dry_run: bool = False, progress: Callable[[int], None] | None = None) -> PruneReport:
-    """Remove the planned files, and the folders that holds no file any more (``du`` counts folders too)."""
+    """Remove the planned files, and the folders left holding no file (``du`` counts folders too)."""
     report = PruneReport(planned.clock, kept_files=planned.files, kept_bytes=planned.bytes)
     emptied: set[int] = set()
     for index in planned.order:
