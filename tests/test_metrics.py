@@ -6,10 +6,12 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from huimages.client import Client
 from huimages.config import Settings
 from huimages.http.app import create_app
+from huimages.ops.cli import main
 from huimages.serving.service import ImageService
 from tests.imagetools import jpeg
 from tests.servers import FaultProxy, PouchCouch, SeaweedS3, get, huimages_serve
@@ -132,6 +134,9 @@ def test_a_scrape_with_the_queue_store_down_answers_every_other_figure(
         assert value(answer.text, "huimages_backend_up", backend="couchdb cdn queue") == 0
         assert "huimages_cdn_queue_items" not in answer.text
         assert value(answer.text, "huimages_renders_total", outcome="ok") >= 1  # the rest is there
+        shown = CliRunner(env=env).invoke(main, ["queue"])
+        assert shown.exit_code == 1 and "derivatives per state: not read (couchdb cdn queue" in shown.output
+        assert "the queue run: not read" in shown.output  # each figure on its own
     finally:
         proxy.mode = "pass"
     answer = call(app, "/metrics", REMOTE_ADDR="127.0.0.1")

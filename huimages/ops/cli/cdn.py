@@ -13,6 +13,7 @@ import click
 from huimages.backends.files import process_alive
 from huimages.cdn.publisher import LEASE
 from huimages.core.formats import FORMATS
+from huimages.errors import HuImagesError
 from huimages.ops.cli.common import _bar, _service, _settings
 
 
@@ -53,26 +54,51 @@ def flush(size: str, cache_only: bool) -> None:
 @click.group(invoke_without_command=True)
 @click.pass_context
 def queue(ctx: click.Context) -> None:
-    """Show the CDN queue: derivatives per state, the age of the oldest queued one, unfinished deletes."""
+    """Show the CDN queue: derivatives waiting per state, the oldest queued one, unfinished deletes, the run.
+
+    Each figure is read on its own: one the store does not answer is named
+    as missing, the others are shown (exit 1 when any is missing).
+    """
     if ctx.invoked_subcommand is not None:
         return
     from huimages.cdn import open_queue
 
     store = open_queue(_settings())
-    stats = store.queue_stats()
-    for state, count in stats.counts.items():
-        click.echo(f"{state:9} {count}")
-    if stats.oldest_queued_at is not None:
-        click.echo(f"oldest queued {time.time() - stats.oldest_queued_at:.0f} s ago")
-    unfinished = sum(1 for _ in store.removals())
-    if unfinished:
-        click.echo(f"deletes   {unfinished} unfinished (the next queue run or `huimages sweep` finishes them)")
-    holder = _lease_holder(store.lease(LEASE))
-    if holder is None:
-        click.echo("running   no queue run")
-    else:
-        host, pid, left = holder
-        click.echo(f"running   a queue run on host {host}, process {pid}; its lease expires in {left:.0f} s")
+    missing = 0
+
+    def show(what: str, read: Any) -> None:
+        nonlocal missing
+        try:
+            read()
+        except HuImagesError as exc:
+            missing += 1
+            click.echo(f"{what}: not read ({exc})")
+
+    def counts() -> None:
+        stats = store.queue_stats()
+        for state, count in stats.counts.items():
+            click.echo(f"{state:9} {count}")
+        if stats.oldest_queued_at is not None:
+            click.echo(f"oldest queued {time.time() - stats.oldest_queued_at:.0f} s ago")
+
+    def deletes() -> None:
+        unfinished = sum(1 for _ in store.removals())
+        if unfinished:
+            click.echo(f"deletes   {unfinished} unfinished (the next queue run or `huimages sweep` finishes them)")
+
+    def run() -> None:
+        holder = _lease_holder(store.lease(LEASE))
+        if holder is None:
+            click.echo("running   no queue run")
+        else:
+            host, pid, left = holder
+            click.echo(f"running   a queue run on host {host}, process {pid}; its lease expires in {left:.0f} s")
+
+    show("derivatives per state", counts)
+    show("unfinished deletes", deletes)
+    show("the queue run", run)
+    if missing:
+        raise SystemExit(1)
 
 
 @queue.command("break-lease")
