@@ -12,9 +12,8 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from huimages.catalog.records import alt_text
 from huimages.client import DEFAULT_DENSITIES, PICTURE_FORMATS, Client
-from huimages.client.markup import img_tag
+from huimages.client.helpers import dimensions_or_none, tag_or_fallback
 from huimages.config import Settings
 from huimages.core.sizes import DEFAULT_SIZE
 from huimages.errors import (
@@ -125,27 +124,12 @@ def scaled_imagedata(imageid: str, size: str = DEFAULT_SIZE) -> bytes | None:
 
 def scaled_dimensions(imageid: str, size: str = DEFAULT_SIZE) -> tuple[int, int] | tuple[None, None]:
     """(width, height) after scaling; ``WxH!`` needs no lookup; ``(None, None)`` on any failure."""
-    client = default_client()
-    try:
-        parsed = client.parse_size(size)
-        if parsed.crop:
-            return parsed.width, parsed.height
-        return client.scaled_dimensions(imageid, size)
-    except HuImagesError:
-        return None, None
+    return dimensions_or_none(default_client(), imageid, size)
 
 
 def scaled_tag(imageid: str, size: str = DEFAULT_SIZE, *args: str, **kwargs: Any) -> str:
     """An ``<img .../>`` tag; for an unknown image it still names the URL, without width and height."""
-    client = default_client()
-    try:
-        return client.scaled_tag(imageid, size, *args, **kwargs)
-    except HuImagesError:
-        pass  # huImages still wrote a tag: the URL, and what is known
-    doc = get_imagedoc(imageid) or {}
-    width, height = scaled_dimensions(imageid, size)
-    alt = alt_text(doc, client.settings.alt_addition)
-    return img_tag(client.scaled_imageurl(imageid, size), width, height, alt, args, kwargs)
+    return tag_or_fallback(default_client(), imageid, size, args, kwargs)
 
 
 def get_random_imageid() -> str:

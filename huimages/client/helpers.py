@@ -18,7 +18,7 @@ from huimages.catalog.records import alt_text
 from huimages.client.markup import img_tag
 from huimages.core.ids import is_valid_id
 from huimages.core.sizes import DEFAULT_SIZE
-from huimages.errors import HuImagesError
+from huimages.errors import BackendUnavailable, HuImagesError, ImageNotFound, InvalidImageId
 
 if TYPE_CHECKING:
     from huimages.client import Client
@@ -43,33 +43,17 @@ class TemplateHelpers:
 
     def scaled_dimensions(self, imageid: object, size: str = DEFAULT_SIZE) -> tuple[int, int] | tuple[None, None]:
         """(width, height) after scaling; ``WxH!`` needs no look-up; ``(None, None)`` on any failure."""
-        client = self._client()
-        try:
-            parsed = client.parse_size(size)
-            if parsed.crop:
-                return parsed.width, parsed.height
-            if not _usable(imageid):
-                return None, None
-            return client.scaled_dimensions(str(imageid), size)
-        except HuImagesError:
-            return None, None
+        return dimensions_or_none(self._client(), "" if imageid is None else str(imageid), size)
 
     def scaled_tag(self, imageid: object, size: str = DEFAULT_SIZE, *args: str, **attrs: Any) -> str:
         """An ``<img .../>`` tag; for an unknown image it still names the URL, without width and height."""
         if not _usable(imageid):
             return ""
-        image_id, client = str(imageid), self._client()
         try:
-            return client.scaled_tag(image_id, size, *args, **attrs)
-        except HuImagesError:
-            pass  # huImages still wrote a tag: the URL, and what is known
-        try:
-            doc = client.get_imagedoc(image_id)
-        except HuImagesError:
-            doc = {}
-        width, height = self.scaled_dimensions(image_id, size)
-        url = self.scaled_imageurl(image_id, size)
-        return img_tag(url, width, height, alt_text(doc, client.settings.alt_addition), args, attrs) if url else ""
+            return tag_or_fallback(self._client(), str(imageid), size, args, attrs)
+        except HuImagesError as exc:
+            logger.warning("no tag for %s in %s: %s", imageid, size, exc)
+            return ""
 
     def scaled_srcset(self, imageid: object, size: str = DEFAULT_SIZE, **options: Any) -> str:
         return self._quietly("srcset", imageid, lambda client: client.scaled_srcset(str(imageid), size, **options))
@@ -85,6 +69,35 @@ class TemplateHelpers:
         except HuImagesError as exc:
             logger.warning("no %s for %s: %s", what, imageid, exc)
             return ""
+
+
+def dimensions_or_none(client: Client, imageid: str, size: str) -> tuple[int, int] | tuple[None, None]:
+    """huImages' ``scaled_dimensions``: ``WxH!`` needs no look-up; ``(None, None)`` on any failure."""
+    try:
+        parsed = client.parse_size(size)
+        if parsed.crop:
+            return parsed.width, parsed.height
+        return client.scaled_dimensions(imageid, size)
+    except HuImagesError:
+        return None, None
+
+
+def tag_or_fallback(client: Client, imageid: str, size: str, args: tuple[str, ...], attrs: dict[str, Any]) -> str:
+    """huImages' ``scaled_tag``: for an image it cannot read, the tag still names the URL, with what is known.
+
+    Raises where huImages raised: a malformed ID, a size that is refused.
+    """
+    try:
+        return client.scaled_tag(imageid, size, *args, **attrs)
+    except HuImagesError:
+        pass
+    try:
+        doc = client.get_imagedoc(imageid)
+    except (ImageNotFound, InvalidImageId, BackendUnavailable):
+        doc = {}
+    width, height = dimensions_or_none(client, imageid, size)
+    alt = alt_text(doc, client.settings.alt_addition)
+    return img_tag(client.scaled_imageurl(imageid, size), width, height, alt, args, attrs)
 
 
 def _usable(imageid: object) -> bool:

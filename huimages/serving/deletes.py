@@ -109,13 +109,13 @@ class Deleter:
                 f"{image_id} was deleted and the delete is not finished yet ({report.error}); try again shortly",
             )
 
-    def finish_pending(self, *, due_only: bool = True) -> FinishReport:
+    def finish_pending(self) -> FinishReport:
         """Finish the recorded deletes that are due; stops at a store that still does not answer."""
         report = FinishReport()
         now = self.clock()
         blocked = False
         for removal in list(self.queue.removals()):
-            if blocked or (due_only and removal.next_attempt > now):
+            if blocked or removal.next_attempt > now:
                 report.pending += 1
                 continue
             outcome = self._finish(removal.image_id, attempts=removal.attempts)

@@ -230,9 +230,9 @@ class ImageService:
         """
         return self._deleter.delete(image_id)
 
-    def finish_deletes(self, *, due_only: bool = True) -> FinishReport:
+    def finish_deletes(self) -> FinishReport:
         """Finish the deletes that stores kept from finishing (those due for another attempt)."""
-        return self._deleter.finish_pending(due_only=due_only)
+        return self._deleter.finish_pending()
 
     def housekeeping(self) -> dict[str, int]:
         """Finish what faults left undone: due deletes, and uploads that stored an original but no record.
