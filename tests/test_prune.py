@@ -2,6 +2,7 @@
 
 import concurrent.futures
 import os
+import re
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ from huimages.client import Client
 from huimages.config import Settings
 from huimages.core.units import parse_bytes
 from huimages.ops.cli import main
-from huimages.serving.prune import AutoPruner, access_clock, plan, prune, sweep_temporaries
+from huimages.serving.prune import AutoPruner, Plan, access_clock, plan, prune, sweep_temporaries
 from tests.imagetools import decode, jpeg
 from tests.servers import SeaweedS3, get, huimages_serve
 
@@ -222,7 +223,7 @@ def test_a_bounded_cache_bounds_the_local_copies_of_s3_originals_and_masters_and
     tmp_path: Path, seaweed: SeaweedS3
 ) -> None:
     from huimages.http.app import create_app
-    from huimages.serving.prune import disk_bytes
+    from huimages.serving.census import disk_bytes
     from tests.imagetools import encode, photo
     from tests.wsgi import call
 
@@ -254,3 +255,75 @@ def test_a_bounded_cache_bounds_the_local_copies_of_s3_originals_and_masters_and
     assert "originals cache: would remove 0 files" in result.output, result.output  # the setting is its default
     for image_id in ids:  # what went is fetched again from S3
         assert decode(call(app, f"/o/{image_id}.jpeg").body).size == (1400, 1000)
+
+
+def test_a_plan_keeps_at_most_64_bytes_a_file(tmp_path: Path) -> None:
+    """A cache of ten million files is planned in well under a gigabyte (the names are the cache's own)."""
+    import tracemalloc
+
+    from huimages.core.ids import compute_id
+
+    root = tmp_path / "cache"
+    now = time.time()
+    for folder in ("240x160", "150x150!", "1024x768"):
+        (root / folder).mkdir(parents=True)
+    for n in range(12_000):
+        path = root / ("240x160", "150x150!", "1024x768")[n % 3] / f"{compute_id(str(n).encode())}.jpeg"
+        path.write_bytes(b"x")
+        os.utime(path, (now - n, now - n))
+    aged(tmp_path / "one" / "240x160" / f"{compute_id(b'one')}.jpeg", HOUR)
+
+    def peak(root: Path) -> tuple[Plan, int]:
+        tracemalloc.start()
+        try:
+            planned = plan(root, min_free_percent=100)  # every file goes: the most a plan holds
+            return planned, tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    _, fixed = peak(tmp_path / "one")  # what a plan costs whatever the files (reading the mounts, the walk)
+    planned, held = peak(root)
+    assert planned.count == planned.files == 12_000
+    assert (held - fixed) / planned.files <= 64, (held - fixed) / planned.files
+    oldest = [Path(path).name for _, path in planned.victims[:3]]
+    assert oldest == [f"{compute_id(str(n).encode())}.jpeg" for n in (11_999, 11_998, 11_997)]
+
+
+def test_a_large_cache_is_summed_up_from_the_count_of_its_last_prune(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from huimages.serving import census
+
+    monkeypatch.setattr(census, "RECORD_FROM", 5)  # "large": the real bound is 100,000 files
+    env = {"HUIMAGES_HOME": str(tmp_path), "IMAGESERVERURL": "http://img.test/"}
+    cache = Settings.from_env(env).paths.cache_dir
+    for n in range(8):
+        aged(cache / ("240x160" if n % 2 else "150x150!") / f"{n:02d}.jpeg", (10 - n) * HOUR, b"x" * 8192)
+    size = (cache / "240x160" / "01.jpeg").stat().st_blocks * 512
+    runner = CliRunner(env=env)
+    assert "cache: removed 2 files" in runner.invoke(main, ["prune", "--max-bytes", str(6 * size)]).stdout
+    aged(cache / "240x160" / "99.jpeg", 0, b"x" * 8192)  # written after the prune's count
+    recorded = runner.invoke(main, ["cache"]).stdout
+    assert "as counted at" in recorded, recorded
+    assert files_by_size(recorded) == {"150x150!": 3, "240x160": 3}  # the prune's count, less the two it removed
+    walked = runner.invoke(main, ["cache", "--walk"]).stdout
+    assert "as counted at" not in walked and files_by_size(walked) == {"150x150!": 3, "240x160": 4}
+
+
+def files_by_size(summary: str) -> dict[str, int]:
+    """The files of each size in the table `huimages cache` prints."""
+    rows = summary.splitlines()[1:3]
+    return {row.split()[0]: int(re.findall(r" ([0-9][0-9,]*) ", row)[0].replace(",", "")) for row in rows}
+
+
+def test_one_start_up_sweep_a_host(tmp_path: Path) -> None:
+    from huimages.serving.prune import host_lock, sweep_in_background
+
+    settings = Settings.from_env({"HUIMAGES_HOME": str(tmp_path)})
+    stale = aged(settings.paths.cache_dir / "240x160" / ".AAAA.jpeg.k3j2.tmp", 2 * HOUR)
+    with host_lock(settings.paths.cache_dir, "sweep") as free:
+        assert free  # another process of the host is sweeping
+        sweep_in_background(settings).join(10)
+        assert stale.exists()
+    sweep_in_background(settings).join(10)
+    assert not stale.exists()

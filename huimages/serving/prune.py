@@ -19,7 +19,6 @@ import logging
 import os
 import random
 import shutil
-import stat as stat_mode
 import subprocess
 import sys
 import threading
@@ -27,16 +26,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from huimages.backends.files import TEMP_SUFFIX
 from huimages.config import Settings
+from huimages.serving.census import TEMP_MAX_AGE, Census, Relative, Shelf, disk_bytes, is_temporary, walk
 
 logger = logging.getLogger(__name__)
 
-#: A temporary file older than this was left by a writer that was killed: a write takes seconds at most
-#: (a 64 MB original, a master, a copy from S3), so ten minutes leave a wide margin, and the self-pruning
-#: cache (its prunes sweep them too) gives back a killed writer's space within an interval of that.
-TEMP_MAX_AGE = 600.0
-_LINK_SUFFIX = ".link"  # a named size's link being made (``DerivativeCache.link_name``)
+_CHUNK = 1024  # a plan keeps its files' names in strings of this many names
+START_PACE = 0.2  # the start-up sweep walks a fifth of the time
+_SLICE = 0.02  # seconds of walking between rests
 
 
 @dataclasses.dataclass
@@ -57,22 +54,21 @@ class PruneReport:
     removed_folders: int = 0  # folders the removals left empty
 
 
-def is_temporary(name: str) -> bool:
-    return name.startswith(".") and (name.endswith(TEMP_SUFFIX) or name.endswith(_LINK_SUFFIX))
-
-
-def disk_bytes(stat: os.stat_result) -> int:
-    """What a file takes on disk, as ``du`` counts it (small files take a whole block)."""
-    return stat.st_blocks * 512
-
-
 def sweep_temporaries(
-    folders: Iterable[Path], *, now: float | None = None, min_age: float = TEMP_MAX_AGE, dry_run: bool = False
+    folders: Iterable[Path],
+    *,
+    now: float | None = None,
+    min_age: float = TEMP_MAX_AGE,
+    dry_run: bool = False,
+    pace: float = 1.0,
 ) -> SweepReport:
-    """Remove the hidden temporary files older than ``min_age`` under ``folders`` (killed writers left them)."""
+    """Remove the hidden temporary files older than ``min_age`` under ``folders`` (killed writers left them).
+
+    ``pace``: the share of the time it walks (see ``_temporaries``).
+    """
     now = time.time() if now is None else now
     report = SweepReport()
-    for path, stat in _temporaries(folders):
+    for path, stat in _temporaries(folders, pace):
         if now - stat.st_mtime < min_age:
             continue
         if not dry_run:
@@ -97,10 +93,19 @@ def count_temporaries(folders: Iterable[Path], *, now: float | None = None) -> t
     return found, stale
 
 
-def _temporaries(folders: Iterable[Path]) -> Iterator[tuple[str, os.stat_result]]:
-    """Each hidden temporary file under ``folders``, with its ``lstat``."""
+def _temporaries(folders: Iterable[Path], pace: float = 1.0) -> Iterator[tuple[str, os.stat_result]]:
+    """Each hidden temporary file under ``folders``, with its ``lstat``.
+
+    ``pace`` below 1 spreads the walk out: after each ``_SLICE`` seconds of
+    walking it rests, so that it works that share of the time only.
+    """
+    rest = _SLICE * (1 - pace) / pace
+    started = time.monotonic()
     for folder in folders:
         for dirpath, _dirnames, filenames in os.walk(folder):
+            if pace < 1 and time.monotonic() - started >= _SLICE:
+                time.sleep(rest)
+                started = time.monotonic()
             for name in filenames:
                 if not is_temporary(name):
                     continue
@@ -119,11 +124,20 @@ def temporary_folders(settings: Settings) -> list[Path]:
 
 
 def sweep_in_background(settings: Settings) -> threading.Thread:
-    """A server's start-up sweep of stale temporary files, without delaying its first answers."""
+    """A server's start-up sweep of stale temporary files, without delaying its first answers.
+
+    One process of the host sweeps (the others find the lock taken), in a
+    thread at low priority that walks a fifth of the time (``START_PACE``),
+    so that hits and renders keep the cores while it walks a large cache.
+    """
 
     def sweep() -> None:
+        with contextlib.suppress(OSError, AttributeError):  # this thread only, where the system allows it
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
         try:
-            sweep_temporaries(temporary_folders(settings))
+            with host_lock(settings.paths.cache_dir, "sweep") as free:
+                if free:
+                    sweep_temporaries(temporary_folders(settings), pace=START_PACE)
         except OSError as exc:
             logger.warning("the start-up sweep of temporary files stopped: %s", exc)
 
@@ -153,43 +167,62 @@ def access_clock(folder: Path) -> str:
     return "mtime" if not best or "noatime" in options.split(",") else "atime"
 
 
-def _files(root: Path) -> Iterator[tuple[str, str, os.stat_result]]:
+def _files(root: Path, census: Census | None = None) -> Iterator[tuple[str, str, os.stat_result]]:
     """Every complete file under ``root`` as (folder, name, stat): hidden files and folders
-    (temporaries, state) and links left out."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for name in filenames:
-            if name.startswith("."):
-                continue
-            with contextlib.suppress(FileNotFoundError):
-                stat = os.lstat(os.path.join(dirpath, name))
-                if stat_mode.S_ISREG(stat.st_mode):
-                    yield dirpath, name, stat
+    (temporaries, state) and links left out; ``census`` counts every file seen."""
+    relative = Relative(root)
+    for folder, name, stat in walk(root):
+        if census is not None:
+            census.add(relative(folder), name, stat)
+        if not name.startswith("."):
+            yield folder, name, stat
 
 
 class Plan:
     """What pruning a folder would remove (least recently used first) and what it holds now.
 
-    Kept compact (arrays, and each folder's path once), since a cache holds
-    hundreds of thousands of files: about 60 bytes a file.
+    Kept compact, since a cache holds millions of files: each file's name in
+    a string shared with thousands of others, its folder as an index, its last use in whole seconds
+    and its size in 512-byte blocks, in arrays; the victims are chosen by a
+    histogram of the times instead of a sort of every file. About 60 bytes a
+    file for the cache's names (``scripts/bench.py --only scale`` measures it).
     """
 
     def __init__(self, clock: str, root: str = "") -> None:
         self.clock, self.root = clock, root
         self.folders: list[str] = []
         self.folder_of = array.array("I")
-        self.names: list[str] = []
-        self.used = array.array("d")
-        self.sizes = array.array("q")
+        self._names: list[bytes | bytearray] = []  # the names of _CHUNK files each, one after the other
+        self._ends = array.array("I")  # where each name ends in its chunk
+        self.used = array.array("I")  # seconds since the epoch
+        self.blocks = array.array("I")  # bytes on disk / 512
         self.order = array.array("I")  # the victims, least recently used first
+
+    def add(self, folder: str, name: str, used: float, stat: os.stat_result) -> None:
+        if not self.folders or self.folders[-1] != folder:
+            self.folders.append(folder)
+        if len(self.used) % _CHUNK == 0:
+            self.seal()
+            self._names.append(bytearray())
+        names = self._names[-1]
+        names += os.fsencode(name)
+        self.folder_of.append(len(self.folders) - 1)
+        self._ends.append(len(names))
+        self.used.append(min(int(used), 0xFFFFFFFF))
+        self.blocks.append(min(stat.st_blocks, 0xFFFFFFFF))
+
+    def seal(self) -> None:
+        """Keep the last chunk's names in an immutable string of their exact size."""
+        if self._names and isinstance(self._names[-1], bytearray):
+            self._names[-1] = bytes(self._names[-1])
 
     @property
     def files(self) -> int:
-        return len(self.names)
+        return len(self.used)
 
     @property
     def bytes(self) -> int:
-        return sum(self.sizes)
+        return sum(self.blocks) * 512
 
     @property
     def count(self) -> int:
@@ -199,61 +232,126 @@ class Plan:
     @property
     def victims(self) -> list[tuple[int, str]]:
         """(bytes on disk, path) of each file that would go, least recently used first."""
-        return [(self.sizes[i], self.path(i)) for i in self.order]
+        return [(self.blocks[i] * 512, self.path(i)) for i in self.order]
+
+    def name(self, index: int) -> str:
+        start = self._ends[index - 1] if index % _CHUNK else 0
+        return os.fsdecode(bytes(self._names[index // _CHUNK][start : self._ends[index]]))
 
     def path(self, index: int) -> str:
-        return os.path.join(self.folders[self.folder_of[index]], self.names[index])
+        return os.path.join(self.folders[self.folder_of[index]], self.name(index))
+
+    def choose(self, excess: int) -> None:
+        """Order as victims the least recently used files that hold at least ``excess`` bytes.
+
+        A histogram of the times finds the bucket where the bytes reach
+        ``excess``; the files of older buckets are placed by a counting sort,
+        and only the files of one bucket at a time are sorted by time.
+        """
+        if excess <= 0 or not self.files:
+            return
+        buckets = min(65536, max(256, self.files // 16))  # a few files a bucket
+        low = min(self.used)
+        span = max(self.used) - low + 1
+        held = array.array("q", [0]) * buckets
+        for used, blocks in zip(self.used, self.blocks, strict=True):
+            held[((used - low) * buckets) // span] += blocks
+        needed, last = -(-excess // 512), buckets - 1
+        total = 0
+        for bucket, blocks in enumerate(held):
+            total += blocks
+            if total >= needed:
+                last = bucket
+                break
+        counts = array.array("I", [0]) * (last + 1)
+        for used in self.used:
+            bucket = ((used - low) * buckets) // span
+            if bucket <= last:
+                counts[bucket] += 1
+        starts = array.array("I", [0]) * (last + 1)
+        for bucket in range(1, last + 1):
+            starts[bucket] = starts[bucket - 1] + counts[bucket - 1]
+        placed = array.array("I", [0]) * sum(counts)  # the candidates, bucket by bucket
+        fill = array.array("I", starts)
+        for index, used in enumerate(self.used):
+            bucket = ((used - low) * buckets) // span
+            if bucket <= last:
+                placed[fill[bucket]] = index
+                fill[bucket] += 1
+        freed, cut = 0, 0
+        for bucket in range(last + 1):
+            start, end = starts[bucket], starts[bucket] + counts[bucket]
+            if span > buckets:  # a bucket spans more than a second: order its files
+                placed[start:end] = array.array("I", sorted(placed[start:end], key=self.used.__getitem__))
+            for index in placed[start:end]:
+                if freed >= needed:
+                    break
+                freed += self.blocks[index]
+                cut += 1
+        del placed[cut:]
+        self.order = placed
 
 
-def plan(root: Path, *, max_bytes: int | None = None, min_free_percent: float | None = None) -> Plan:
+def plan(
+    root: Path, *, max_bytes: int | None = None, min_free_percent: float | None = None, census: Census | None = None
+) -> Plan:
     """The least recently used files to remove so ``root`` holds at most ``max_bytes`` and its
-    filesystem has ``min_free_percent`` free (either bound may be None)."""
+    filesystem has ``min_free_percent`` free (either bound may be None).
+
+    ``census``, if given, counts what the walk saw (shelves and temporary files) on the way.
+    """
     planned = Plan(access_clock(root), os.fspath(root))
     by_atime = planned.clock == "atime"
-    for folder, name, stat in _files(root):
-        if not planned.folders or planned.folders[-1] != folder:
-            planned.folders.append(folder)
-        planned.folder_of.append(len(planned.folders) - 1)
-        planned.names.append(name)
-        planned.used.append(max(stat.st_atime, stat.st_mtime) if by_atime else stat.st_mtime)
-        planned.sizes.append(disk_bytes(stat))
+    for folder, name, stat in _files(root, census):
+        planned.add(folder, name, max(stat.st_atime, stat.st_mtime) if by_atime else stat.st_mtime, stat)
+    planned.seal()
     excess = 0 if max_bytes is None else planned.bytes - max_bytes
     if min_free_percent is not None:
         fs = os.statvfs(root)
         wanted = fs.f_blocks * fs.f_frsize * min_free_percent / 100
         excess = max(excess, int(wanted - fs.f_bavail * fs.f_frsize))
-    if excess > 0:
-        freed = 0
-        for index in sorted(range(planned.files), key=planned.used.__getitem__):
-            if freed >= excess:
-                break
-            planned.order.append(index)
-            freed += planned.sizes[index]
+    planned.choose(excess)
     return planned
 
 
-def carry_out(planned: Plan, *, dry_run: bool = False, progress: Callable[[int], None] | None = None) -> PruneReport:
-    """Remove the planned files, and the folders left holding no file (``du`` counts folders too)."""
+def carry_out(
+    planned: Plan,
+    *,
+    dry_run: bool = False,
+    progress: Callable[[int], None] | None = None,
+    census: Census | None = None,
+) -> PruneReport:
+    """Remove the planned files, and the folders left holding no file (``du`` counts folders too).
+
+    ``census``, the count of the plan's walk, loses each file removed.
+    """
     report = PruneReport(planned.clock, kept_files=planned.files, kept_bytes=planned.bytes)
     emptied: set[int] = set()
     for index in planned.order:
-        size = planned.sizes[index]
+        size = planned.blocks[index] * 512
         if not dry_run:
+            path = planned.path(index)
             try:
-                os.unlink(planned.path(index))
+                os.unlink(path)
             except FileNotFoundError:
                 continue  # removed meanwhile (a delete, another prune)
             emptied.add(planned.folder_of[index])
+            if census is not None:
+                census.remove(os.path.relpath(os.path.dirname(path), planned.root), os.path.basename(path), size)
         report.removed_files += 1
         report.removed_bytes += size
         if progress is not None:
             progress(1)
     report.kept_files -= report.removed_files
     report.kept_bytes -= report.removed_bytes
-    for folder in emptied - {i for i, path in enumerate(planned.folders) if path == planned.root}:
-        with contextlib.suppress(OSError):  # not empty (a file written meanwhile), or gone: it stays
-            os.rmdir(planned.folders[folder])
+    for folder in sorted((planned.folders[i] for i in emptied), reverse=True):  # the deepest first
+        while folder != planned.root and folder.startswith(planned.root + os.sep):
+            try:
+                os.rmdir(folder)  # and then its parent, which it may have left empty
+            except OSError:
+                break  # not empty (a file written meanwhile), or gone: it stays
             report.removed_folders += 1
+            folder = os.path.dirname(folder)
     return report
 
 
@@ -262,41 +360,6 @@ def prune(
 ) -> PruneReport:
     """``plan`` and ``carry_out`` in one."""
     return carry_out(plan(root, max_bytes=max_bytes, min_free_percent=min_free_percent), dry_run=dry_run)
-
-
-@dataclasses.dataclass
-class Shelf:
-    """The cached files of one size in one format."""
-
-    files: int = 0
-    bytes: int = 0
-    oldest: float = float("inf")  # modification times
-    newest: float = 0.0
-
-    def add(self, stat: os.stat_result) -> None:
-        self.files += 1
-        self.bytes += disk_bytes(stat)
-        self.oldest = min(self.oldest, stat.st_mtime)
-        self.newest = max(self.newest, stat.st_mtime)
-
-
-def inventory(root: Path, *, now: float | None = None) -> tuple[dict[tuple[str, str], Shelf], Shelf, int]:
-    """What the cache holds: a ``Shelf`` per (size folder, extension); its temporary files, and how many are stale."""
-    now = time.time() if now is None else now
-    shelves: dict[tuple[str, str], Shelf] = {}
-    temporary, stale = Shelf(), 0
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        folder = os.path.relpath(dirpath, root)
-        for name in filenames:
-            with contextlib.suppress(FileNotFoundError):
-                stat = os.lstat(os.path.join(dirpath, name))
-                if is_temporary(name):
-                    temporary.add(stat)
-                    stale += now - stat.st_mtime >= TEMP_MAX_AGE
-                elif not name.startswith(".") and folder != ".":
-                    shelves.setdefault((folder, name.rpartition(".")[2]), Shelf()).add(stat)
-    return dict(sorted(shelves.items())), temporary, stale
 
 
 @contextlib.contextmanager

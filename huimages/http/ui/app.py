@@ -37,7 +37,7 @@ from huimages.http.api import ImagesApi, Upload, parse_multipart, read_body
 from huimages.http.kit import NO_STORE, Environ, Headers, HttpError, StartResponse, client_address, json_response
 from huimages.http.routes import Request
 from huimages.http.ui.session import Sessions, is_https
-from huimages.serving.prune import inventory
+from huimages.serving.census import census
 from huimages.serving.service import ImageService
 
 PAGE_SIZE = 24
@@ -248,7 +248,8 @@ class WebInterface:
                 "oldest": _age(time.time() - oldest) if oldest is not None else "",
                 "parked": stats.counts.get("parked", 0),
             }
-        shelves, temporary, _ = inventory(self.service.settings.paths.cache_dir)
+        counted = census(self.service.settings.paths.cache_dir)
+        shelves, temporary = counted.shelves, counted.temporary
         names = {spec: name for name, spec in self.service.settings.sizes.items()}
         cache: list[dict[str, Any]] = [
             {"size": folder, "name": names.get(folder, ""), "format": ext, "files": s.files, "bytes": s.bytes}

@@ -40,6 +40,7 @@ def _prune(
     settings: Settings, max_bytes: int | None, min_free: float | None, originals_max: int | None, dry_run: bool
 ) -> None:
     from huimages.core.units import human_bytes
+    from huimages.serving import census
     from huimages.serving import prune as pruning
 
     verb = "would remove" if dry_run else "removed"
@@ -53,9 +54,12 @@ def _prune(
     for label, root, limit, free in bounds:
         if limit is None and free is None:
             continue
-        planned = pruning.plan(root, max_bytes=limit, min_free_percent=free)
+        counted = census.Census() if root == settings.paths.cache_dir else None  # the walk counts the cache too
+        planned = pruning.plan(root, max_bytes=limit, min_free_percent=free, census=counted)
         with _bar(planned.count, f"pruning the {label}") as bar:
-            report = pruning.carry_out(planned, dry_run=dry_run, progress=bar.update)
+            report = pruning.carry_out(planned, dry_run=dry_run, progress=bar.update, census=counted)
+        if counted is not None and not dry_run:
+            census.record(root, counted.sorted())
         click.echo(
             f"{label}: {verb} {report.removed_files} files ({human_bytes(report.removed_bytes)}),"
             f" least recently used by {'access' if report.clock == 'atime' else 'modification'} time;"
@@ -65,14 +69,21 @@ def _prune(
 
 
 @click.command()
-def cache() -> None:
-    """What the derivative cache holds: files and bytes per size and format, oldest and newest, temporary files."""
+@click.option("--walk", is_flag=True, help="Count the cache now, even where a recent count is recorded.")
+def cache(walk: bool) -> None:
+    """What the derivative cache holds: files and bytes per size and format, oldest and newest, temporary files.
+
+    A cache of 100,000 files or more is answered from the count its last
+    prune (or walk) recorded, if that is under an hour old: counting anew
+    stats every file, seconds for a million.
+    """
     from huimages.core.units import human_bytes
     from huimages.serving import prune as pruning
-    from huimages.serving.prune import TEMP_MAX_AGE, inventory
+    from huimages.serving.census import TEMP_MAX_AGE, census
 
     settings = _settings()
-    shelves, temporary, stale = inventory(settings.paths.cache_dir)
+    counted = census(settings.paths.cache_dir, walk_anew=walk)
+    shelves, temporary, stale = counted.shelves, counted.temporary, counted.stale
     names = {spec: name for name, spec in settings.sizes.items()}
 
     def when(stamp: float) -> str:
@@ -91,6 +102,9 @@ def cache() -> None:
         f"temporary files: {temporary.files} ({human_bytes(temporary.bytes)}), {stale} older than"
         f" {TEMP_MAX_AGE / 60:.0f} min (left by killed writers; `huimages prune` removes them)"
     )
+    if counted.recorded:
+        made = when(counted.made)
+        click.echo(f"as counted at {made} by the last prune or walk, less what it removed (--walk counts now)")
     elsewhere = [folder for folder in pruning.temporary_folders(settings) if folder != settings.paths.cache_dir]
     others, stale_others = pruning.count_temporaries(elsewhere)
     click.echo(
