@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import logging
 import threading
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,7 +24,15 @@ from huimages.config import Settings
 from huimages.errors import BackendUnavailable, ConfigurationError, HuImagesError, StorageError
 from huimages.telemetry import metrics
 
+logger = logging.getLogger(__name__)
+
 DESIGN_ID = "_design/huimages"
+#: How long a read that may be a moment old waits for CouchDB to bring a view up to date. Past it the
+#: index is read as it stands (``stale=update_after``: CouchDB goes on updating it), and for ``BEHIND_FOR``
+#: seconds after that such reads of the view do not wait at all. Bulk writes (a migration, a restore)
+#: can leave an index minutes of work behind; a request should not wait for it.
+FRESH_WAIT = 2.0
+BEHIND_FOR = 30.0
 Views = Mapping[str, Mapping[str, str]]
 _IMAGE = "doc._id.charAt(0) !== '_' && !doc.huimages"  # image documents have no `huimages` kind field
 IMAGE_VIEWS: dict[str, dict[str, str]] = {
@@ -70,6 +80,7 @@ class CouchServer:
         # with ECONNRESET. (An empty list trips a bug in couchdb-python 1.2's retry loop.)
         session = couchdb.http.Session(timeout=timeout, retry_delays=[0.0])
         self.server = couchdb.Server(url, session=session)
+        self.quick = couchdb.Server(url, session=couchdb.http.Session(timeout=FRESH_WAIT, retry_delays=[0.0]))
 
     def database(self, dbname: str, views: Views) -> CouchDatabase:
         return CouchDatabase(self, dbname, views)
@@ -84,6 +95,8 @@ class CouchDatabase:
         self.views = {name: dict(view) for name, view in views.items()}
         self.where = f"database {dbname} at {server.host}"
         self._db: couchdb.Database | None = None
+        self._quick: couchdb.Database | None = None  # the same database, through the FRESH_WAIT session
+        self._behind_until: dict[str, float] = {}  # view: monotonic time until which lazy reads do not wait
         self._lock = threading.Lock()
 
     def db(self, backend: str) -> couchdb.Database:
@@ -108,9 +121,62 @@ class CouchDatabase:
         with self.errors(backend, "look for the database"):
             return self.dbname in self.server.server
 
-    def view(self, backend: str, name: str, **options: Any) -> list[Any]:
+    def view(self, backend: str, name: str, *, lazy: bool = False, **options: Any) -> list[Any]:
+        """The rows of one of the design document's views.
+
+        ``lazy``: an answer a moment old will do (browsing, random, counts,
+        the queue's figures). The read waits ``FRESH_WAIT`` at most for the
+        index to be brought up to date, then reads it as it stands.
+        """
+        if not lazy:
+            with self.errors(backend, f"query {name}"):
+                return list(self.db(backend).view(f"huimages/{name}", **options))
+        self.db(backend)  # made, with its design document
+        quick = self._quick_db()
         with self.errors(backend, f"query {name}"):
-            return list(self.db(backend).view(f"huimages/{name}", **options))
+            if time.monotonic() >= self._behind_until.get(name, 0.0):
+                try:
+                    return list(quick.view(f"huimages/{name}", **options))
+                except TimeoutError:
+                    self._behind_until[name] = time.monotonic() + BEHIND_FOR
+                    logger.warning(
+                        "CouchDB's view %s of %s is being brought up to date; reading it as it stands", name, self.where
+                    )
+            return list(self.db(backend).view(f"huimages/{name}", stale="update_after", **options))
+
+    def _quick_db(self) -> couchdb.Database:
+        if self._quick is None:
+            self._quick = couchdb.Database(self.server.quick.resource(self.dbname), self.dbname)
+        return self._quick
+
+    def behind(self, backend: str) -> list[str]:
+        """The views whose index is not brought up to date within ``FRESH_WAIT`` (being built)."""
+        self.db(backend)
+        quick, late = self._quick_db(), []
+        for name, view in self.views.items():
+            options = {"reduce": False} if "reduce" in view else {}
+            with self.errors(backend, f"query {name}"):
+                try:
+                    list(quick.view(f"huimages/{name}", limit=1, **options))
+                except TimeoutError:
+                    late.append(name)
+        return late
+
+    def bring_up_to_date(self, backend: str, progress: Callable[[str, float], None] | None = None) -> None:
+        """Wait until every view's index is up to date (after bulk writes), calling ``progress`` meanwhile."""
+        self.db(backend)
+        quick, started = self._quick_db(), time.monotonic()
+        for name, view in self.views.items():
+            options = {"reduce": False} if "reduce" in view else {}
+            while True:
+                with self.errors(backend, f"bring {name} up to date"):
+                    try:
+                        list(quick.view(f"huimages/{name}", limit=1, **options))
+                        break
+                    except TimeoutError:
+                        if progress is not None:
+                            progress(name, time.monotonic() - started)
+            self._behind_until.pop(name, None)
 
     @contextlib.contextmanager
     def errors(self, backend: str, action: str) -> Iterator[None]:

@@ -71,6 +71,14 @@ class Catalog(abc.ABC):
     def ping(self) -> None:
         """Raise ``BackendUnavailable`` unless the catalog answers."""
 
+    def views_behind(self) -> list[str]:
+        """The indexes being brought up to date, whose readers answer from them as they stand (CouchDB's views)."""
+        return []
+
+    def bring_up_to_date(self, progress: Callable[[str, float], None] | None = None) -> None:
+        """Wait until every index is up to date (bulk writers, at their end); ``progress(view, seconds)`` meanwhile."""
+        return  # nothing to wait for: the embedded stores' indexes are always up to date
+
     # -- public API -----------------------------------------------------------
 
     def find(self, image_id: str) -> Doc | None:

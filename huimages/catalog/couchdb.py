@@ -60,15 +60,38 @@ class CouchDBCatalog(Catalog):
             return {str(row.key): dict(row.doc) for row in rows if row.doc}
 
     def _page(self, after: str | None, limit: int) -> list[Doc]:
-        options = {} if after is None else {"startkey": after}
-        rows = self.couch.view(self.name, "live", limit=limit + 1, reduce=False, include_docs=True, **options)
-        return [dict(row.doc) for row in rows if row.id != after][:limit]
+        return self._live(after, limit, descending=False)
+
+    def _live(self, key: str | None, limit: int, *, descending: bool) -> list[Doc]:
+        """Up to ``limit`` live image documents after ``key`` in ID order (or before it, ``descending``).
+
+        Read from ``_all_docs``, CouchDB's own index of IDs, which is always up
+        to date: no request waits for a view's build (a migration or a restore
+        can leave one minutes of work behind), and the seek costs the same at
+        any depth. Documents that are not live images are skipped.
+        """
+        found: list[Doc] = []
+        db = self.couch.db(self.name)
+        while len(found) < limit:
+            ask = limit - len(found) + 1
+            options: dict[str, Any] = {"include_docs": True, "limit": ask, "descending": descending}
+            if key is not None:
+                options["startkey"] = key
+            with self.couch.errors(self.name, "read images"):
+                rows = list(db.view("_all_docs", **options))
+            for row in rows:
+                if row.id != key and row.doc and _is_live_image(row.doc):
+                    found.append(dict(row.doc))
+            if len(rows) < ask:
+                break
+            key = str(rows[-1].id)
+        return found[:limit]
 
     def _newest_page(self, before: tuple[str, str] | None, limit: int) -> list[Doc]:
         options: dict[str, Any] = {"descending": True, "limit": limit + 1, "include_docs": True}
         if before is not None:
             options["startkey"] = list(before)
-        rows = self.couch.view(self.name, "newest", **options)
+        rows = self.couch.view(self.name, "newest", lazy=True, **options)
         key = None if before is None else list(before)
         return [dict(row.doc) for row in rows if row.key != key][:limit]
 
@@ -100,17 +123,25 @@ class CouchDBCatalog(Catalog):
         return ids, json.dumps(feed["last_seq"]) if results else cursor
 
     def _neighbour(self, key: str | None, after: bool) -> str | None:
-        options = {} if key is None else {"startkey": key}
-        rows = self.couch.view(self.name, "live", limit=2, reduce=False, descending=not after, **options)
-        for row in rows:
-            if row.id != key:
-                return str(row.id)
-        return None
+        found = self._live(key, 1, descending=not after)
+        return str(found[0]["_id"]) if found else None
 
     def count(self) -> int:
-        rows = self.couch.view(self.name, "live", reduce=True)
+        rows = self.couch.view(self.name, "live", lazy=True, reduce=True)
         return int(rows[0].value) if rows else 0
 
     def ping(self) -> None:
         with self.couch.errors(self.name, "reach the server"):
             self.couch.db(self.name).info()
+
+    def views_behind(self) -> list[str]:
+        return self.couch.behind(self.name)
+
+    def bring_up_to_date(self, progress: Callable[[str, float], None] | None = None) -> None:
+        self.couch.bring_up_to_date(self.name, progress)
+
+
+def _is_live_image(doc: Doc) -> bool:
+    """An image document (what the live view emits): not a design document, no ``huimages`` kind field, not
+    marked deleted."""
+    return not str(doc.get("_id", "_")).startswith("_") and not doc.get("huimages") and not doc.get("deleted")

@@ -12,6 +12,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 
 import couchdb.http
 
@@ -147,11 +148,15 @@ class CouchQueue(QueueStore):
 
     def _state_counts(self) -> dict[str, int]:
         self._db()
-        return {str(row.key[0]): int(row.value) for row in self.couch.view(self.name, "states", group_level=1)}
+        return {
+            str(row.key[0]): int(row.value) for row in self.couch.view(self.name, "states", lazy=True, group_level=1)
+        }
 
     def _oldest_queued(self) -> float | None:
         self._db()
-        rows = self.couch.view(self.name, "states", reduce=False, startkey=["queued"], endkey=["queued", {}], limit=1)
+        rows = self.couch.view(
+            self.name, "states", lazy=True, reduce=False, startkey=["queued"], endkey=["queued", {}], limit=1
+        )
         return float(rows[0].key[1]) if rows else None
 
     def _keys_in_state(self, state: str) -> list[str]:
@@ -169,3 +174,11 @@ class CouchQueue(QueueStore):
     def ping(self) -> None:
         with self.couch.errors(self.name, "reach the server"):
             self._db().info()
+
+    def views_behind(self) -> list[str]:
+        self._db()
+        return self.couch.behind(self.name)
+
+    def bring_up_to_date(self, progress: Callable[[str, float], None] | None = None) -> None:
+        self._db()
+        self.couch.bring_up_to_date(self.name, progress)

@@ -81,6 +81,14 @@ class QueueStore(abc.ABC):
     def ping(self) -> None:
         """Raise ``BackendUnavailable`` unless the store answers."""
 
+    def views_behind(self) -> list[str]:
+        """The indexes being brought up to date (CouchDB's views; see ``Catalog.views_behind``)."""
+        return []
+
+    def bring_up_to_date(self, progress: Callable[[str, float], None] | None = None) -> None:
+        """Wait until every index is up to date (see ``Catalog.bring_up_to_date``)."""
+        return  # nothing to wait for: the embedded stores' indexes are always up to date
+
     # -- size versions --------------------------------------------------------
 
     def size_version(self, size: str) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import couchdb.http
 
@@ -31,7 +32,7 @@ class CouchAttachmentStore(OriginalsStore):
 
     def pending_ids(self, after: str | None, limit: int) -> list[str]:
         """IDs of images that still have an attachment, in ID order, strictly after ``after``."""
-        options: dict[str, object] = {"reduce": False, "limit": limit + 1}
+        options: dict[str, Any] = {"reduce": False, "limit": limit + 1}
         if after is not None:
             options["startkey"] = after
         ids = [str(row.id) for row in self.couch.view(self.name, "attachments", **options) if row.id != after]

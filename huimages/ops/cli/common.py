@@ -49,3 +49,17 @@ def _byte_size(_ctx: click.Context, _param: click.Parameter, value: str | None) 
         return None if value is None else parse_bytes(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+def _bring_up_to_date(*stores: Any) -> None:
+    """After (or before reading back) bulk writes: wait for the stores' indexes, saying which is being built."""
+    shown: set[str] = set()
+
+    def progress(view: str, seconds: float) -> None:
+        if view not in shown:
+            shown.add(view)
+            click.echo(f"bringing the index {view} up to date", err=True)
+        click.echo(f"  {view}: {seconds:.0f} s", err=True)
+
+    for store in stores:
+        store.bring_up_to_date(progress)

@@ -36,6 +36,15 @@ def check(check_all: bool, originals: bool, orphans: bool, delete_orphans: bool)
         state = "ok" if item["ok"] else f"FAILED: {item['error']}"
         click.echo(f"{role:10} {item['backend']}: {state}")
     problems = not all(item["ok"] for item in report.values())
+    if report["catalog"]["ok"]:
+        behind = service.catalog.views_behind()
+        if service.queue is not None and report.get("queue", {}).get("ok", True):
+            behind += [f"{name} (CDN queue)" for name in service.queue.views_behind()]
+        if behind:  # not a failure: reads answer from the index as it stands meanwhile
+            click.echo(
+                f"indexes   being brought up to date: {', '.join(behind)}; listings, random and counts"
+                " answer from them as they stand until then"
+            )
     store = open_primary(service.settings)
     if isinstance(store, S3Store) and report["originals"]["ok"]:
         checked, public = store.public_ids(None if check_all else 100)

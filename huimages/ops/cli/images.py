@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from huimages.errors import HuImagesError
-from huimages.ops.cli.common import _bar, _client, _exit_on_failures, _service
+from huimages.ops.cli.common import _bar, _bring_up_to_date, _client, _exit_on_failures, _service
 
 
 @click.command()
@@ -145,6 +145,7 @@ def masters_build(workers: int) -> None:
         service.master(image_id)
         return "made"
 
+    _bring_up_to_date(service.catalog)  # a listing of every image, not of the index as it stands
     made = already = 0
     failed: dict[str, str] = {}
     with (

@@ -8,8 +8,9 @@ from typing import Any
 import click
 
 from huimages.catalog import open_catalog
+from huimages.cdn import open_queue
 from huimages.config import Settings
-from huimages.ops.cli.common import _bar, _list_failures, _settings
+from huimages.ops.cli.common import _bar, _bring_up_to_date, _list_failures, _settings
 from huimages.ops.cli.health import verify_originals
 from huimages.originals import open_primary
 
@@ -42,6 +43,7 @@ def migrate(batch: int, workers: int, delete_attachments: bool, make_private: bo
     if settings.couch.server:
         failed |= _migrate_couch(settings, target, batch, workers, delete_attachments)
     catalog = open_catalog(settings)
+    _bring_up_to_date(catalog)  # the records listed next are all of them, not the index as it stood
     with _bar(catalog.count(), "checking records") as bar:
         records = steps.fix_legacy_records(catalog, target, progress=bar.update)
     click.echo(f"records of huImages corrected: {records.fixed} of {records.checked}")
@@ -55,13 +57,13 @@ def migrate(batch: int, workers: int, delete_attachments: bool, make_private: bo
         click.echo(f"originals made private: {changed} of {checked}")
     if verify:
         failed |= verify_originals(settings, catalog, workers)
+    _bring_up_to_date(catalog, *([open_queue(settings)] if settings.couch.server else []))
     if failed:
         sys.exit(1)
 
 
 def _migrate_couch(settings: Settings, target: Any, batch: int, workers: int, delete_attachments: bool) -> bool:
     """The CouchDB steps of `migrate`; returns whether anything failed."""
-    from huimages.cdn import open_queue
     from huimages.cdn.couchdb import CouchQueue
     from huimages.ops.migrate import migrate_attachments
     from huimages.originals import open_legacy
