@@ -327,3 +327,76 @@ def test_one_start_up_sweep_a_host(tmp_path: Path) -> None:
         assert stale.exists()
     sweep_in_background(settings).join(10)
     assert not stale.exists()
+
+
+@pytest.mark.integration
+def test_du_of_each_bounded_folder_holds_under_uploads_renders_and_prunes(tmp_path: Path, seaweed: SeaweedS3) -> None:
+    """``du`` of the cache and of the local copies of S3 originals stays within the bound plus one interval's writes."""
+    import random
+    import threading
+
+    from tests.imagetools import encode, photo
+
+    interval, slack = 2.0, 2.0  # slack: a prune's process starting and walking
+    bounds = {"cache": parse_bytes("3M"), "originals-cache": parse_bytes("2M")}
+    env = {
+        **seaweed.settings_env(seaweed.new_bucket()),
+        "HUIMAGES_CACHE_MAX_BYTES": "3M",
+        "HUIMAGES_ORIGINALS_CACHE_MAX_BYTES": "2M",
+        "HUIMAGES_CACHE_PRUNE_INTERVAL": str(interval),
+    }
+    written: dict[str, list[tuple[float, int]]] = {name: [] for name in bounds}
+    samples: dict[str, list[tuple[float, int]]] = {name: [] for name in bounds}
+    ids: list[str] = []
+    stop = threading.Event()
+
+    def du(folder: Path) -> int:
+        done = subprocess.run(["du", "-s", "-B1", str(folder)], capture_output=True, text=True)
+        return int(done.stdout.split()[0]) if done.returncode == 0 else 0
+
+    with huimages_serve(tmp_path, env=env) as (port, environ):
+        client = Client(Settings.from_env(environ))
+
+        def upload() -> None:
+            n = 0
+            while not stop.is_set():
+                data = encode(photo(900, 700, seed=n), "JPEG", quality=90)
+                ids.append(client.save_image(data))
+                written["originals-cache"].append((time.monotonic(), 2 * len(data)))  # the copy and a master
+                n += 1
+
+        def render(seed: int) -> None:
+            rng = random.Random(seed)
+            while not stop.is_set():
+                if not ids:
+                    time.sleep(0.05)
+                    continue
+                image_id = rng.choice(ids)
+                for size in rng.sample(list(client.settings.sizes), 4):
+                    status, _, body = get(port, f"/{size}/{image_id}.jpeg")
+                    assert status == 200, (status, body[:200])
+                    written["cache"].append((time.monotonic(), len(body)))
+                status, _, body = get(port, f"/o/{image_id}.jpeg")  # a local copy of the original, when pruned
+                assert status == 200
+                written["originals-cache"].append((time.monotonic(), len(body)))
+
+        workers = [threading.Thread(target=upload), *(threading.Thread(target=render, args=(n,)) for n in range(2))]
+        for worker in workers:
+            worker.start()
+        ends = time.monotonic() + 12
+        while time.monotonic() < ends:
+            for name in bounds:
+                samples[name].append((time.monotonic(), du(tmp_path / name)))
+            time.sleep(0.25)
+        stop.set()
+        for worker in workers:
+            worker.join(60)
+        time.sleep(2 * interval + slack)  # the next prune after the writes stopped
+        settled = {name: du(tmp_path / name) for name in bounds}
+    for name, bound in bounds.items():
+        assert sum(n for _, n in written[name]) > 2 * bound, name  # the bound was needed
+        assert max(held for _, held in samples[name]) > bound / 2, name  # and du saw the folder fill
+        for at, held in samples[name]:
+            recent = sum(n for t, n in written[name] if at - interval - slack <= t <= at)
+            assert held <= bound + recent, (name, held, bound, recent)
+        assert settled[name] <= bound, (name, settled[name])
