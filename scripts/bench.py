@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """huimages benchmarks (not tests): cold renders, render memory, warm hits.
 
-    .venv/bin/python scripts/bench.py [PHOTOS_DIR] [--repeat N] [--seconds S] [--skip-http]
+    .venv/bin/python scripts/bench.py [PHOTOS_DIR] [--repeat N] [--seconds S] [--skip-http] [--only SECTION]
+
+Sections and their options: see docs/benchmarks.md (``--only scale --images 10000000``, say).
 
 Without PHOTOS_DIR it generates photos-like JPEGs with Pillow. Every figure is
 the best of --repeat runs (cold renders) or a --seconds load run (warm hits).
@@ -31,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_lookups
 import bench_ops
 import bench_render
+import bench_scale
 import bench_slow
 from bench_render import best_ms, draft_decode
 
@@ -731,6 +734,7 @@ def machine() -> str:
 _SECTIONS = [
     *["cold", "masters", "formats", "ingest", "memory", "http", "hits", "renders", "slow", "migrate", "cdn", "ops"],
     "lookups",
+    "scale",
     "thumbor",
 ]
 
@@ -747,6 +751,9 @@ def main() -> None:
         help="run one section only",
     )
     parser.add_argument("--thumbor", action="store_true", help="also compare cold renders with thumbor over HTTP")
+    parser.add_argument("--images", type=int, default=1_000_000, help="images the scale section grows to")
+    parser.add_argument("--files", type=int, default=1_000_000, help="cache files the scale section grows to")
+    parser.add_argument("--couch-images", type=int, default=100_000, help="images of the scale section's CouchDB")
     parser.add_argument("--peak-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.peak_child:
@@ -799,6 +806,8 @@ def main() -> None:
             bench_ops.bench_ops(photos[0], _free_port, _wait_port)
         if "lookups" in sections:
             bench_lookups.bench_lookups(_free_port, _wait_port)
+        if "scale" in sections:  # only when named: it fills a million records and a million files
+            bench_scale.bench_scale(args.images, args.files, args.couch_images)
 
 
 if __name__ == "__main__":

@@ -98,6 +98,12 @@ class SQLiteCatalog(Catalog):
                 rows = conn.execute(QUERIES["newest after"], (before[0], before[0], before[1], limit)).fetchall()
         return [json.loads(doc) for (doc,) in rows]
 
+    def put_many(self, docs: list[Doc]) -> None:
+        """Write whole documents in one transaction, replacing any there (a restore; the scale benchmark's fill)."""
+        rows = [(str(doc["_id"]), json.dumps(doc, sort_keys=True), 1 if doc.get("deleted") else 0) for doc in docs]
+        with self.file.transaction() as conn:
+            conn.executemany("INSERT OR REPLACE INTO images (id, doc, deleted) VALUES (?, ?, ?)", rows)
+
     def _delete(self, image_id: str) -> bool:
         with self.file.transaction() as conn:
             if conn.execute("DELETE FROM images WHERE id = ?", (image_id,)).rowcount == 0:
