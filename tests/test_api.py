@@ -283,3 +283,26 @@ def refuse_chunked_bodies_unread(server: Server) -> None:
             assert not any(uploads.iterdir())  # nothing buffered
         finally:
             conn.close()
+
+
+def test_a_search_reads_a_bounded_number_of_records_a_request_and_goes_on_from_its_cursor(tmp_path: Path) -> None:
+    from huimages.catalog.sqlite import SQLiteCatalog
+    from huimages.http.app import create_app
+    from tests.wsgi import call
+
+    client = Client(Settings.from_env({"HUIMAGES_HOME": str(tmp_path), "HUIMAGES_UPLOAD_TOKEN": TOKEN}))
+    catalog = client.service.catalog
+    assert isinstance(catalog, SQLiteCatalog)
+    docs = [{"_id": compute_id(b"plain %d" % n), "title": ["plain"], "ctime": f"2026-{n:06d}"} for n in range(600)]
+    needle = max(str(doc["_id"]) for doc in docs)  # the last in ID order
+    docs = [{**doc, "title": ["needle"]} if doc["_id"] == needle else doc for doc in docs]
+    catalog.put_many(docs)
+    app = create_app(service=client.service)
+    after, requests, found = "", 0, []
+    while not found:
+        query = "q=needle&limit=5" + (f"&after={after}" if after else "")
+        answer = json.loads(call(app, "/images", QUERY_STRING=query, HTTP_AUTHORIZATION=f"Bearer {TOKEN}").body)
+        found, after, requests = answer["images"], answer["next"], requests + 1
+        assert found or after, answer  # nothing yet, and a cursor to go on from
+    assert [image["id"] for image in found] == [needle]
+    assert requests >= 3  # 600 records, at most 20 pages' worth (here 100 to 199) read a request
