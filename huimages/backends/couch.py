@@ -81,6 +81,9 @@ class CouchServer:
         session = couchdb.http.Session(timeout=timeout, retry_delays=[0.0])
         self.server = couchdb.Server(url, session=session)
         self.quick = couchdb.Server(url, session=couchdb.http.Session(timeout=FRESH_WAIT, retry_delays=[0.0]))
+        # After FRESH_WAIT ran out, a read of the index as it stands gets the rest of the backend timeout.
+        rest = couchdb.http.Session(timeout=max(1.0, timeout - FRESH_WAIT), retry_delays=[0.0])
+        self.rest = couchdb.Server(url, session=rest)
 
     def database(self, dbname: str, views: Views) -> CouchDatabase:
         return CouchDatabase(self, dbname, views)
@@ -96,6 +99,7 @@ class CouchDatabase:
         self.where = f"database {dbname} at {server.host}"
         self._db: couchdb.Database | None = None
         self._quick: couchdb.Database | None = None  # the same database, through the FRESH_WAIT session
+        self._rest: couchdb.Database | None = None  # and through the session of the rest of the timeout
         self._behind_until: dict[str, float] = {}  # view: monotonic time until which lazy reads do not wait
         self._lock = threading.Lock()
 
@@ -124,9 +128,10 @@ class CouchDatabase:
     def view(self, backend: str, name: str, *, lazy: bool = False, **options: Any) -> list[Any]:
         """The rows of one of the design document's views.
 
-        ``lazy``: an answer a moment old will do (browsing, random, counts,
-        the queue's figures). The read waits ``FRESH_WAIT`` at most for the
-        index to be brought up to date, then reads it as it stands.
+        ``lazy``: an answer a moment old will do (newest-first listings,
+        counts, the queue's figures). The read waits ``FRESH_WAIT`` at most for
+        the index to be brought up to date, then reads it as it stands, within
+        the rest of the backend timeout.
         """
         if not lazy:
             with self.errors(backend, f"query {name}"):
@@ -142,7 +147,9 @@ class CouchDatabase:
                     logger.warning(
                         "CouchDB's view %s of %s is being brought up to date; reading it as it stands", name, self.where
                     )
-            return list(self.db(backend).view(f"huimages/{name}", stale="update_after", **options))
+            if self._rest is None:
+                self._rest = couchdb.Database(self.server.rest.resource(self.dbname), self.dbname)
+            return list(self._rest.view(f"huimages/{name}", stale="update_after", **options))
 
     def _quick_db(self) -> couchdb.Database:
         if self._quick is None:
