@@ -298,7 +298,8 @@ def test_a_search_reads_a_bounded_number_of_records_a_request_and_goes_on_from_i
     docs = [{**doc, "title": ["needle"]} if doc["_id"] == needle else doc for doc in docs]
     catalog.put_many(docs)
     app = create_app(service=client.service)
-    after, requests, found = "", 0, []
+    after, requests = "", 0
+    found: list[dict[str, object]] = []
     while not found:
         query = "q=needle&limit=5" + (f"&after={after}" if after else "")
         answer = json.loads(call(app, "/images", QUERY_STRING=query, HTTP_AUTHORIZATION=f"Bearer {TOKEN}").body)

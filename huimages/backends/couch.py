@@ -98,8 +98,9 @@ class CouchDatabase:
         self.views = {name: dict(view) for name, view in views.items()}
         self.where = f"database {dbname} at {server.host}"
         self._db: couchdb.Database | None = None
-        self._quick: couchdb.Database | None = None  # the same database, through the FRESH_WAIT session
-        self._rest: couchdb.Database | None = None  # and through the session of the rest of the timeout
+        # The same database through the FRESH_WAIT session, and through the rest of the timeout (no request made).
+        self._quick = couchdb.Database(server.quick.resource(dbname), dbname)
+        self._rest = couchdb.Database(server.rest.resource(dbname), dbname)
         self._behind_until: dict[str, float] = {}  # view: monotonic time until which lazy reads do not wait
         self._lock = threading.Lock()
 
@@ -137,52 +138,40 @@ class CouchDatabase:
             with self.errors(backend, f"query {name}"):
                 return list(self.db(backend).view(f"huimages/{name}", **options))
         self.db(backend)  # made, with its design document
-        quick = self._quick_db()
         with self.errors(backend, f"query {name}"):
             if time.monotonic() >= self._behind_until.get(name, 0.0):
                 try:
-                    return list(quick.view(f"huimages/{name}", **options))
+                    return list(self._quick.view(f"huimages/{name}", **options))
                 except TimeoutError:
                     self._behind_until[name] = time.monotonic() + BEHIND_FOR
                     logger.warning(
                         "CouchDB's view %s of %s is being brought up to date; reading it as it stands", name, self.where
                     )
-            if self._rest is None:
-                self._rest = couchdb.Database(self.server.rest.resource(self.dbname), self.dbname)
             return list(self._rest.view(f"huimages/{name}", stale="update_after", **options))
 
-    def _quick_db(self) -> couchdb.Database:
-        if self._quick is None:
-            self._quick = couchdb.Database(self.server.quick.resource(self.dbname), self.dbname)
-        return self._quick
+    def _up_to_date(self, backend: str, name: str) -> bool:
+        """Whether the view's index is brought up to date within ``FRESH_WAIT`` (False: it is being built)."""
+        options = {"reduce": False} if "reduce" in self.views[name] else {}
+        with self.errors(backend, f"query {name}"):
+            try:
+                list(self._quick.view(f"huimages/{name}", limit=1, **options))
+                return True
+            except TimeoutError:
+                return False
 
     def behind(self, backend: str) -> list[str]:
         """The views whose index is not brought up to date within ``FRESH_WAIT`` (being built)."""
         self.db(backend)
-        quick, late = self._quick_db(), []
-        for name, view in self.views.items():
-            options = {"reduce": False} if "reduce" in view else {}
-            with self.errors(backend, f"query {name}"):
-                try:
-                    list(quick.view(f"huimages/{name}", limit=1, **options))
-                except TimeoutError:
-                    late.append(name)
-        return late
+        return [name for name in self.views if not self._up_to_date(backend, name)]
 
     def bring_up_to_date(self, backend: str, progress: Callable[[str, float], None] | None = None) -> None:
         """Wait until every view's index is up to date (after bulk writes), calling ``progress`` meanwhile."""
         self.db(backend)
-        quick, started = self._quick_db(), time.monotonic()
-        for name, view in self.views.items():
-            options = {"reduce": False} if "reduce" in view else {}
-            while True:
-                with self.errors(backend, f"bring {name} up to date"):
-                    try:
-                        list(quick.view(f"huimages/{name}", limit=1, **options))
-                        break
-                    except TimeoutError:
-                        if progress is not None:
-                            progress(name, time.monotonic() - started)
+        started = time.monotonic()
+        for name in self.views:
+            while not self._up_to_date(backend, name):
+                if progress is not None:
+                    progress(name, time.monotonic() - started)
             self._behind_until.pop(name, None)
 
     @contextlib.contextmanager

@@ -42,8 +42,8 @@ def check(check_all: bool, originals: bool, orphans: bool, delete_orphans: bool)
             behind += [f"{name} (CDN queue)" for name in service.queue.views_behind()]
         if behind:  # not a failure: reads answer from the index as it stands meanwhile
             click.echo(
-                f"indexes   being brought up to date: {', '.join(behind)}; listings, random and counts"
-                " answer from them as they stand until then"
+                f"indexes   being brought up to date: {', '.join(behind)}; newest-first listings, counts and"
+                " the queue's figures answer from them as they stand until then"
             )
     store = open_primary(service.settings)
     if isinstance(store, S3Store) and report["originals"]["ok"]:
