@@ -89,6 +89,9 @@ class Limits:
     max_pixels_per_byte: int = 1000
     # Counting 3,000 one-pixel TIFF pages takes 0.4 s here (10,000: 2.6 s; counting grows faster than linearly).
     max_frames: int = 3000
+    # An animated render holds every output frame (RGBA) until it is encoded: 16 M pixels are 64 MB,
+    # 100 frames of 400x400. Animated WebP encodes about 5 M pixels a second here (docs/formats.md).
+    max_animation_pixels: int = 16_000_000
     lock_timeout: float = 60.0
     render_timeout: float = 30.0
     retry_failed_after: float = 600.0  # a failed render of an original is answered from memory until then
@@ -176,7 +179,7 @@ def _default_paths() -> Paths:
 
 
 def _default_formats() -> tuple[str, ...]:
-    """jpeg, webp and avif: those of them this Pillow can encode (JPEG it always can)."""
+    """jpeg, webp, avif and png: those of them this Pillow can encode (JPEG and PNG it always can)."""
     return tuple(name for name in DEFAULT_FORMATS if available(FORMATS[name]))
 
 
@@ -224,8 +227,8 @@ class Settings:
         _validate(self)
 
     def encoding(self, name: str) -> Encoding:
-        """How derivatives in the format ``name`` are encoded."""
-        quality = {"jpeg": self.jpeg_quality, "webp": self.webp_quality, "avif": self.avif_quality}[name]
+        """How derivatives in the format ``name`` are encoded (PNG is lossless: its quality is not used)."""
+        quality = {"jpeg": self.jpeg_quality, "webp": self.webp_quality, "avif": self.avif_quality}.get(name, 100)
         return Encoding(FORMATS[name], quality, self.avif_speed)
 
     @property
@@ -425,7 +428,7 @@ SETTINGS_SPECS: tuple[_Spec, ...] = (
     _Spec("HUIMAGES_ORIGINALS_DIR", "paths.originals_dir", Path, "filesystem originals store"),
     _Spec("HUIMAGES_CATALOG", "paths.catalog_file", Path, "SQLite catalog file (also holds the CDN queue)"),
     _Spec("HUIMAGES_JPEG_QUALITY", "jpeg_quality", int, "JPEG quality of derivatives, 1-95"),
-    _Spec("HUIMAGES_FORMATS", "formats", _csv_list, "formats served by URL extension: jpeg,webp,avif"),
+    _Spec("HUIMAGES_FORMATS", "formats", _csv_list, "formats served by URL extension: jpeg,webp,avif,png"),
     _Spec("HUIMAGES_WEBP_QUALITY", "webp_quality", int, "WebP quality of derivatives, 1-100"),
     _Spec("HUIMAGES_AVIF_QUALITY", "avif_quality", int, "AVIF quality of derivatives, 1-100"),
     _Spec("HUIMAGES_AVIF_SPEED", "avif_speed", int, "AVIF encoder speed, 0 (smallest files) to 10 (fastest)"),
@@ -435,6 +438,12 @@ SETTINGS_SPECS: tuple[_Spec, ...] = (
     _Spec("HUIMAGES_MAX_PIXELS", "limits.max_pixels", _positive_int, "largest original, in pixels"),
     _Spec("HUIMAGES_MAX_UPLOAD_BYTES", "limits.max_upload_bytes", _positive_int, "largest original, in bytes"),
     _Spec("HUIMAGES_MAX_FRAMES", "limits.max_frames", _positive_int, "most frames (or TIFF pages) of an original"),
+    _Spec(
+        "HUIMAGES_MAX_ANIMATION_PIXELS",
+        "limits.max_animation_pixels",
+        _positive_int,
+        "most pixels of an animated derivative, frames x width x height",
+    ),
     _Spec(
         "HUIMAGES_MAX_PIXELS_PER_BYTE",
         "limits.max_pixels_per_byte",

@@ -151,7 +151,8 @@ def test_a_backend_answering_503_dropping_connections_or_hung(
     first, second, proxies = faulty
     image_id = first.save_image(jpeg(3000, 2000))  # larger than its master
     app = create_app(service=second.service)
-    assert call(app, f"/small/{image_id}.jpeg").status == 200  # cached on the second host
+    for ext in ("jpeg", "png"):
+        assert call(app, f"/small/{image_id}.{ext}").status == 200  # cached on the second host
     bound = second.settings.backend_timeout + 1.5  # the second, and half a second for a busy machine
 
     proxies[backend].mode = fault
@@ -159,7 +160,9 @@ def test_a_backend_answering_503_dropping_connections_or_hung(
     miss = call(app, f"/o/{image_id}.jpeg")  # the original: this host has only the master (from small)
     assert miss.status == 503 and "Retry-After" in miss.headers, miss.status
     assert time.monotonic() - started < bound
-    assert call(app, f"/small/{image_id}.jpeg").status == 200  # hits go on
+    for ext in ("jpeg", "png"):
+        hit = call(app, f"/small/{image_id}.{ext}")  # hits go on
+        assert hit.status == 200 and hit.headers["Content-Type"] == f"image/{ext}"
     started = time.monotonic()
     with pytest.raises(BackendUnavailable):
         second.save_image(jpeg(901, 600))

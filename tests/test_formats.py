@@ -100,7 +100,7 @@ def test_a_format_not_served_answers_404_naming_the_allowed_ones(tmp_path: Path)
 
 
 def test_format_settings_are_checked() -> None:
-    assert Settings.from_env({}).formats == ("jpeg", "webp", "avif")
+    assert Settings.from_env({}).formats == ("jpeg", "webp", "avif", "png")
     assert Settings.from_env({"HUIMAGES_FORMATS": "jpeg, WEBP"}).formats == ("jpeg", "webp")
     for value, words in (("webp,avif", "jpeg cannot be left out"), ("jpeg,heic", "unknown format 'heic'")):
         with pytest.raises(ConfigurationError, match=words):
@@ -249,7 +249,7 @@ def test_module_functions_and_the_command_line(tmp_path: Path, monkeypatch: pyte
         assert srcset.exit_code == 0 and srcset.stdout.strip() == huimages.scaled_srcset(
             image_id, "small", format="webp"
         )
-        refused = runner.invoke(main, ["tag", image_id, "--srcset", "--format", "png"])
-        assert refused.exit_code != 0 and "use one of: jpeg, webp, avif" in refused.output
+        refused = runner.invoke(main, ["tag", image_id, "--srcset", "--format", "gif"])
+        assert refused.exit_code != 0 and "use one of: jpeg, webp, avif, png" in refused.output
     finally:
         huimages.reset_default_client()

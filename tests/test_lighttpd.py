@@ -162,14 +162,14 @@ def test_huimages_url_forms_are_static_hits(front: Front) -> None:
     assert front.renders(f"240x160/{image_id}") == 1  # one render for every form
 
 
-def test_webp_and_avif_are_static_hits_with_their_types(front: Front) -> None:
+def test_webp_avif_and_png_are_static_hits_with_their_types(front: Front) -> None:
     """Each format is its own cache file, served by lighttpd with its content type, validators and Cache-Control."""
     image_id = front.client.save_image(transparent_png(), title="Logo")
     paths = {
         fmt: front.client.scaled_imageurl(image_id, "small", format=fmt).removeprefix(
             front.client.settings.server_url[:-1]
         )
-        for fmt in ("webp", "avif")
+        for fmt in ("webp", "avif", "png")
     }
     misses = {fmt: front.get(path) for fmt, path in paths.items()}  # rendered by the app
     backends = front.backends()
@@ -189,9 +189,9 @@ def test_webp_and_avif_are_static_hits_with_their_types(front: Front) -> None:
     finally:
         for pid in backends:
             os.kill(pid, signal.SIGCONT)
-    assert front.renders(f"240x160/{image_id}.webp") == 1 and front.renders(f"240x160/{image_id}.avif") == 1
-    status, headers, body = front.get(f"/small/{image_id}.png")  # no such format: the app says which there are
-    assert status == 404 and b"use one of: jpeg, webp, avif" in body and headers["cache-control"] == "no-store"
+    assert all(front.renders(f"240x160/{image_id}.{fmt}") == 1 for fmt in paths)
+    status, headers, body = front.get(f"/small/{image_id}.gif")  # no such format: the app says which there are
+    assert status == 404 and b"use one of: jpeg, webp, avif, png" in body and headers["cache-control"] == "no-store"
 
 
 def test_only_get_and_head_read_a_cached_file(front: Front) -> None:

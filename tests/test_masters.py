@@ -97,7 +97,7 @@ def test_prerender_at_ingest_and_for_a_store(tmp_path: Path) -> None:
         assert (cache / folder / f"{image_id}.jpeg").is_file(), folder
     assert (cache / "240x160" / f"{image_id}.avif").is_file() and (cache / "75x75!" / f"{image_id}.webp").is_file()
     with pytest.raises(ConfigurationError, match="'png' is not a format served here"):
-        Settings.from_env({"HUIMAGES_PRERENDER": "small.png"})
+        Settings.from_env({"HUIMAGES_PRERENDER": "small.png", "HUIMAGES_FORMATS": "jpeg,webp"})
 
     later = Client(Settings.from_env({"HUIMAGES_HOME": str(tmp_path), "HUIMAGES_MASTER_SIDE": str(SIDE)}))
     other = later.save_image(encode(pattern(901, 600), "JPEG"))

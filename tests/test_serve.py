@@ -43,10 +43,10 @@ def test_render_and_hit_over_http(live: tuple[int, Client, Path]) -> None:
     assert (head_status, head_body, head_headers["content-length"]) == (200, b"", str(len(body)))
 
 
-def test_webp_and_avif_over_http(live: tuple[int, Client, Path]) -> None:
+def test_webp_avif_and_png_over_http(live: tuple[int, Client, Path]) -> None:
     port, client, _ = live
     image_id = client.save_image(jpeg(800, 600))
-    for fmt in ("webp", "avif"):
+    for fmt in ("webp", "avif", "png"):
         path = f"/small/{image_id}.{fmt}"
         status, headers, body = get(port, path)
         assert status == 200 and headers["content-type"] == f"image/{fmt}"

@@ -74,8 +74,12 @@ def merge_into(
     references: Mapping[str, Any] | None = None,
     typ: str = "",
     filename: str = "",
+    frames: int = 1,
 ) -> Doc:
     """The document after saving an image's bytes (``ctime`` kept from the first save).
+
+    ``frames``: an animation's frame count (1: a still image), so a render
+    knows whether the formats that animate need the original or the master.
 
     The file name is kept from the first save, as huImages kept the first
     attachment's name; a legacy document's attachment name stands for it.
@@ -85,6 +89,7 @@ def merge_into(
     merged["width"], merged["height"] = width, height
     merged["content_type"] = content_type
     merged["length"] = length
+    merged["frames"] = frames
     if filename and not original_filename(merged):
         merged["filename"] = filename
     merged.pop("deleted", None)  # saving the bytes again brings the image back

@@ -322,6 +322,7 @@ class Client:
         *,
         widths: tuple[int, ...] | None = None,
         sizes: str | None = None,
+        fallback: str = "jpeg",
         **attrs: Any,
     ) -> str:
         """``<picture>``: a ``<source>`` per format (best first), then a JPEG ``<img>`` fallback.
@@ -331,18 +332,22 @@ class Client:
         ``attrs``, all escaped. With ``widths``, pass ``sizes`` too (the
         layout's width, e.g. ``"(max-width: 600px) 100vw, 600px"``). Formats
         this server does not serve (``HUIMAGES_FORMATS``) are left out.
+        ``fallback="png"`` makes the ``<img>`` a lossless PNG with its
+        transparency: for logos and diagrams (the fallback's format must be
+        served, or ``FormatNotServed``).
         """
         parsed = self.parse_size(size)
         doc = self._record(validate_id(imageid))
+        last = served_format(fallback, self.settings.formats)
         sources = []
         for name in formats:
-            if name != "jpeg" and name in self.settings.formats:
+            if name not in ("jpeg", last.name) and name in self.settings.formats:
                 urls = self._candidate_urls(imageid, doc, parsed, densities, widths, name)
                 sources.append((FORMATS[name].content_type, srcset_value(urls)))
-        fallback = self._candidate_urls(imageid, doc, parsed, densities, widths, "jpeg")
-        src = self._urls(parsed, [imageid], {imageid: doc})[imageid]
+        candidates = self._candidate_urls(imageid, doc, parsed, densities, widths, last.name)
+        src = self._urls(parsed, [imageid], {imageid: doc}, last)[imageid]
         width, height = output_dimensions(parsed, int(doc["width"]), int(doc["height"]))
-        extra = {"srcset": srcset_value(fallback), **({"sizes": sizes} if sizes else {}), **attrs}
+        extra = {"srcset": srcset_value(candidates), **({"sizes": sizes} if sizes else {}), **attrs}
         img = img_tag(src, width, height, alt_text(doc, self.settings.alt_addition), (), extra)
         return picture_tag(sources, img, sizes)
 

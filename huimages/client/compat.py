@@ -108,10 +108,13 @@ def scaled_picture(
     *,
     widths: tuple[int, ...] | None = None,
     sizes: str | None = None,
+    fallback: str = "jpeg",
     **attrs: Any,
 ) -> str:
-    """A ``<picture>`` with AVIF and WebP sources and a JPEG ``<img>``; see ``Client.scaled_picture``."""
-    return default_client().scaled_picture(imageid, size, formats, densities, widths=widths, sizes=sizes, **attrs)
+    """A ``<picture>`` with AVIF and WebP sources and a JPEG (or PNG) ``<img>``; see ``Client.scaled_picture``."""
+    return default_client().scaled_picture(
+        imageid, size, formats, densities, widths=widths, sizes=sizes, fallback=fallback, **attrs
+    )
 
 
 def scaled_imagedata(imageid: str, size: str = DEFAULT_SIZE) -> bytes | None:

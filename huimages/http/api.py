@@ -37,7 +37,7 @@ from huimages.core.text import MAX_DEPTH, check_value
 from huimages.errors import InvalidText
 from huimages.http.kit import Environ, HttpError, StartResponse, bearer, json_response
 from huimages.http.routes import Handler, Request, Route
-from huimages.imaging import Ingested, ingest
+from huimages.imaging import ACCEPTED_NAMES, Ingested, ingest
 from huimages.serving.service import ImageService
 
 _CHUNK = 64 * 1024
@@ -122,10 +122,11 @@ class ImagesApi:
     def _upload(self, environ: Environ, start_response: StartResponse, query: str) -> Iterable[bytes]:
         content_type = environ.get("CONTENT_TYPE", "")
         kind = content_type.split(";", 1)[0].strip().lower()
-        if not (kind.startswith("image/") or kind == "multipart/form-data"):
+        if not (kind.startswith("image/") or kind in ("application/octet-stream", "multipart/form-data")):
             raise HttpError(
                 "415 Unsupported Media Type",
-                f"the body is {kind or 'untyped'}: send an image (Content-Type image/...) or multipart/form-data",
+                f"the body is {kind or 'untyped'}: send an image (Content-Type image/... or"
+                f" application/octet-stream; the bytes decide, {ACCEPTED_NAMES}) or multipart/form-data",
             )
         body = read_body(environ, self.service.settings.limits.max_upload_bytes)
         if kind == "multipart/form-data":

@@ -16,29 +16,56 @@ import struct
 import warnings
 from collections.abc import Iterator
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError, features
 
 from huimages.config import Limits
+from huimages.core.formats import INPUTS, InputFormat, accepted_names
 from huimages.errors import HuImagesError, ImageTooLarge, InvalidImage
 
 logger = logging.getLogger(__name__)
 
-#: Pillow format name -> content type. Nothing else is ever decoded: formats
-#: such as EPS would hand the bytes to external programs.
-CONTENT_TYPES: dict[str, str] = {
-    "JPEG": "image/jpeg",
-    "MPO": "image/jpeg",  # multi-picture JPEG written by many cameras
-    "PNG": "image/png",
-    "GIF": "image/gif",
-    "WEBP": "image/webp",
-    "TIFF": "image/tiff",
-}
+
+def _register_plugins() -> tuple[InputFormat, ...]:
+    """Make Pillow read every format of ``INPUTS`` it can; the ones it cannot read here are left out.
+
+    HEIC/HEIF comes from pillow-heif (its wheels carry libheif): the primary
+    image only (depth maps, auxiliary images and thumbnails are never read),
+    brought to 8 bits, decoded on one thread (a render slot is one core). Its
+    own transforms are applied by libheif, which resets the EXIF orientation,
+    so an orientation is applied exactly once. Pillow's AVIF decoder turns the
+    file's transforms into the EXIF orientation that every render applies.
+    """
+    readable = []
+    for fmt in INPUTS:
+        if fmt.plugin == "pillow-heif":
+            try:
+                import pillow_heif
+            except ImportError:  # a core dependency; an install without it still reads everything else
+                logger.warning("pillow-heif is not installed: HEIC/HEIF originals are refused")
+                continue
+            pillow_heif.options.DECODE_THREADS = 1
+            pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+        if fmt.name == "AVIF":
+            if not features.check("avif"):
+                continue
+            from PIL import AvifImagePlugin
+
+            AvifImagePlugin.DEFAULT_MAX_THREADS = 1
+        readable.append(fmt)
+    return tuple(readable)
 
 
-ACCEPTED = ("JPEG", "PNG", "GIF", "WEBP", "TIFF")  # the JPEG opener also yields MPO
-
-
-ACCEPTED_NAMES = "JPEG, PNG, GIF, WebP, TIFF"
+#: The formats this installation reads (``INPUTS`` less any whose decoder is missing).
+READABLE: tuple[InputFormat, ...] = _register_plugins()
+#: Pillow format name -> content type, of every format read.
+CONTENT_TYPES: dict[str, str] = {name: fmt.content_type for fmt in READABLE for name in fmt.pillow}
+#: The decoders ever tried (Pillow's ``formats=``).
+ACCEPTED = tuple(fmt.pillow[0] for fmt in READABLE)
+ACCEPTED_NAMES = accepted_names(READABLE)
+#: A file chooser's ``accept``: every image type, and the extensions some systems give no image type (HEIC).
+ACCEPT_ATTRIBUTE = ",".join(["image/*", *(e for fmt in READABLE for e in fmt.extensions)])
+#: Pillow format names whose files may hold an animation.
+ANIMATED = frozenset(name for fmt in READABLE if fmt.animated for name in fmt.pillow)
 
 
 _EXIF_ORIENTATION = 0x0112
@@ -68,17 +95,22 @@ class ImageInfo:
     height: int
     mode: str
     orientation: int
+    frames: int = 1  # an animation's frames (1: a still image, or a HEIF file's primary image)
 
 
-def describe(im: Image.Image) -> ImageInfo:
+def describe(im: Image.Image, frames: int = 1) -> ImageInfo:
     orientation = orientation_of(im)
+    content_type = CONTENT_TYPES[im.format or ""]
+    if im.format == "HEIF":  # image/heic for HEVC-coded files (an iPhone's), image/heif otherwise
+        content_type = getattr(im, "custom_mimetype", None) or content_type
     return ImageInfo(
         format=im.format or "",
-        content_type=CONTENT_TYPES[im.format or ""],
+        content_type=content_type,
         width=im.height if orientation in SWAPS_AXES else im.width,
         height=im.width if orientation in SWAPS_AXES else im.height,
         mode=im.mode,
         orientation=orientation,
+        frames=frames,
     )
 
 
@@ -103,6 +135,11 @@ def probe_header(data: bytes) -> tuple[str, int, int]:
 
 def open_checked(data: bytes, limits: Limits) -> Image.Image:
     """Open with the accepted decoders only and check the declared pixel count."""
+    return open_counted(data, limits)[0]
+
+
+def open_counted(data: bytes, limits: Limits) -> tuple[Image.Image, int]:
+    """``open_checked``, and the frames of an animation (1 for a still image)."""
     if not data:
         raise InvalidImage("the file is empty")
     with pillow_errors():
@@ -114,11 +151,10 @@ def open_checked(data: bytes, limits: Limits) -> Image.Image:
         except UnidentifiedImageError:  # an OSError: caught here, before the guard's generic message
             raise InvalidImage(f"not an image in an accepted format ({ACCEPTED_NAMES})") from None
     try:
-        _check_pixels(im, limits)
+        return im, _check_pixels(im, limits)
     except HuImagesError:
         im.close()
         raise
-    return im
 
 
 def verify_decodes(im: Image.Image) -> None:
@@ -129,8 +165,19 @@ def verify_decodes(im: Image.Image) -> None:
         im.load()
 
 
-def _check_pixels(im: Image.Image, limits: Limits) -> None:
-    """The declared pixels, over all frames (an animation's), against the limit; no pixel decoded."""
+def verify_frames(im: Image.Image, frames: int) -> None:
+    """Decode every frame after the first, so a truncated or corrupt animation is refused; back at the first."""
+    with pillow_errors():
+        try:
+            for frame in range(1, frames):
+                im.seek(frame)
+                im.load()
+        finally:
+            im.seek(0)
+
+
+def _check_pixels(im: Image.Image, limits: Limits) -> int:
+    """The declared pixels, over all frames (an animation's), against the limit; the frames counted."""
     if im.width <= 0 or im.height <= 0:
         raise InvalidImage(f"the image declares an empty size {im.width}x{im.height}")
     pixels = im.width * im.height
@@ -140,7 +187,7 @@ def _check_pixels(im: Image.Image, limits: Limits) -> None:
             limits.max_pixels,
             pixels,
         )
-    _count_frames(im, limits)
+    return _count_frames(im, limits)
 
 
 def _count_frames(im: Image.Image, limits: Limits) -> int:
@@ -150,9 +197,12 @@ def _count_frames(im: Image.Image, limits: Limits) -> int:
     it answers, which for TIFF pages grows with their square (80,000 pages:
     about a minute). Counting stops at ``HUIMAGES_MAX_FRAMES``, or when the
     frames so far pass the pixel limit, so its cost is bounded whatever the
-    file declares. Only the first frame is ever rendered.
+    file declares. A HEIF file's other images (a burst, say) are never
+    decoded: it counts as its primary image alone.
     """
     pixels, frames = im.width * im.height, 1
+    if im.format == "HEIF":
+        return frames
     with pillow_errors():
         if not getattr(im, "is_animated", False):
             return frames
@@ -198,8 +248,19 @@ def check_ratio(im: Image.Image, length: int, limits: Limits) -> None:
         )
 
 
-#: What Pillow's parsers and decoders raise on malformed input (found by tests and by scripts/fuzz.py).
-_PILLOW_FAILURES = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, struct.error)
+#: What Pillow's parsers and decoders raise on malformed input (found by tests and by scripts/fuzz.py);
+#: RuntimeError: the AVIF and HEIF decoders' failures (libavif, libheif).
+_PILLOW_FAILURES = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    IndexError,
+    KeyError,
+    TypeError,
+    struct.error,
+    RuntimeError,
+)
 
 
 @contextlib.contextmanager
@@ -211,6 +272,10 @@ def pillow_errors() -> Iterator[None]:
         raise
     except Image.DecompressionBombError as exc:
         raise ImageTooLarge(f"the image declares too many pixels: {exc}", 0, 0) from None
+    except RuntimeError as exc:
+        if "security limit" in str(exc).lower():  # libheif's own bounds, passed before ours were checked
+            raise ImageTooLarge(f"the image declares too much: {str(exc).strip()}", 0, 0) from None
+        raise InvalidImage(f"the image data is truncated or corrupt: {str(exc).strip()}") from None
     except _PILLOW_FAILURES as exc:
         raise InvalidImage(f"the image data is truncated or corrupt: {exc or type(exc).__name__}") from None
 

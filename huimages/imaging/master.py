@@ -1,7 +1,9 @@
 """Storing an original: one decode checks it completely and makes its master.
 
 A master is the image upright, in sRGB, at most the master side on its long
-edge; every derivative it covers is rendered from it.
+edge; every derivative it covers is rendered from it. An animation's master
+is its first frame: what ``.jpeg`` and ``.png`` serve; the formats that
+animate are rendered from the original (docs/formats.md says why).
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from huimages.imaging.checks import (
     ImageInfo,
     check_ratio,
     describe,
-    open_checked,
+    open_counted,
     pillow_errors,
     verify_decodes,
+    verify_frames,
 )
 from huimages.imaging.colour import to_srgb
 from huimages.imaging.render import REDUCING_GAP, RESAMPLE, to_rgb
@@ -76,9 +79,12 @@ def ingest(data: bytes, limits: Limits, master_side: int) -> Ingested:
             limits.max_upload_bytes,
             len(data),
         )
-    with open_checked(data, limits) as im:
+    im, frames = open_counted(data, limits)
+    with im:
         check_ratio(im, len(data), limits)
-        info = describe(im)
+        info = describe(im, frames)
+        if frames > 1:
+            verify_frames(im, frames)  # an animation is served whole: every frame must decode
         if master_side <= 0:
             verify_decodes(im)
             return Ingested(info, None)

@@ -11,13 +11,21 @@ import io
 import logging
 import time
 
-from PIL import Image
+from PIL import Image, ImageChops
 
 from huimages.config import Limits
-from huimages.core.formats import JPEG, Encoding
+from huimages.core.formats import JPEG, PNG, Encoding
 from huimages.core.sizes import Size, crop_box, decode_target, output_dimensions
-from huimages.errors import EncodeFailed, InvalidSize, RenderTimeout
-from huimages.imaging.checks import SWAPS_AXES, TRANSPOSE, open_checked, orientation_of, pillow_errors, verify_decodes
+from huimages.errors import EncodeFailed, ImageTooLarge, InvalidSize, RenderTimeout
+from huimages.imaging.checks import (
+    ANIMATED,
+    SWAPS_AXES,
+    TRANSPOSE,
+    open_counted,
+    orientation_of,
+    pillow_errors,
+    verify_decodes,
+)
 from huimages.imaging.colour import to_srgb
 
 logger = logging.getLogger(__name__)
@@ -66,6 +74,7 @@ class Rendered:
     decoded_size: tuple[int, int]
     decode_seconds: float
     source_size: tuple[int, int]
+    frames: int = 1  # the original's (an animation's, even when one frame was rendered)
 
 
 def render(
@@ -85,18 +94,21 @@ def render(
     at full size, so every ``.jpeg`` URL serves a JPEG. From a master, pass the
     original's displayed size as ``source_size``: the output has exactly the
     size the original would give (what ``scaled_dimensions`` says).
-    ``deadline`` is checked between the steps (a single Pillow call is not
-    interrupted).
+    ``deadline`` is checked between the steps (and the frames of an
+    animation; a single Pillow call is not interrupted). An animation keeps
+    its animation in the formats that animate (``Format.animates``); the
+    others get its first frame.
     """
     deadline = deadline or Deadline.none()
     encoding = Encoding.of(output)
-    with open_checked(data, limits) as im:
+    im, frames = open_counted(data, limits)
+    with im:
         orientation = orientation_of(im)
         as_stored = encoding.format is JPEG and im.format in ("JPEG", "MPO") and im.mode == "RGB"
         if size.is_original and as_stored and orientation == 1:
             started, stored_size = time.perf_counter(), im.size
             verify_decodes(im)  # served as stored, but only once it decodes completely (at 1/8 scale)
-            return Rendered(data, im.size, time.perf_counter() - started, stored_size)
+            return Rendered(data, im.size, time.perf_counter() - started, stored_size, frames)
         swap = orientation in SWAPS_AXES
         stored_w, stored_h = im.size
         src_w, src_h = (stored_h, stored_w) if swap else (stored_w, stored_h)
@@ -108,6 +120,9 @@ def render(
                 f" {out_w}x{out_h}; ask for a smaller size or another format",
             )
         need_w, need_h = decode_target(size, src_w, src_h)
+        if frames > 1 and encoding.format.animates and im.format in ANIMATED:
+            animation = Animation(im, frames, orientation, (out_w, out_h), size.crop)
+            return animation.render(encoding, limits, deadline, source_size or (src_w, src_h))
         started = time.perf_counter()
         with pillow_errors():
             if im.format in ("JPEG", "MPO"):
@@ -132,7 +147,75 @@ def render(
             rgb = rgb.transpose(TRANSPOSE[orientation])
         rgb = to_srgb(rgb, icc)  # on the small result: cheap, and the output needs no profile
         deadline.check("scaling")
-        return Rendered(encode(rgb, encoding), decoded_size, decode_seconds, source_size or (src_w, src_h))
+        return Rendered(encode(rgb, encoding), decoded_size, decode_seconds, source_size or (src_w, src_h), frames)
+
+
+@dataclasses.dataclass
+class Animation:
+    """An animated original, rendered frame by frame into one animated derivative.
+
+    Pillow hands over each frame as the browser shows it (GIF disposal, APNG
+    dispose and blend ops and WebP blending resolved onto the canvas), so
+    every frame is the whole picture: each gets the same box, the same
+    filter and the same orientation; durations and the loop count are kept.
+    """
+
+    im: Image.Image
+    frames: int
+    orientation: int
+    out: tuple[int, int]  # displayed (oriented) output size
+    crop: bool
+
+    def render(self, encoding: Encoding, limits: Limits, deadline: Deadline, source: tuple[int, int]) -> Rendered:
+        out_w, out_h = self.out
+        pixels = self.frames * out_w * out_h
+        if pixels > limits.max_animation_pixels:
+            raise ImageTooLarge(
+                f"this animation at {out_w}x{out_h} would hold {self.frames} frames of {out_w * out_h} pixels ="
+                f" {pixels} pixels, more than HUIMAGES_MAX_ANIMATION_PIXELS ({limits.max_animation_pixels}):"
+                f" ask for a smaller size, or .jpeg or .png for its first frame",
+                limits.max_animation_pixels,
+                pixels,
+            )
+        im = self.im
+        raw_out = (out_h, out_w) if self.orientation in SWAPS_AXES else (out_w, out_h)
+        box = crop_box(im.width, im.height, *raw_out) if self.crop else (0.0, 0.0, float(im.width), float(im.height))
+        box_size = (box[2] - box[0], box[3] - box[1])
+        flt = resample_filter(box_size, raw_out)
+        icc = im.info.get("icc_profile")
+        loop = im.info.get("loop", 0)
+        made: list[Image.Image] = []
+        durations: list[int] = []
+        started, decode_seconds = time.perf_counter(), 0.0
+        with pillow_errors():
+            for index in range(self.frames):
+                decoding = time.perf_counter()
+                im.seek(index)
+                im.load()
+                durations.append(int(im.info.get("duration") or 0))
+                frame = im.convert("RGBA")
+                decode_seconds += time.perf_counter() - decoding
+                if frame.size != raw_out or box != (0.0, 0.0, frame.width, frame.height):
+                    frame = frame.resize(raw_out, flt, box=box, reducing_gap=REDUCING_GAP)
+                if self.orientation in TRANSPOSE:
+                    frame = frame.transpose(TRANSPOSE[self.orientation])
+                made.append(to_srgb(frame, icc if im.mode.startswith("RGB") else None))
+                deadline.check(f"frame {index + 1} of {self.frames}")
+        out = io.BytesIO()
+        try:
+            made[0].save(
+                out,
+                encoding.format.pillow,
+                save_all=True,
+                append_images=made[1:],
+                duration=durations,
+                loop=int(loop),
+                **encoding.save_options(),
+            )
+        except (OSError, ValueError) as exc:
+            raise EncodeFailed(f"cannot encode this animation as {encoding.format.name}: {exc}") from None
+        logger.debug("animated %d frames in %.1f ms", self.frames, (time.perf_counter() - started) * 1000)
+        return Rendered(out.getvalue(), im.size, decode_seconds, source, self.frames)
 
 
 @dataclasses.dataclass
@@ -176,6 +259,8 @@ def to_rgb(im: Image.Image, icc: bytes | None, keep_alpha: bool = False) -> tupl
 
 def encode(im: Image.Image, encoding: Encoding) -> bytes:
     """Encode as ``encoding`` says (JPEG: baseline, optimised Huffman tables), with no metadata (pixels are sRGB)."""
+    if encoding.format is PNG:
+        im = exact_palette(im) or im
     out = io.BytesIO()
     options = encoding.save_options()
     try:
@@ -183,6 +268,23 @@ def encode(im: Image.Image, encoding: Encoding) -> bytes:
     except (OSError, ValueError) as exc:
         raise EncodeFailed(f"cannot encode this image as {encoding.format.name}: {exc}") from None
     return out.getvalue()
+
+
+def exact_palette(im: Image.Image) -> Image.Image | None:
+    """The image with a palette, when it has at most 256 colours and the palette holds them exactly; else None.
+
+    PNG stays lossless: a palette is used only when converting back gives
+    every pixel unchanged (flat graphics and pixel art, mostly at their own
+    size: a resampled edge makes new colours).
+    """
+    if im.mode not in ("RGB", "RGBA"):
+        return None
+    colours = im.getcolors(256)
+    if colours is None:
+        return None
+    method = Image.Quantize.FASTOCTREE if im.mode == "RGBA" else Image.Quantize.MEDIANCUT
+    paletted = im.quantize(colors=len(colours), method=method, dither=Image.Dither.NONE)
+    return paletted if ImageChops.difference(paletted.convert(im.mode), im).getbbox() is None else None
 
 
 def _has_alpha(im: Image.Image) -> bool:

@@ -1,4 +1,4 @@
-"""The derivative cache on disk: ``<cache>/<size>/<id>.<format>`` (``.jpeg``, ``.webp``, ``.avif``).
+"""The derivative cache on disk: ``<cache>/<size>/<id>.<format>`` (``.jpeg``, ``.webp``, ``.avif``, ``.png``).
 
 This layout is the URL path, so lighttpd (or any static server) can use the
 cache folder as its document root and serve every hit without Python.

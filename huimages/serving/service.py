@@ -19,7 +19,7 @@ from huimages.catalog.records import Doc, format_timestamp
 from huimages.cdn import CdnPublisher, QueueStore, open_publisher, open_queue
 from huimages.cdn.records import QueueStats
 from huimages.config import Settings
-from huimages.core.formats import JPEG, Encoding, Format, served_format, split_format
+from huimages.core.formats import ANIMATED_TYPES, JPEG, Encoding, Format, served_format, split_format
 from huimages.core.ids import compute_id, validate_id
 from huimages.core.sizes import Size, decode_target, output_dimensions, parse_size
 from huimages.core.text import check_metadata
@@ -58,6 +58,12 @@ class FlushOutcome:
     version: int | None
     removed: int
     invalidation: str | None = None
+
+
+def may_animate(doc: Doc) -> bool:
+    """Whether the image is (or, in a record from before frames were counted, may be) an animation."""
+    frames = doc.get("frames")
+    return str(doc.get("content_type", "")) in ANIMATED_TYPES if frames is None else int(frames) > 1
 
 
 @dataclasses.dataclass
@@ -175,6 +181,7 @@ class ImageService:
                 references=references,
                 typ=typ,
                 filename=filename,
+                frames=info.frames,
             )
         except HuImagesError:
             if wrote:  # no original without a record: removed now, or by a sweep in a few minutes
@@ -399,13 +406,18 @@ class ImageService:
         if self.settings.master_side and not size.is_original and "length" not in doc:
             doc = self._modernise(image_id)
         encoding = self.settings.encoding(fmt.name)
-        rendered, source = self._render_from_master(size, image_id, doc, encoding, deadline), "master"
+        rendered, source = None, "original"
+        if not (fmt.animates and may_animate(doc)):  # a master is a still image: an animation's first frame
+            rendered, source = self._render_from_master(size, image_id, doc, encoding, deadline), "master"
         if rendered is None:
             original = self.originals.get(image_id)
             rendered, source = render(original, size, encoding, self.settings.limits, deadline), "original"
         deadline.check("encoding")
         if rendered.source_size != (doc.get("width"), doc.get("height")):
             self._correct_dimensions(image_id, rendered.source_size)
+        if source == "original" and doc.get("frames") != rendered.frames:
+            frames = rendered.frames  # a record from before frames were counted
+            self.catalog.update(image_id, lambda doc: {**doc, "frames": frames})
         return rendered, source, time.perf_counter() - started
 
     def _store(
@@ -481,6 +493,7 @@ class ImageService:
             "height": info.height,
             "length": len(original),
             "content_type": info.content_type,
+            "frames": info.frames,
         }
         logger.info("brought the huImages record of %s up to date: %dx%d", image_id, info.width, info.height)
         return self.catalog.update(image_id, lambda doc: {**doc, **fields})

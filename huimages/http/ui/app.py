@@ -37,6 +37,7 @@ from huimages.http.api import ImagesApi, Upload, parse_multipart, read_body
 from huimages.http.kit import NO_STORE, Environ, Headers, HttpError, StartResponse, client_address, json_response
 from huimages.http.routes import Request
 from huimages.http.ui.session import Sessions, is_https
+from huimages.imaging import ACCEPT_ATTRIBUTE, ACCEPTED_NAMES
 from huimages.serving.census import census
 from huimages.serving.service import ImageService
 
@@ -45,6 +46,8 @@ THUMB = "small"  # the grid's thumbnails: a named size, so never refused by the 
 PREVIEW = "medium"
 _MAX_FORM_BYTES = 64 * 1024
 
+#: What the upload page says it takes, from the one table of accepted formats.
+_ACCEPTS = {"formats": ACCEPTED_NAMES, "accept": ACCEPT_ATTRIBUTE}
 _STATIC = {"ui.css": "text/css; charset=utf-8", "ui.js": "text/javascript; charset=utf-8"}
 
 #: What a finished action says on the page it leads to (a code in the URL, never text from it).
@@ -211,12 +214,12 @@ class WebInterface:
         )
 
     def _upload(self, page: _Page, request: Request) -> Iterable[bytes]:
+        limit = self.service.settings.limits.max_upload_bytes
         if request.method != "POST":
-            return page.render("upload.html", results=[], limit=self.service.settings.limits.max_upload_bytes)
+            return page.render("upload.html", results=[], limit=limit, **_ACCEPTS)
         content_type = page.environ.get("CONTENT_TYPE", "")
         if not content_type.lower().startswith("multipart/form-data"):
             raise HttpError("415 Unsupported Media Type", "send the files as multipart/form-data")
-        limit = self.service.settings.limits.max_upload_bytes
         title = page.form().get("title", "").strip()
         # each file on its own: one bad file does not stop the others
         results = [self._store_one(upload, title) for upload in page.uploads]
@@ -224,7 +227,7 @@ class WebInterface:
             failed = all(r["error"] for r in results)
             status = "422 Unprocessable Entity" if failed else "200 OK"
             return json_response(page.start_response, status, {"results": results})
-        return page.render("upload.html", results=results, limit=limit)
+        return page.render("upload.html", results=results, limit=limit, **_ACCEPTS)
 
     def _store_one(self, upload: Upload, title: str) -> dict[str, Any]:
         name = upload.filename or "image"
