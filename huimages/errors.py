@@ -60,6 +60,15 @@ class EncodeFailed(InvalidImage):
     """The pixels decoded, but the encoder of one output format refused them (this derivative only)."""
 
 
+class AnimationTooLarge(EncodeFailed):
+    """An animated derivative would hold more pixels than ``HUIMAGES_MAX_ANIMATION_PIXELS`` (this derivative only)."""
+
+    def __init__(self, reason: str, limit: int, actual: int) -> None:
+        super().__init__(reason)
+        self.limit = limit
+        self.actual = actual
+
+
 class ImageTooLarge(InvalidImage):
     """An image whose declared size exceeds a configured limit."""
 

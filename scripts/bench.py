@@ -30,6 +30,7 @@ from PIL import Image, ImageDraw, ImageFilter
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_inputs
 import bench_lookups
 import bench_ops
 import bench_render
@@ -734,6 +735,7 @@ def machine() -> str:
 _SECTIONS = [
     *["cold", "masters", "formats", "ingest", "memory", "http", "hits", "renders", "slow", "migrate", "cdn", "ops"],
     "lookups",
+    "inputs",
     "scale",
     "thumbor",
 ]
@@ -770,7 +772,19 @@ def main() -> None:
         sections = (
             {args.only}
             if args.only
-            else {"cold", "masters", "formats", "ingest", "memory", "http", "migrate", "cdn", "ops", "lookups"}
+            else {
+                "cold",
+                "masters",
+                "formats",
+                "ingest",
+                "memory",
+                "http",
+                "migrate",
+                "cdn",
+                "ops",
+                "lookups",
+                "inputs",
+            }
         )
         if args.thumbor:
             sections.add("thumbor")
@@ -806,6 +820,8 @@ def main() -> None:
             bench_ops.bench_ops(photos[0], _free_port, _wait_port)
         if "lookups" in sections:
             bench_lookups.bench_lookups(_free_port, _wait_port)
+        if "inputs" in sections:  # HEIC and AVIF originals, animations, PNG for graphics
+            bench_inputs.bench_inputs(photos, args.repeat)
         if "scale" in sections:  # only when named: it fills a million records and a million files
             bench_scale.bench_scale(args.images, args.files, args.couch_images)
 

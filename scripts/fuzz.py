@@ -25,6 +25,7 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports():
+    import PIL.AvifImagePlugin
     import PIL.GifImagePlugin
     import PIL.Image
     import PIL.JpegImagePlugin
@@ -47,7 +48,14 @@ ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = Settings.at(Path("/nonexistent"), signing=SigningSettings("named", keys=("fuzzing-key-0123456789",)))
 POLICY = SizePolicy(SETTINGS)
 LIMITS = SETTINGS.limits
-_ = (PIL.GifImagePlugin, PIL.JpegImagePlugin, PIL.PngImagePlugin, PIL.TiffImagePlugin, PIL.WebPImagePlugin)
+_ = (
+    PIL.AvifImagePlugin,
+    PIL.GifImagePlugin,
+    PIL.JpegImagePlugin,
+    PIL.PngImagePlugin,
+    PIL.TiffImagePlugin,
+    PIL.WebPImagePlugin,
+)
 
 
 def fuzz_urls(data: bytes) -> None:
@@ -126,6 +134,10 @@ def seeds(target: str) -> list[bytes]:
         ("GIF", "P", {}),
         ("WEBP", "RGB", {}),
         ("TIFF", "RGB", {}),
+        ("HEIF", "RGB", {"quality": 50}),  # decoded by pillow-heif (registered by huimages.imaging)
+        ("HEIF", "RGBA", {"quality": 50}),
+        ("AVIF", "RGB", {"quality": 50}),
+        ("AVIF", "RGBA", {"quality": 50}),
     ):
         buf = io.BytesIO()
         base.convert(mode).save(buf, fmt, **options)
@@ -140,7 +152,7 @@ def _hostile_seeds(base: PIL.Image.Image) -> list[bytes]:
 
     out = []
     frames = [base.rotate(n * 10) for n in range(4)]
-    for fmt in ("TIFF", "GIF"):  # several pages or frames: the counting loop
+    for fmt in ("TIFF", "GIF", "WEBP", "PNG"):  # several pages or frames: the counting loop, an animation checked whole
         buf = io.BytesIO()
         frames[0].save(buf, fmt, save_all=True, append_images=frames[1:])
         out.append(buf.getvalue())

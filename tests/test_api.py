@@ -13,7 +13,8 @@ import pytest
 from huimages.client import Client
 from huimages.config import Settings
 from huimages.core.ids import compute_id
-from tests.imagetools import decode, jpeg
+from huimages.imaging import ACCEPTED_NAMES
+from tests.imagetools import decode, encode, jpeg, pattern
 from tests.servers import LOOPBACK, get, huimages_serve
 
 pytestmark = pytest.mark.integration
@@ -90,6 +91,20 @@ def test_upload_an_image_then_the_same_bytes_again(server: Server) -> None:
     assert status == 200 and record["title"] == ["Harbour", "Quay"] and record["types"] == ["photo"]
     status, _, body = server.request("GET", answer["urls"]["small"].split(f":{server.port}", 1)[1], token=None)
     assert status == 200 and decode(body).size == (213, 160)
+
+
+def test_a_raw_body_typed_octet_stream_is_read_by_its_bytes(server: Server) -> None:
+    phone = encode(pattern(400, 300), "HEIF", quality=80)
+    status, _, answer = server.request("POST", "/images", phone, {"Content-Type": "application/octet-stream"})
+    assert status == 201, answer
+    assert (answer["content_type"], answer["width"], answer["height"]) == ("image/heic", 400, 300)
+    status, _, refused = server.request(
+        "POST", "/images", b"%PDF-1.7 not an image", {"Content-Type": "application/octet-stream"}
+    )
+    assert status == 422 and ACCEPTED_NAMES in refused["error"], refused
+    status, _, refused = server.request("POST", "/images", phone, {"Content-Type": "text/plain"})
+    assert status == 415 and "application/octet-stream" in refused["error"] and ACCEPTED_NAMES in refused["error"]
+    assert compute_id(b"%PDF-1.7 not an image") not in server.stored()
 
 
 def test_multipart_with_several_files_and_fields(server: Server) -> None:

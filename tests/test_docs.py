@@ -1,7 +1,7 @@
-"""The manual: its configuration page is the settings table, and MkDocs builds every page (``./scripts/test``).
+"""The manual: its configuration page is the settings table, its formats page the formats table, and MkDocs
+builds every page (``./scripts/test``).
 
-``python -m tests.test_docs`` writes the configuration table again after a
-setting changes.
+``python -m tests.test_docs`` writes both tables again after a setting or a format changes.
 """
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from huimages.config import SETTINGS_SPECS, Settings
+from huimages.core.formats import FORMATS, INPUTS
 from tests.pages import generated, regenerate
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGURATION = ROOT / "docs" / "configuration.md"
+FORMATS_PAGE = ROOT / "docs" / "formats.md"
 _HOME = Path("$HUIMAGES_HOME")
 #: Defaults the table shows in words: what Settings resolves them to depends on where it runs.
 _SHOWN = {"HUIMAGES_HOME": "`./huimages-data`", "HUIMAGES_CLIENT": "`auto`", "HUIMAGES_SIZES": "the named sizes"}
@@ -45,6 +47,25 @@ def configuration_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def formats_tables() -> str:
+    """The formats accepted as originals and the formats served, from ``huimages.core.formats``."""
+    lines = ["| original | content type | files | animations | decoded by |", "|---|---|---|---|---|"]
+    for fmt in INPUTS:
+        files = ", ".join(f"`{e}`" for e in fmt.extensions)
+        kept = "kept" if fmt.animated else ""
+        lines.append(f"| {fmt.name} | `{fmt.content_type}` | {files} | {kept} | {fmt.plugin or 'Pillow'} |")
+    lines += ["", "| served | content type | transparency | animations |", "|---|---|---|---|"]
+    for out in FORMATS.values():
+        alpha = "kept" if out.alpha else "flattened on white"
+        moving = "kept" if out.animates else "the first frame"
+        lines.append(f"| `.{out.extension}` | `{out.content_type}` | {alpha} | {moving} |")
+    return "\n".join(lines) + "\n"
+
+
+def test_the_formats_page_is_the_formats_table() -> None:
+    assert generated(FORMATS_PAGE, "formats") == formats_tables(), "run: python -m tests.test_docs"
+
+
 def test_the_configuration_page_is_the_settings_table() -> None:
     table = generated(CONFIGURATION, "settings")
     assert table == configuration_table(), "run: python -m tests.test_docs"
@@ -60,3 +81,4 @@ def test_every_page_is_in_the_navigation() -> None:
 
 if __name__ == "__main__":
     regenerate(CONFIGURATION, "settings", configuration_table())
+    regenerate(FORMATS_PAGE, "formats", formats_tables())

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from PIL import Image, ImageChops, ImageDraw
 
 from huimages.client import Client
 from huimages.config import Settings, SigningSettings
-from huimages.core.formats import AVIF, JPEG, WEBP, Format
+from huimages.core.formats import AVIF, JPEG, PNG, WEBP, Format
 from huimages.core.urls import image_path, parse_image_path
 from huimages.errors import ConfigurationError, FormatNotServed
 from huimages.http.app import create_app
@@ -37,7 +38,7 @@ def test_the_extension_names_the_format() -> None:
     assert image_path("75x75!", image_id, AVIF) == f"/75x75!/{image_id}.avif"
 
 
-@pytest.mark.parametrize("fmt", [WEBP, AVIF])
+@pytest.mark.parametrize("fmt", [WEBP, AVIF, PNG])
 def test_each_format_is_served_with_its_type_and_cached_once(client: Client, settings: Settings, fmt: Format) -> None:
     image_id = client.save_image(jpeg(800, 600))
     app = create_app(service=client.service)
@@ -68,13 +69,12 @@ def test_o_in_webp_and_avif_is_a_full_size_rendering(client: Client) -> None:
     assert call(app, f"/o/{image_id}.jpeg").body == original  # as huImages served it
 
 
-def test_transparency_is_kept_in_webp_and_avif_and_flattened_on_white_in_jpeg(client: Client) -> None:
+def test_transparency_is_kept_in_webp_avif_and_png_and_flattened_on_white_in_jpeg(client: Client) -> None:
     image_id = client.save_image(transparent_png())
     app = create_app(service=client.service)
-    for fmt in ("webp", "avif"):
+    for fmt in ("webp", "avif", "png"):
         for size in ("small", "o"):
-            im = decode(call(app, f"/{size}/{image_id}.{fmt}").body)
-            assert im.mode == "RGBA", (fmt, size)
+            im = decode(call(app, f"/{size}/{image_id}.{fmt}").body).convert("RGBA")
             left, right = im.getpixel((5, 5)), im.getpixel((im.width - 5, 5))
             assert isinstance(left, tuple) and isinstance(right, tuple)
             assert left[3] == 0, (fmt, size, left)  # transparent stays transparent
@@ -82,6 +82,41 @@ def test_transparency_is_kept_in_webp_and_avif_and_flattened_on_white_in_jpeg(cl
     im = decode(call(app, f"/small/{image_id}.jpeg").body)
     assert im.mode == "RGB"
     assert min(im.getpixel((5, 5))) > 240  # type: ignore[arg-type]
+
+
+def test_png_is_lossless_with_a_palette_only_where_it_is_exact(client: Client) -> None:
+    """A graphic of few colours keeps them in a palette; a photo stays truecolour; both decode to the same pixels."""
+    app = create_app(service=client.service)
+    logo = Image.new("RGBA", (300, 200), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(logo)
+    for n in range(12):
+        draw.rectangle((n * 25, n * 10, n * 25 + 40, n * 10 + 60), fill=(n * 20, 200 - n * 15, 90, 255 - n * 10))
+    photo = pattern(320, 240)
+    photo.paste(Image.effect_noise((320, 240), 40).convert("RGB"), mask=Image.new("L", (320, 240), 60))
+    for original, mode in ((logo, "P"), (photo, "RGB")):
+        image_id = client.save_image(encode(original, "PNG"))
+        answer = call(app, f"/o/{image_id}.png")
+        assert answer.status == 200 and answer.headers["Content-Type"] == "image/png"
+        served = decode(answer.body)
+        assert served.mode == mode and served.size == original.size
+        assert ImageChops.difference(served.convert(original.mode), original).getbbox() is None  # every pixel kept
+        assert decode(call(app, f"/small/{image_id}.png").body).size == client.scaled_dimensions(image_id, "small")
+
+
+def test_picture_with_a_png_fallback_for_graphics(client: Client, tmp_path: Path) -> None:
+    image_id = client.save_image(transparent_png())
+    markup = client.scaled_picture(image_id, "small", fallback="png")
+    parser = _Tags()
+    parser.feed(markup)
+    assert [tag for tag, _ in parser.tags] == ["picture", "source", "source", "img"]
+    img = parser.tags[-1][1]
+    assert img["src"] == client.scaled_imageurl(image_id, "small", format="png")
+    assert str(img["srcset"]).endswith(".png 1x") and ".jpeg" not in markup
+    assert client.scaled_picture(image_id, "small").count(".png") == 0  # the default stays JPEG
+    without = Client(Settings.at(tmp_path / "other", formats=("jpeg", "webp")))
+    other = without.save_image(transparent_png())
+    with pytest.raises(FormatNotServed):
+        without.scaled_picture(other, "small", fallback="png")
 
 
 def test_a_format_not_served_answers_404_naming_the_allowed_ones(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ arrive), since save_image refuses them.
 """
 
 import io
+import random
 import re
 import struct
 import time
@@ -73,6 +74,30 @@ def forged_tiff(width: int, height: int) -> bytes:
     return bytes(data)
 
 
+def forged_isobmff(fmt: str, width: int, height: int) -> bytes:
+    """A HEIC or AVIF whose image spatial extents box (``ispe``) declares ``width`` x ``height``.
+
+    The picture is 256x128 (a whole number of HEVC blocks, so no clean aperture box crops it back).
+    """
+    data = bytearray(encode(pattern(256, 128), fmt, quality=50))
+    at = data.index(b"ispe")
+    assert struct.unpack(">II", data[at + 8 : at + 16]) == (256, 128)
+    data[at + 8 : at + 16] = struct.pack(">II", width, height)
+    return bytes(data)
+
+
+def noisy(fmt: str) -> bytes:
+    return encode(Image.effect_noise((256, 128), 60).convert("RGB"), fmt, quality=80)
+
+
+def scrambled(fmt: str) -> bytes:
+    """A HEIC or AVIF whose coded picture (the ``mdat`` box) is random bytes: the boxes parse, the picture cannot."""
+    data = bytearray(noisy(fmt))
+    at = data.index(b"mdat") + 4
+    data[at:] = random.Random(7).randbytes(len(data) - at)
+    return bytes(data)
+
+
 def many_frames(count: int, side: int = 16) -> bytes:
     frames = [Image.new("RGB", (side, side), (n % 256, n // 256 % 256, 128)) for n in range(count)]
     return encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=20)
@@ -128,6 +153,25 @@ BAD: dict[str, tuple[Callable[[], bytes], type[Exception], str, int]] = {
     "JPEG bomb 65000x65000": (lambda: forged_jpeg(65000, 65000), ImageTooLarge, "pixels", 422),
     "WebP bomb 16383x16383": (lambda: forged_webp(16383, 16383), ImageTooLarge, "pixels", 422),
     "TIFF bomb 100000x100000": (lambda: forged_tiff(100000, 100000), ImageTooLarge, "pixels", 422),
+    "HEIC bomb 20000x10000": (lambda: forged_isobmff("HEIF", 20000, 10000), ImageTooLarge, "pixels", 422),
+    "HEIC bomb 60000x60000": (lambda: forged_isobmff("HEIF", 60000, 60000), ImageTooLarge, "pixels", 422),
+    "AVIF bomb 20000x10000": (lambda: forged_isobmff("AVIF", 20000, 10000), ImageTooLarge, "pixels", 422),
+    "AVIF 7100x7100 (over the pixel limit)": (
+        lambda: forged_isobmff("AVIF", 7100, 7100),
+        ImageTooLarge,
+        "more than the limit",
+        422,
+    ),
+    "AVIF bomb 60000x60000 (refused by libavif)": (
+        lambda: forged_isobmff("AVIF", 60000, 60000),
+        InvalidImage,
+        "truncated or corrupt: an AVIF file",
+        422,
+    ),
+    "truncated HEIC": (lambda: noisy("HEIF")[:3000], InvalidImage, "truncated or corrupt", 422),
+    "truncated AVIF": (lambda: noisy("AVIF")[:3000], InvalidImage, "truncated or corrupt", 422),
+    "HEIC with a scrambled picture": (lambda: scrambled("HEIF"), InvalidImage, "truncated or corrupt", 422),
+    "AVIF with a scrambled picture": (lambda: scrambled("AVIF"), InvalidImage, "truncated or corrupt", 422),
     "10000x6000 in a tiny PNG": (lambda: forged_png(10000, 6000), ImageTooLarge, "more than the limit", 422),
     "GIF of 4000 frames over the pixel limit": (
         lambda: many_frames(4000, 120),
@@ -137,6 +181,12 @@ BAD: dict[str, tuple[Callable[[], bytes], type[Exception], str, int]] = {
     ),
     "TIFF of 80,000 pages": (lambda: tiff_pages(80_000), ImageTooLarge, "more than 3000 frames or pages", 422),
     "GIF of a million frames": (lambda: gif_frames(1_000_000), ImageTooLarge, "more than 3000 frames or pages", 422),
+    "GIF whose second frame grows the canvas to 3043x32059 (fuzzer)": (
+        lambda: (HOSTILE_DIR / "fuzz-gif-frame-grows-canvas.gif").read_bytes(),
+        ImageTooLarge,
+        "frame 2 of the image is 3043x32059",
+        422,
+    ),
     "GIF with a truncated frame (fuzzer)": (
         lambda: (HOSTILE_DIR / "fuzz-gif-truncated-frame.gif").read_bytes(),
         InvalidImage,
@@ -245,7 +295,7 @@ def test_odd_but_valid_images(site: tuple[Client, ImageApp], name: str) -> None:
 
 def test_frames_count_against_the_pixel_limit(tmp_path: Path) -> None:
     client = Client(Settings.at(tmp_path, limits=Limits(max_pixels=100_000)))
-    with pytest.raises(ImageTooLarge, match=r"391 frames of 16x16 or more, over 100000 pixels"):
+    with pytest.raises(ImageTooLarge, match=r"391 frames or more of 100096 pixels in all, over the limit of 100000"):
         client.save_image(many_frames(500))
     assert client.save_image(many_frames(300))
 
@@ -337,6 +387,7 @@ def test_hostile_requests(tmp_path: Path, name: str) -> None:
 def test_hostile_files_are_reproducible() -> None:
     """The fuzzer's findings are kept as files, so their cases stay in the suite."""
     assert (HOSTILE_DIR / "fuzz-gif-truncated-frame.gif").stat().st_size > 0
+    assert (HOSTILE_DIR / "fuzz-gif-frame-grows-canvas.gif").stat().st_size > 0
     assert io.BytesIO((HOSTILE_DIR / "fuzz-gif-truncated-frame.gif").read_bytes()).read(6) == b"GIF87a"
 
 

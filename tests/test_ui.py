@@ -18,6 +18,7 @@ from huimages.config import Settings
 from huimages.core.ids import compute_id
 from huimages.http.app import ImageApp, create_app
 from huimages.http.ui.session import COOKIE, Sessions
+from huimages.imaging import ACCEPTED_NAMES
 from tests.imagetools import encode, jpeg, pattern
 from tests.servers import get, huimages_serve
 from tests.test_api import multipart
@@ -209,9 +210,16 @@ def test_browse_pages_and_searches_newest_first(ui_app: ImageApp) -> None:
 
 def test_upload_without_script_stores_the_good_files(ui_app: ImageApp) -> None:
     cookie, csrf = sign_in(ui_app)
-    good = encode(pattern(320, 240), "PNG")
+    page = call(ui_app, "/ui/upload", headers={"Cookie": cookie}).text
+    assert f"{ACCEPTED_NAMES}, up to 64.0 MB each" in page and 'accept="image/*,.jpg,.jpeg,' in page
+    good, phone = encode(pattern(320, 240), "PNG"), encode(pattern(400, 300), "HEIF")
     body, content_type = multipart(
-        [("good.png", "image/png", good), ("bad.jpg", "image/jpeg", b"not an image")], {"csrf": csrf, "title": "Form"}
+        [
+            ("good.png", "image/png", good),
+            ("IMG_0001.HEIC", "application/octet-stream", phone),  # what a browser sends for a type it does not know
+            ("bad.jpg", "image/jpeg", b"not an image"),
+        ],
+        {"csrf": csrf, "title": "Form"},
     )
     answer = call(
         ui_app,
@@ -224,8 +232,10 @@ def test_upload_without_script_stores_the_good_files(ui_app: ImageApp) -> None:
     )
     assert answer.status == 200, answer.text
     assert "good.png: stored as" in answer.text and "bad.jpg was not stored" in answer.text
+    assert "IMG_0001.HEIC: stored as" in answer.text
     assert ui_app.service.catalog.get(compute_id(good))["title"] == ["Form"]
-    assert ui_app.service.catalog.count() == 1
+    assert ui_app.service.catalog.get(compute_id(phone))["content_type"] == "image/heic"
+    assert ui_app.service.catalog.count() == 2
 
 
 def test_status_page(ui_app: ImageApp) -> None:

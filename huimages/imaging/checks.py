@@ -126,11 +126,23 @@ def probe_header(data: bytes) -> tuple[str, int, int]:
                 warnings.simplefilter("ignore")
                 im = Image.open(io.BytesIO(data), formats=ACCEPTED)
         except UnidentifiedImageError:
-            raise InvalidImage(f"not an image in an accepted format ({ACCEPTED_NAMES})") from None
+            raise unidentified(data) from None
         with im:
             orientation = orientation_of(im)
             width, height = (im.height, im.width) if orientation in SWAPS_AXES else (im.width, im.height)
             return CONTENT_TYPES[im.format or ""], width, height
+
+
+#: Major brands of the ``ftyp`` box (``....ftyp<brand>``) that start an AVIF or a HEIF file, and its decoder.
+_ISOBMFF_BRANDS = {b"avif": "AVIF", b"avis": "AVIF", b"heic": "HEIF", b"heix": "HEIF", b"mif1": "HEIF", b"msf1": "HEIF"}
+
+
+def unidentified(data: bytes) -> InvalidImage:
+    """The error for bytes no accepted decoder opened: an AVIF or HEIF file its decoder cannot parse says so."""
+    decoder = _ISOBMFF_BRANDS.get(data[8:12]) if data[4:8] == b"ftyp" else None
+    if decoder in ACCEPTED:
+        return InvalidImage(f"the image data is truncated or corrupt: an {decoder} file its decoder cannot read")
+    return InvalidImage(f"not an image in an accepted format ({ACCEPTED_NAMES})")
 
 
 def open_checked(data: bytes, limits: Limits) -> Image.Image:
@@ -149,7 +161,7 @@ def open_counted(data: bytes, limits: Limits) -> tuple[Image.Image, int]:
                 warnings.simplefilter("ignore")
                 im = Image.open(io.BytesIO(data), formats=ACCEPTED)
         except UnidentifiedImageError:  # an OSError: caught here, before the guard's generic message
-            raise InvalidImage(f"not an image in an accepted format ({ACCEPTED_NAMES})") from None
+            raise unidentified(data) from None
     try:
         return im, _check_pixels(im, limits)
     except HuImagesError:
@@ -197,8 +209,10 @@ def _count_frames(im: Image.Image, limits: Limits) -> int:
     it answers, which for TIFF pages grows with their square (80,000 pages:
     about a minute). Counting stops at ``HUIMAGES_MAX_FRAMES``, or when the
     frames so far pass the pixel limit, so its cost is bounded whatever the
-    file declares. A HEIF file's other images (a burst, say) are never
-    decoded: it counts as its primary image alone.
+    file declares. Each frame's own size counts (a GIF frame may grow the
+    canvas, which Pillow decodes whole before it seeks further). A HEIF
+    file's other images (a burst, say) are never decoded: it counts as its
+    primary image alone.
     """
     pixels, frames = im.width * im.height, 1
     if im.format == "HEIF":
@@ -210,18 +224,27 @@ def _count_frames(im: Image.Image, limits: Limits) -> int:
             while True:
                 im.seek(frames)  # EOFError past the last frame
                 frames += 1
+                frame = im.width * im.height
+                if frame > limits.max_pixels:
+                    raise ImageTooLarge(
+                        f"frame {frames} of the image is {im.width}x{im.height} = {frame} pixels, more than the"
+                        f" limit of {limits.max_pixels}",
+                        limits.max_pixels,
+                        frame,
+                    )
+                pixels += frame
                 if frames > limits.max_frames:
                     raise ImageTooLarge(
                         f"the image has more than {limits.max_frames} frames or pages (the limit)",
                         limits.max_frames,
                         frames,
                     )
-                if pixels * frames > limits.max_pixels:
+                if pixels > limits.max_pixels:
                     raise ImageTooLarge(
-                        f"the image has {frames} frames of {im.width}x{im.height} or more, over"
-                        f" {limits.max_pixels} pixels in all (the limit)",
+                        f"the image has {frames} frames or more of {pixels} pixels in all, over the limit of"
+                        f" {limits.max_pixels}",
                         limits.max_pixels,
-                        pixels * frames,
+                        pixels,
                     )
         except EOFError:
             pass

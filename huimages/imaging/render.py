@@ -16,7 +16,7 @@ from PIL import Image, ImageChops
 from huimages.config import Limits
 from huimages.core.formats import JPEG, PNG, Encoding
 from huimages.core.sizes import Size, crop_box, decode_target, output_dimensions
-from huimages.errors import EncodeFailed, ImageTooLarge, InvalidSize, RenderTimeout
+from huimages.errors import AnimationTooLarge, EncodeFailed, InvalidSize, RenderTimeout
 from huimages.imaging.checks import (
     ANIMATED,
     SWAPS_AXES,
@@ -170,7 +170,7 @@ class Animation:
         out_w, out_h = self.out
         pixels = self.frames * out_w * out_h
         if pixels > limits.max_animation_pixels:
-            raise ImageTooLarge(
+            raise AnimationTooLarge(
                 f"this animation at {out_w}x{out_h} would hold {self.frames} frames of {out_w * out_h} pixels ="
                 f" {pixels} pixels, more than HUIMAGES_MAX_ANIMATION_PIXELS ({limits.max_animation_pixels}):"
                 f" ask for a smaller size, or .jpeg or .png for its first frame",
@@ -183,7 +183,7 @@ class Animation:
         box_size = (box[2] - box[0], box[3] - box[1])
         flt = resample_filter(box_size, raw_out)
         icc = im.info.get("icc_profile")
-        loop = im.info.get("loop", 0)
+        loop = im.info.get("loop", 1 if im.format == "GIF" else 0)  # a GIF without a loop count plays once
         made: list[Image.Image] = []
         durations: list[int] = []
         started, decode_seconds = time.perf_counter(), 0.0
