@@ -123,11 +123,11 @@ def test_end_to_end(site: Site) -> None:
 def test_every_format_goes_to_the_cdn_with_its_type(site: Site) -> None:
     image_id = site.client.save_image(jpeg(800, 600))
     bodies = {}
-    for fmt in ("jpeg", "webp", "avif"):
+    for fmt in ("jpeg", "webp", "avif", "png"):
         response = call(site.app, f"/small/{image_id}.{fmt}")
         assert response.status == 200, response.text
         bodies[fmt] = response.body
-    assert site.process()["uploaded"] == 3
+    assert site.process()["uploaded"] == 4
     assert site.keys() == sorted(f"240x160/1/{image_id}.{fmt}" for fmt in bodies)
     for fmt, body in bodies.items():
         obj = site.seaweed.client().get_object(Bucket=site.bucket, Key=f"240x160/1/{image_id}.{fmt}")
@@ -138,7 +138,7 @@ def test_every_format_goes_to_the_cdn_with_its_type(site: Site) -> None:
     assert f"http://img.test/480x320/{image_id}/image.avif 2x" in picture  # not uploaded yet: the image server
     with wsgi_thread(site.app) as base:  # a remote site learns the CDN URLs from the record over HTTP
         remote = Client(Settings.from_env({"IMAGESERVERURL": base, "HUIMAGES_UPLOAD_TOKEN": UPLOAD_TOKEN}))
-        for fmt in ("jpeg", "webp", "avif"):
+        for fmt in ("jpeg", "webp", "avif", "png"):
             assert remote.scaled_imageurl(image_id, "small", format=fmt) == f"{CDN}/240x160/1/{image_id}.{fmt}"
         assert remote.scaled_imageurl(image_id, "480x320") == f"{base}480x320/{image_id}/image.jpeg"
     site.client.delete_image(image_id)

@@ -279,7 +279,7 @@ class Client:
         return self.scaled_imageurl(imageid, size, format=format)
 
     def scaled_imageurl(self, imageid: str, size: str = DEFAULT_SIZE, *, format: str = "jpeg") -> str:
-        """The URL of a scaled version in ``format`` (jpeg, webp, avif): on the CDN once uploaded there."""
+        """The URL of a scaled version in ``format`` (jpeg, webp, avif, png): on the CDN once uploaded there."""
         return self.scaled_imageurls([imageid], size, format=format)[imageid]
 
     def scaled_imageurls(

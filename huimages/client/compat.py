@@ -84,7 +84,7 @@ def imageurl(imageid: str, size: str = "o", *, format: str = "jpeg") -> str:
 
 
 def scaled_imageurl(imageid: str, size: str = DEFAULT_SIZE, *, format: str = "jpeg") -> str:
-    """The URL of a scaled version in ``format`` (jpeg, webp or avif; on the CDN once uploaded there)."""
+    """The URL of a scaled version in ``format`` (jpeg, webp, avif or png; on the CDN once uploaded there)."""
     return default_client().scaled_imageurl(imageid, size, format=format)
 
 

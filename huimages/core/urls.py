@@ -1,7 +1,7 @@
 """Image URL paths, built and parsed in one place.
 
 The canonical path is ``/<size>/<id>.<format>`` (``.jpeg``, ``.webp``,
-``.avif``; ``?s=<signature>`` when signed). Every form huImages wrote into
+``.avif``, ``.png``; ``?s=<signature>`` when signed). Every form huImages wrote into
 pages is read as the same JPEG: ``/<size>/<id>/<title>.jpeg`` (its
 ``scaled_imageurl`` for images with a title or a file name),
 ``/<size>/<id>.jpg`` and ``/<size>/<id>``. A title works with every format.

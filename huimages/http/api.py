@@ -183,6 +183,7 @@ class ImagesApi:
                 "height": doc.get("height"),
                 "content_type": doc.get("content_type"),
                 "length": doc.get("length"),
+                "frames": doc.get("frames"),  # an animation's frames; 1: a still; None: not counted yet
                 "urls": {name: urls[name][image_id] for name in names},
             }
             if full:
