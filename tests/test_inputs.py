@@ -38,7 +38,16 @@ def avif(im: Image.Image, **options: object) -> bytes:
 
 
 WRITERS: dict[str, Callable[..., bytes]] = {"HEIC": heic, "AVIF": avif}
-TYPES = {"HEIC": "image/heic", "AVIF": "image/avif"}
+#: Every accepted format, for the matrix of inputs, fit and crop, and outputs.
+EVERY: dict[str, tuple[Callable[[Image.Image], bytes], str]] = {
+    "JPEG": (lambda im: encode(im, "JPEG", quality=92), "image/jpeg"),
+    "PNG": (lambda im: encode(im, "PNG"), "image/png"),
+    "GIF": (lambda im: encode(im, "GIF"), "image/gif"),
+    "WebP": (lambda im: encode(im, "WEBP", quality=92), "image/webp"),
+    "TIFF": (lambda im: encode(im, "TIFF"), "image/tiff"),
+    "HEIC": (heic, "image/heic"),
+    "AVIF": (avif, "image/avif"),
+}
 
 
 def oriented(upright: Image.Image, writer: Callable[..., bytes], orientation: int) -> bytes:
@@ -76,13 +85,14 @@ def served(app: ImageApp, path: str, fmt: str) -> Image.Image:
     return decode(answer.body)
 
 
-@pytest.mark.parametrize("name", list(WRITERS))
-def test_each_output_fitted_and_cropped(site: tuple[Client, ImageApp], name: str) -> None:
+@pytest.mark.parametrize("name", list(EVERY))
+def test_each_input_in_each_output_fitted_and_cropped(site: tuple[Client, ImageApp], name: str) -> None:
     client, app = site
     picture = pattern(640, 480)
-    image_id = client.save_image(WRITERS[name](picture))
+    writer, content_type = EVERY[name]
+    image_id = client.save_image(writer(picture))
     record = client.service.catalog.get(image_id)
-    assert (record["width"], record["height"], record["content_type"], record["frames"]) == (640, 480, TYPES[name], 1)
+    assert (record["width"], record["height"], record["content_type"], record["frames"]) == (640, 480, content_type, 1)
     for fmt in OUTPUTS:
         fitted = served(app, f"/240x160/{image_id}.{fmt}", fmt)
         assert fitted.size == (213, 160) == client.scaled_dimensions(image_id, "240x160")
