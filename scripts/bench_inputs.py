@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import functools
 import io
-import time
-from collections.abc import Callable
 from pathlib import Path
 
+from bench_render import best_ms
 from PIL import Image, ImageDraw, ImageFont
 
 import huimages.imaging  # noqa: F401  (registers the HEIF decoder)
@@ -33,15 +32,6 @@ TWELVE_MP = (4000, 3000)
 
 def size_of(token: str) -> Size:
     return parse_size(token, DEFAULT_SIZES, 8192)
-
-
-def best_ms(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return min(times) * 1000
 
 
 def _encoded(im: Image.Image, fmt: str, **options: object) -> bytes:
