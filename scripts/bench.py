@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_inputs
 import bench_lookups
 import bench_ops
+import bench_quality
 import bench_render
 import bench_scale
 import bench_slow
@@ -736,6 +737,7 @@ _SECTIONS = [
     *["cold", "masters", "formats", "ingest", "memory", "http", "hits", "renders", "slow", "migrate", "cdn", "ops"],
     "lookups",
     "inputs",
+    "quality",
     "scale",
     "thumbor",
 ]
@@ -820,6 +822,8 @@ def main() -> None:
             bench_ops.bench_ops(photos[0], _free_port, _wait_port)
         if "lookups" in sections:
             bench_lookups.bench_lookups(_free_port, _wait_port)
+        if "quality" in sections:  # detail kept at every size against the ideal render
+            bench_quality.bench_quality(photos)
         if "inputs" in sections:  # HEIC and AVIF originals, animations, PNG for graphics
             bench_inputs.bench_inputs(photos, args.repeat)
         if "scale" in sections:  # only when named: it fills a million records and a million files
