@@ -37,6 +37,7 @@ import bench_quality
 import bench_render
 import bench_scale
 import bench_slow
+import bench_upload
 from bench_render import best_ms, draft_decode
 
 from huimages.config import DEFAULT_SIZES, Limits, Settings
@@ -738,6 +739,7 @@ _SECTIONS = [
     "lookups",
     "inputs",
     "quality",
+    "upload",
     "scale",
     "thumbor",
 ]
@@ -822,6 +824,8 @@ def main() -> None:
             bench_ops.bench_ops(photos[0], _free_port, _wait_port)
         if "lookups" in sections:
             bench_lookups.bench_lookups(_free_port, _wait_port)
+        if "upload" in sections:  # an upload's cost against a bare decode and against ipx's renders
+            bench_upload.bench_upload(photos, args.repeat, _server, _free_port)
         if "quality" in sections:  # detail kept at every size against the ideal render
             bench_quality.bench_quality(photos)
         if "inputs" in sections:  # HEIC and AVIF originals, animations, PNG for graphics
