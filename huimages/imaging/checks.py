@@ -217,7 +217,8 @@ def _count_frames(im: Image.Image, limits: Limits) -> int:
     pixels, frames = im.width * im.height, 1
     if im.format == "HEIF":
         return frames
-    with pillow_errors():
+    with pillow_errors(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow's bomb warning on a frame that grows the canvas: checked below
         if not getattr(im, "is_animated", False):
             return frames
         try:
