@@ -224,6 +224,9 @@ def test_patch_delete_and_browse(server: Server) -> None:
     )
     assert status == 200 and record["title"] == ["browse-0", "renamed"] and record["references"] == {"sku": ["X-9"]}
     assert server.request("PATCH", f"/images/{ids[0]}", b"[1, 2]")[0] == 400
+    status, _, refused = server.request("PATCH", f"/images/{ids[0]}", b'{"title": "x", "tittle": "y"}')
+    assert status == 400 and "unknown field 'tittle'" in refused["error"] and "title, references" in refused["error"]
+    assert server.request("GET", f"/images/{ids[0]}")[2]["title"] == ["browse-0", "renamed"]  # nothing changed
 
     status, _, found = server.request("GET", "/images?q=x-9")
     assert status == 200 and [image["id"] for image in found["images"]] == [ids[0]]

@@ -42,6 +42,8 @@ from huimages.serving.service import ImageService
 
 _CHUNK = 64 * 1024
 _MAX_METADATA_BYTES = 64 * 1024  # a PATCH body
+#: The fields a PATCH may carry; any other answers 400 naming it.
+PATCHABLE = ("title", "references", "typ", "timestamp")
 PAGE_LIMIT = 100
 MAX_PARTS = 100  # files and fields of one multipart/form-data body
 _TIMESTAMP = re.compile(r"\d{8}T\d{6}(\.\d{1,6})?")
@@ -94,7 +96,14 @@ class ImagesApi:
         image_id, environ, start_response = validate_id(request.params["id"]), request.environ, request.start_response
         if request.method == "PATCH":
             body = read_body(environ, _MAX_METADATA_BYTES, "for a record's fields")
-            self.service.update_metadata(image_id, **_metadata(_json_object(body, "the body")))
+            fields = _json_object(body, "the body")
+            unknown = sorted(set(fields) - set(PATCHABLE))
+            if unknown:  # a misspelt field would otherwise be ignored with a 200
+                raise HttpError(
+                    "400 Bad Request",
+                    f"unknown field {unknown[0]!r}: a PATCH takes {', '.join(PATCHABLE)}; nothing changed",
+                )
+            self.service.update_metadata(image_id, **_metadata(fields))
         elif request.method == "DELETE":
             report = self.service.delete(image_id)
             if not report.finished:  # the rest is recorded and finished later: say what is left
