@@ -98,6 +98,16 @@ def scrambled(fmt: str) -> bytes:
     return bytes(data)
 
 
+def damaged(fmt: str, truncate: bool = False, **options: object) -> bytes:
+    """A noisy picture's file cut in half, or with 64 random bytes in the middle of its picture data."""
+    data = bytearray(encode(Image.effect_noise((256, 192), 60).convert("RGB"), fmt, **options))
+    middle = len(data) // 2
+    if truncate:
+        return bytes(data[:middle])
+    data[middle : middle + 64] = random.Random(5).randbytes(64)
+    return bytes(data)
+
+
 def many_frames(count: int, side: int = 16) -> bytes:
     frames = [Image.new("RGB", (side, side), (n % 256, n // 256 % 256, 128)) for n in range(count)]
     return encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=20)
@@ -146,6 +156,17 @@ BAD: dict[str, tuple[Callable[[], bytes], type[Exception], str, int]] = {
         lambda: encode(Image.effect_noise((300, 300), 60), "PNG")[:2000],
         InvalidImage,
         "truncated|corrupt",
+        422,
+    ),
+    "truncated GIF": (lambda: damaged("GIF", truncate=True), InvalidImage, "truncated or corrupt", 422),
+    "truncated WebP": (lambda: damaged("WEBP", truncate=True), InvalidImage, "truncated or corrupt", 422),
+    "truncated TIFF": (lambda: damaged("TIFF", truncate=True), InvalidImage, "truncated or corrupt", 422),
+    "JPEG with damaged picture data": (lambda: damaged("JPEG", quality=80), InvalidImage, "truncated or corrupt", 422),
+    "GIF with damaged picture data": (lambda: damaged("GIF"), InvalidImage, "truncated or corrupt", 422),
+    "deflated TIFF with damaged picture data": (
+        lambda: damaged("TIFF", compression="tiff_deflate"),
+        InvalidImage,
+        "truncated or corrupt",
         422,
     ),
     "PNG bomb 60000x60000": (lambda: forged_png(60000, 60000), ImageTooLarge, "pixels", 422),
@@ -291,6 +312,17 @@ def test_odd_but_valid_images(site: tuple[Client, ImageApp], name: str) -> None:
     assert out.mode == "RGB" and out.size == expected == client.scaled_dimensions(image_id, "240x160")
     square = decode(call(app, f"/75x75!/{image_id}.jpeg").body)
     assert square.size == (75, 75)
+
+
+def test_a_png_whose_picture_data_is_damaged_is_refused_at_upload_by_its_checksums(
+    site: tuple[Client, ImageApp],
+) -> None:
+    """zlib may inflate damaged data into wrong pixels without an error; the chunks' CRCs do not match."""
+    client, _ = site
+    data = damaged("PNG")
+    with pytest.raises(InvalidImage, match="truncated or corrupt"):
+        client.save_image(data)
+    assert client.service.catalog.count() == 0 and not client.service.originals.exists(compute_id(data))
 
 
 def test_frames_count_against_the_pixel_limit(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from huimages.imaging.checks import (
     describe,
     open_counted,
     pillow_errors,
+    verify_checksums,
     verify_decodes,
     verify_frames,
 )
@@ -83,6 +84,8 @@ def ingest(data: bytes, limits: Limits, master_side: int) -> Ingested:
     with im:
         check_ratio(im, len(data), limits)
         info = describe(im, frames)
+        if im.format == "PNG":
+            verify_checksums(data)  # Pillow decodes a PNG without checking its chunks' CRCs
         if frames > 1:
             verify_frames(im, frames)  # an animation is served whole: every frame must decode
         if master_side <= 0:
