@@ -760,6 +760,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=1_000_000, help="images the scale section grows to")
     parser.add_argument("--files", type=int, default=1_000_000, help="cache files the scale section grows to")
     parser.add_argument("--couch-images", type=int, default=100_000, help="images of the scale section's CouchDB")
+    parser.add_argument("--samples", type=int, default=200, help="requests timed per row of the scale section")
     parser.add_argument("--peak-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.peak_child:
@@ -831,7 +832,7 @@ def main() -> None:
         if "inputs" in sections:  # HEIC and AVIF originals, animations, PNG for graphics
             bench_inputs.bench_inputs(photos, args.repeat)
         if "scale" in sections:  # only when named: it fills a million records and a million files
-            bench_scale.bench_scale(args.images, args.files, args.couch_images)
+            bench_scale.bench_scale(args.images, args.files, args.couch_images, args.samples)
 
 
 if __name__ == "__main__":
