@@ -17,7 +17,7 @@ import io
 from pathlib import Path
 
 from bench_render import best_ms
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 import huimages.imaging  # noqa: F401  (registers the HEIF decoder)
 from huimages.config import DEFAULT_SIZES, Limits
@@ -43,17 +43,7 @@ def _encoded(im: Image.Image, fmt: str, **options: object) -> bytes:
 def twelve_megapixels(path: Path) -> Image.Image:
     """The photo at 4000x3000 (cropped to 4:3, scaled): what a phone's main camera writes."""
     with Image.open(path) as opened:
-        im = opened.convert("RGB")
-        ratio = TWELVE_MP[0] / TWELVE_MP[1]
-        w, h = im.size
-        box = (0, 0, w, h)
-        if w / h > ratio:
-            cut = int(h * ratio)
-            box = ((w - cut) // 2, 0, (w - cut) // 2 + cut, h)
-        else:
-            cut = int(w / ratio)
-            box = (0, (h - cut) // 2, w, (h - cut) // 2 + cut)
-        return im.resize(TWELVE_MP, Image.Resampling.LANCZOS, box=box)
+        return ImageOps.fit(opened.convert("RGB"), TWELVE_MP, Image.Resampling.LANCZOS)
 
 
 def bench_inputs(photos: list[Path], repeat: int) -> None:

@@ -18,7 +18,7 @@ from PIL import Image, ImageOps
 
 from huimages.client import Client
 from huimages.config import Settings
-from huimages.core.formats import INPUTS, accepted_names
+from huimages.core.formats import INPUTS, WEBP, accepted_names
 from huimages.errors import InvalidImage
 from huimages.http.app import ImageApp, create_app
 from huimages.imaging import ACCEPTED_NAMES
@@ -158,6 +158,17 @@ def test_a_heif_with_several_images_serves_its_primary(site: tuple[Client, Image
     record = client.service.catalog.get(image_id)
     assert (record["width"], record["height"], record["frames"]) == (320, 240, 1)
     assert_similar(served(app, f"/o/{image_id}.png", "png"), primary, 6)
+
+
+def test_a_tiff_of_several_pages_is_a_still_image_rendered_from_its_master(site: tuple[Client, ImageApp]) -> None:
+    """Its pages count against the limits, but only the first is served: no animation, so WebP comes from the master."""
+    client, app = site
+    first, second = pattern(600, 400), Image.new("RGB", (600, 400), (20, 40, 200))
+    image_id = client.save_image(encode(first, "TIFF", save_all=True, append_images=[second]))
+    assert client.service.catalog.get(image_id)["frames"] == 1
+    assert_similar(served(app, f"/240x160/{image_id}.webp", "webp"), first.resize((240, 160)), 8)
+    _, source, _ = client.service._render(client.service.parse_size("480x320"), image_id, WEBP)
+    assert source == "master"
 
 
 def test_the_accepted_formats_are_named_from_one_table(site: tuple[Client, ImageApp]) -> None:

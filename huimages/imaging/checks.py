@@ -151,7 +151,8 @@ def open_checked(data: bytes, limits: Limits) -> Image.Image:
 
 
 def open_counted(data: bytes, limits: Limits) -> tuple[Image.Image, int]:
-    """``open_checked``, and the frames of an animation (1 for a still image)."""
+    """``open_checked``, and the frames of an animation (1 for a still image, and for a TIFF's pages: only
+    its first is ever served, though every page counts against the limits)."""
     if not data:
         raise InvalidImage("the file is empty")
     with pillow_errors():
@@ -163,7 +164,8 @@ def open_counted(data: bytes, limits: Limits) -> tuple[Image.Image, int]:
         except UnidentifiedImageError:  # an OSError: caught here, before the guard's generic message
             raise unidentified(data) from None
     try:
-        return im, _check_pixels(im, limits)
+        frames = _check_pixels(im, limits)
+        return im, frames if im.format in ANIMATED else 1
     except HuImagesError:
         im.close()
         raise

@@ -18,7 +18,6 @@ from huimages.core.formats import JPEG, PNG, Encoding
 from huimages.core.sizes import Size, crop_box, decode_target, output_dimensions
 from huimages.errors import AnimationTooLarge, EncodeFailed, InvalidSize, RenderTimeout
 from huimages.imaging.checks import (
-    ANIMATED,
     SWAPS_AXES,
     TRANSPOSE,
     open_counted,
@@ -120,9 +119,9 @@ def render(
                 f" {out_w}x{out_h}; ask for a smaller size or another format",
             )
         need_w, need_h = decode_target(size, src_w, src_h)
-        if frames > 1 and encoding.format.animates and im.format in ANIMATED:
-            animation = Animation(im, frames, orientation, (out_w, out_h), size.crop)
-            return animation.render(encoding, limits, deadline, source_size or (src_w, src_h))
+        if frames > 1 and encoding.format.animates:
+            source = source_size or (src_w, src_h)
+            return animate(im, frames, orientation, (out_w, out_h), size.crop, encoding, limits, deadline, source)
         started = time.perf_counter()
         with pillow_errors():
             if im.format in ("JPEG", "MPO"):
@@ -150,72 +149,70 @@ def render(
         return Rendered(encode(rgb, encoding), decoded_size, decode_seconds, source_size or (src_w, src_h), frames)
 
 
-@dataclasses.dataclass
-class Animation:
-    """An animated original, rendered frame by frame into one animated derivative.
+def animate(
+    im: Image.Image,
+    frames: int,
+    orientation: int,
+    out: tuple[int, int],
+    crop: bool,
+    encoding: Encoding,
+    limits: Limits,
+    deadline: Deadline,
+    source: tuple[int, int],
+) -> Rendered:
+    """An animated original rendered frame by frame into one animated derivative of displayed size ``out``.
 
     Pillow hands over each frame as the browser shows it (GIF disposal, APNG
     dispose and blend ops and WebP blending resolved onto the canvas), so
     every frame is the whole picture: each gets the same box, the same
     filter and the same orientation; durations and the loop count are kept.
     """
-
-    im: Image.Image
-    frames: int
-    orientation: int
-    out: tuple[int, int]  # displayed (oriented) output size
-    crop: bool
-
-    def render(self, encoding: Encoding, limits: Limits, deadline: Deadline, source: tuple[int, int]) -> Rendered:
-        out_w, out_h = self.out
-        pixels = self.frames * out_w * out_h
-        if pixels > limits.max_animation_pixels:
-            raise AnimationTooLarge(
-                f"this animation at {out_w}x{out_h} would hold {self.frames} frames of {out_w * out_h} pixels ="
-                f" {pixels} pixels, more than HUIMAGES_MAX_ANIMATION_PIXELS ({limits.max_animation_pixels}):"
-                f" ask for a smaller size, or .jpeg or .png for its first frame",
-                limits.max_animation_pixels,
-                pixels,
-            )
-        im = self.im
-        raw_out = (out_h, out_w) if self.orientation in SWAPS_AXES else (out_w, out_h)
-        box = crop_box(im.width, im.height, *raw_out) if self.crop else (0.0, 0.0, float(im.width), float(im.height))
-        box_size = (box[2] - box[0], box[3] - box[1])
-        flt = resample_filter(box_size, raw_out)
-        icc = im.info.get("icc_profile")
-        loop = im.info.get("loop", 1 if im.format == "GIF" else 0)  # a GIF without a loop count plays once
-        made: list[Image.Image] = []
-        durations: list[int] = []
-        started, decode_seconds = time.perf_counter(), 0.0
-        with pillow_errors():
-            for index in range(self.frames):
-                decoding = time.perf_counter()
-                im.seek(index)
-                im.load()
-                durations.append(int(im.info.get("duration") or 0))
-                frame = im.convert("RGBA")
-                decode_seconds += time.perf_counter() - decoding
-                if frame.size != raw_out or box != (0.0, 0.0, frame.width, frame.height):
-                    frame = frame.resize(raw_out, flt, box=box, reducing_gap=REDUCING_GAP)
-                if self.orientation in TRANSPOSE:
-                    frame = frame.transpose(TRANSPOSE[self.orientation])
-                made.append(to_srgb(frame, icc if im.mode.startswith("RGB") else None))
-                deadline.check(f"frame {index + 1} of {self.frames}")
-        out = io.BytesIO()
-        try:
-            made[0].save(
-                out,
-                encoding.format.pillow,
-                save_all=True,
-                append_images=made[1:],
-                duration=durations,
-                loop=int(loop),
-                **encoding.save_options(),
-            )
-        except (OSError, ValueError) as exc:
-            raise EncodeFailed(f"cannot encode this animation as {encoding.format.name}: {exc}") from None
-        logger.debug("animated %d frames in %.1f ms", self.frames, (time.perf_counter() - started) * 1000)
-        return Rendered(out.getvalue(), im.size, decode_seconds, source, self.frames)
+    out_w, out_h = out
+    pixels = frames * out_w * out_h
+    if pixels > limits.max_animation_pixels:
+        raise AnimationTooLarge(
+            f"this animation at {out_w}x{out_h} would hold {frames} frames of {out_w * out_h} pixels ="
+            f" {pixels} pixels, more than HUIMAGES_MAX_ANIMATION_PIXELS ({limits.max_animation_pixels}):"
+            f" ask for a smaller size, or .jpeg or .png for its first frame",
+            limits.max_animation_pixels,
+            pixels,
+        )
+    raw_out = (out_h, out_w) if orientation in SWAPS_AXES else (out_w, out_h)
+    box = crop_box(im.width, im.height, *raw_out) if crop else (0.0, 0.0, float(im.width), float(im.height))
+    flt = resample_filter((box[2] - box[0], box[3] - box[1]), raw_out)
+    icc = im.info.get("icc_profile")
+    loop = im.info.get("loop", 1 if im.format == "GIF" else 0)  # a GIF without a loop count plays once
+    made: list[Image.Image] = []
+    durations: list[int] = []
+    decode_seconds = 0.0
+    with pillow_errors():
+        for index in range(frames):
+            decoding = time.perf_counter()
+            im.seek(index)
+            im.load()
+            durations.append(int(im.info.get("duration") or 0))
+            frame = im.convert("RGBA")
+            decode_seconds += time.perf_counter() - decoding
+            if frame.size != raw_out or box != (0.0, 0.0, frame.width, frame.height):
+                frame = frame.resize(raw_out, flt, box=box, reducing_gap=REDUCING_GAP)
+            if orientation in TRANSPOSE:
+                frame = frame.transpose(TRANSPOSE[orientation])
+            made.append(to_srgb(frame, icc if im.mode.startswith("RGB") else None))
+            deadline.check(f"frame {index + 1} of {frames}")
+    out_file = io.BytesIO()
+    try:
+        made[0].save(
+            out_file,
+            encoding.format.pillow,
+            save_all=True,
+            append_images=made[1:],
+            duration=durations,
+            loop=int(loop),
+            **encoding.save_options(),
+        )
+    except (OSError, ValueError) as exc:
+        raise EncodeFailed(f"cannot encode this animation as {encoding.format.name}: {exc}") from None
+    return Rendered(out_file.getvalue(), im.size, decode_seconds, source, frames)
 
 
 @dataclasses.dataclass

@@ -413,11 +413,7 @@ class ImageService:
             original = self.originals.get(image_id)
             rendered, source = render(original, size, encoding, self.settings.limits, deadline), "original"
         deadline.check("encoding")
-        if rendered.source_size != (doc.get("width"), doc.get("height")):
-            self._correct_dimensions(image_id, rendered.source_size)
-        if source == "original" and doc.get("frames") != rendered.frames:
-            frames = rendered.frames  # a record from before frames were counted
-            self.catalog.update(image_id, lambda doc: {**doc, "frames": frames})
+        self._correct_record(image_id, doc, rendered, source)
         return rendered, source, time.perf_counter() - started
 
     def _store(
@@ -508,11 +504,21 @@ class ImageService:
             logger.info("made the master of %s", image_id)
         return master
 
-    def _correct_dimensions(self, image_id: str, size: tuple[int, int]) -> None:
-        """A record written by huImages holds the stored, unrotated size: correct it from the render."""
-        width, height = size
-        self.catalog.update(image_id, lambda doc: {**doc, "width": width, "height": height})
-        logger.info("corrected the dimensions of %s to %dx%d (EXIF orientation)", image_id, width, height)
+    def _correct_record(self, image_id: str, doc: Doc, rendered: Rendered, source: str) -> None:
+        """Bring a record up to date from a render, in one write when it needs one.
+
+        A record written by huImages holds the stored, unrotated size; one
+        from before frames were counted has no ``frames`` (learnt only from
+        the original: a master is a still image).
+        """
+        fields: dict[str, int] = {}
+        if rendered.source_size != (doc.get("width"), doc.get("height")):
+            fields["width"], fields["height"] = rendered.source_size
+            logger.info("correcting the dimensions of %s to %dx%d (EXIF orientation)", image_id, *rendered.source_size)
+        if source == "original" and doc.get("frames") != rendered.frames:
+            fields["frames"] = rendered.frames
+        if fields:
+            self.catalog.update(image_id, lambda doc: {**doc, **fields})
 
     def flush(self, size: Size, cache_only: bool = False) -> FlushOutcome:
         """Render a size anew: its cached files go, and with a CDN its version rises.
