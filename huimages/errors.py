@@ -69,6 +69,10 @@ class AnimationTooLarge(EncodeFailed):
         self.actual = actual
 
 
+class InvalidFocus(HuImagesError, ValueError):
+    """A focus that is not two fractions from 0 to 1."""
+
+
 class ImageTooLarge(InvalidImage):
     """An image whose declared size exceeds a configured limit."""
 
@@ -89,6 +93,19 @@ class ImageNotFound(HuImagesError, LookupError):
 
 class UnknownImage(ImageNotFound):
     """The catalog has no record of this ID: never stored, or deleted."""
+
+
+class UnknownFocus(ImageNotFound):
+    """A crop URL names a focus this image never had (only its focus now and before are rendered)."""
+
+    def __init__(self, image_id: str, token: str) -> None:
+        HuImagesError.__init__(
+            self,
+            f"image {image_id} has no focus {token.partition('@')[2]!r}: crop URLs name the image's own focus"
+            ' (emit them with the huimages client); set one with PATCH /images/<id> {"focus": [x, y]}',
+        )
+        self.image_id = image_id
+        self.where = "focus"
 
 
 class EmptyStore(HuImagesError, LookupError):

@@ -5,7 +5,9 @@ A document is a JSON object: ``_id`` (the image ID), ``ctime``, ``mtime``,
 ``height`` (as displayed, EXIF orientation applied) and optionally
 ``deleted``; huImages' own documents carry the original as their first
 attachment, whose name is the file name. huimages adds ``content_type``,
-``length`` and ``filename``; older readers ignore them.
+``length``, ``filename``, ``frames``, ``focus`` (with ``auto_focus`` beside
+a focus set by hand, and ``focus_past``: ``huimages.core.focus``) and
+``placeholder``; older readers ignore them.
 
 Pure functions, so every backend merges identically and every caller derives
 titles and alt texts the same way.
@@ -16,6 +18,8 @@ from __future__ import annotations
 import datetime
 from collections.abc import Mapping
 from typing import Any
+
+from huimages.core.focus import Focus, set_automatic
 
 Doc = dict[str, Any]
 
@@ -75,11 +79,15 @@ def merge_into(
     typ: str = "",
     filename: str = "",
     frames: int = 1,
+    focus: Focus | None = None,
+    placeholder: Mapping[str, str] | None = None,
 ) -> Doc:
     """The document after saving an image's bytes (``ctime`` kept from the first save).
 
     ``frames``: an animation's frame count (1: a still image), so a render
     knows whether the formats that animate need the original or the master.
+    ``focus`` and ``placeholder``: what the upload's decode found (a focus
+    set by hand stays the focus).
 
     The file name is kept from the first save, as huImages kept the first
     attachment's name; a legacy document's attachment name stands for it.
@@ -93,7 +101,9 @@ def merge_into(
     if filename and not original_filename(merged):
         merged["filename"] = filename
     merged.pop("deleted", None)  # saving the bytes again brings the image back
-    return merged
+    if placeholder is not None:
+        merged["placeholder"] = dict(placeholder)
+    return merged if focus is None else set_automatic(merged, focus)
 
 
 def original_filename(doc: Doc) -> str:

@@ -106,18 +106,19 @@ class CdnPublisher:
         """Whether derivatives of this URL size are offloaded to the CDN."""
         if size_token == "o":
             return False
-        return self.settings.sizes is None or size_token in self.settings.sizes
+        return self.settings.sizes is None or _unfocused(size_token) in self.settings.sizes
 
     def enqueue(self, size_token: str, image_id: str, fmt: Format = JPEG) -> None:
         """Queue a freshly rendered derivative (if its size goes to the CDN)."""
         if self.accepts(size_token):
-            self.store.enqueue(size_token, image_id, self.store.size_version(size_token), self.clock(), fmt.name)
+            version = self.store.size_version(_unfocused(size_token))
+            self.store.enqueue(size_token, image_id, version, self.clock(), fmt.name)
 
     def enqueue_many(self, size_token: str, image_ids: list[str], fmt: Format = JPEG) -> int:
         """Queue derivatives that exist already (a warm cache); returns how many were not queued before."""
         if not self.accepts(size_token):
             return 0
-        version = self.store.size_version(size_token)
+        version = self.store.size_version(_unfocused(size_token))
         return self.store.enqueue_many(size_token, image_ids, version, self.clock(), fmt.name)
 
     def forget_lookups(self, image_id: str) -> None:
@@ -274,8 +275,13 @@ class CdnPublisher:
     def _version(self, size_token: str) -> int:
         return self._versions_of({size_token})[size_token]
 
-    def _versions_of(self, sizes: set[str]) -> dict[str, int]:
-        """Sizes' versions, from this process's look-ups while fresh, the others in one read."""
+    def _versions_of(self, tokens: set[str]) -> dict[str, int]:
+        """Sizes' versions (a crop around a focus has its centred crop's), from this process's look-ups while
+        fresh, the others in one read."""
+        known = self._read_versions({_unfocused(t) for t in tokens})
+        return {t: known[_unfocused(t)] for t in tokens}
+
+    def _read_versions(self, sizes: set[str]) -> dict[str, int]:
         now = time.monotonic()
         with self._lock:
             known = {size: hit[1] for size in sizes if (hit := self._versions.get(size)) is not None and hit[0] >= now}
@@ -309,6 +315,11 @@ class CdnPublisher:
         if self.invalidate is not None:
             report.invalidation = self.invalidate(f"/{size_token}/{old}/*")
         return report
+
+
+def _unfocused(size_token: str) -> str:
+    """The size of a crop around a focus (``75x75!@42-31``: ``75x75!``): it shares that size's version."""
+    return size_token.partition("@")[0]
 
 
 def cloudfront_invalidator(client: Any, distribution_id: str) -> Callable[[str], str]:

@@ -20,9 +20,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from huimages.catalog.records import Doc, alt_text, url_title
-from huimages.client.markup import img_tag, picture_tag, srcset_value
+from huimages.client.markup import img_tag, picture_tag, placeholder_style, srcset_value
 from huimages.client.responsive import Candidate, density_candidates, width_candidates
 from huimages.config import Settings
+from huimages.core.focus import check_focus, focus_of
 from huimages.core.formats import FORMATS, JPEG, Format, served_format
 from huimages.core.ids import validate_id
 from huimages.core.sizes import DEFAULT_SIZE, Size, output_dimensions, parse_size
@@ -62,6 +63,9 @@ class Images(Protocol):
     ) -> None: ...
 
     def delete(self, image_id: str) -> DeleteReport: ...
+
+    def set_focus(self, image_id: str, point: tuple[float, float] | None) -> Doc:
+        """Set the focus by hand (None: back to the one found at upload); the record after."""
 
     def record(self, image_id: str) -> Doc:
         """The record of an image that may be served (``ImageNotFound`` otherwise)."""
@@ -109,6 +113,9 @@ class LocalImages:
 
     def delete(self, image_id: str) -> DeleteReport:
         return self.service.delete(image_id)
+
+    def set_focus(self, image_id: str, point: tuple[float, float] | None) -> Doc:
+        return self.service.set_focus(image_id, point)
 
     def record(self, image_id: str) -> Doc:
         return self.service.record(image_id)
@@ -184,10 +191,12 @@ class Client:
         assert page._memo is not None
         records = page._memo.records
         records.update({str(doc["_id"]): doc for doc in docs})
-        specs = {self.parse_size(name).spec for name in self.settings.sizes}
-        for spec in specs:
+        for size in {self.parse_size(name) for name in self.settings.sizes}:
+            placed = {i: self._placed(size, doc).spec for i, doc in records.items()}  # a crop: around its focus
             for fmt in self.settings.formats:
-                page._memo.cdn[(spec, fmt)] = {i: published.get(i, {}).get(f"{spec}.{fmt}") for i in records}
+                for image_id, spec in placed.items():
+                    found = published.get(image_id, {}).get(f"{spec}.{fmt}")
+                    page._memo.cdn.setdefault((spec, fmt), {})[image_id] = found
         return page
 
     @property
@@ -264,6 +273,20 @@ class Client:
         """
         return self.images.delete(imageid)
 
+    def set_focus(self, imageid: str, focus: tuple[float, float] | None) -> dict[str, Any]:
+        """Set where the image's crops are placed: ``(x, y)`` as fractions (0 to 1) of the upright image.
+
+        ``set_focus(id, None)`` goes back to the focus found at upload (faces,
+        saliency or the centre). Returns the focus now in force
+        (``{"x", "y", "source"}``). The helpers name new URLs for the image's
+        crops at once; the URLs they named before keep answering.
+        """
+        point = None if focus is None else check_focus(focus)
+        doc = self.images.set_focus(validate_id(imageid), point)
+        if self._memo is not None:
+            self._memo.records[imageid] = doc
+        return focus_of(doc).as_record()
+
     # -- reading --------------------------------------------------------------
 
     def get_imagedoc(self, imageid: str) -> Doc:
@@ -323,6 +346,7 @@ class Client:
         widths: tuple[int, ...] | None = None,
         sizes: str | None = None,
         fallback: str = "jpeg",
+        placeholder: bool | str = False,
         **attrs: Any,
     ) -> str:
         """``<picture>``: a ``<source>`` per format (best first), then a JPEG ``<img>`` fallback.
@@ -334,10 +358,11 @@ class Client:
         this server does not serve (``HUIMAGES_FORMATS``) are left out.
         ``fallback="png"`` makes the ``<img>`` a lossless PNG with its
         transparency: for logos and diagrams (the fallback's format must be
-        served, or ``FormatNotServed``).
+        served, or ``FormatNotServed``). ``placeholder`` as for ``scaled_tag``.
         """
         parsed = self.parse_size(size)
         doc = self._record(validate_id(imageid))
+        attrs = placeholder_style(doc, placeholder, attrs)
         last = served_format(fallback, self.settings.formats)
         sources = []
         for name in formats:
@@ -354,6 +379,8 @@ class Client:
     def scaled_imagedata(self, imageid: str, size: str = DEFAULT_SIZE) -> bytes:
         """The bytes of a scaled version (JPEG): rendered here if need be, or fetched from the image server."""
         parsed, image_id = self.parse_size(size), validate_id(imageid)
+        if parsed.crop:
+            parsed = self._placed(parsed, self._record(image_id))
         return self.images.derivative_bytes(parsed, image_id, self._url(parsed, image_id, None, JPEG))
 
     def scaled_dimensions(self, imageid: str, size: str = DEFAULT_SIZE) -> tuple[int, int]:
@@ -361,17 +388,23 @@ class Client:
         doc = self._record(validate_id(imageid))
         return output_dimensions(self.parse_size(size), int(doc["width"]), int(doc["height"]))
 
-    def scaled_tag(self, imageid: str, size: str = DEFAULT_SIZE, *args: str, **attrs: Any) -> str:
+    def scaled_tag(
+        self, imageid: str, size: str = DEFAULT_SIZE, *args: str, placeholder: bool | str = False, **attrs: Any
+    ) -> str:
         """An ``<img .../>`` tag: src, width, height, ``args`` verbatim, ``attrs`` escaped, and an alt text.
 
         Without an ``alt`` keyword the alt text is huImages': the newest title,
         else the file name, followed by ``HUIMAGESALTADDITION``. A trailing
         underscore is dropped from attribute names (``class_="x"``).
+        ``placeholder=True`` shows the image's average colour until it loads
+        (a ``style`` background); ``placeholder="preview"`` adds its blurred
+        preview (a data URI of a few hundred bytes, from its ThumbHash).
         """
         parsed = self.parse_size(size)
         doc = self._record(imageid)
         width, height = output_dimensions(parsed, int(doc["width"]), int(doc["height"]))
         src = self._urls(parsed, [imageid], {imageid: doc})[imageid]
+        attrs = placeholder_style(doc, placeholder, attrs)
         return img_tag(src, width, height, alt_text(doc, self.settings.alt_addition), args, attrs)
 
     # -- browsing -------------------------------------------------------------
@@ -405,10 +438,36 @@ class Client:
         allowed = [c for c in candidates if self.policy.can_render(c.size)]
         return [(self._urls(c.size, [image_id], {image_id: doc}, fmt)[image_id], c.descriptor) for c in allowed]
 
+    @staticmethod
+    def _placed(size: Size, doc: Doc | None) -> Size:
+        """A crop placed around the image's focus (named by its URL); other sizes, and crops given one, unchanged."""
+        if not size.crop or size.focus is not None or doc is None:
+            return size
+        return size.focused(focus_of(doc).point)
+
     def _urls(
         self, size: Size, ids: list[str], docs: dict[str, Doc] | None = None, fmt: Format = JPEG
     ) -> dict[str, str]:
-        """CDN URLs where uploaded, else image server URLs (titled when the setting says so)."""
+        """CDN URLs where uploaded, else image server URLs (titled when the setting says so).
+
+        A crop is placed around each image's focus, which its URL names: so
+        the records are read first (in one query) when they are not given.
+        """
+        if not size.crop or size.focus is not None:
+            return self._urls_of(size, ids, docs, fmt)
+        known = dict(docs or {})
+        unread = [i for i in ids if i not in known]
+        if unread:
+            known.update(self._records(unread))
+        groups: dict[Size, list[str]] = {}
+        for image_id in ids:
+            groups.setdefault(self._placed(size, known.get(image_id)), []).append(image_id)
+        urls: dict[str, str] = {}
+        for placed, members in groups.items():
+            urls.update(self._urls_of(placed, members, known, fmt))
+        return urls
+
+    def _urls_of(self, size: Size, ids: list[str], docs: dict[str, Doc] | None, fmt: Format) -> dict[str, str]:
         on_cdn = self._cdn_urls(size.spec, ids, fmt)
         missing = [i for i in ids if i not in on_cdn]
         if docs is None:

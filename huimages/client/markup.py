@@ -6,6 +6,8 @@ import html
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from huimages.imaging.placeholder import preview_data_uri
+
 
 def attribute_name(key: str) -> str:
     """A keyword argument as an attribute name: a trailing ``_`` is dropped (``class_`` -> ``class``)."""
@@ -51,3 +53,24 @@ def picture_tag(sources: Iterable[tuple[str, str]], img: str, sizes: str | None 
         f'<source type="{html.escape(kind)}" srcset="{html.escape(srcset)}"{sizes_attr} />' for kind, srcset in sources
     ]
     return f"<picture>{''.join(parts)}{img}</picture>"
+
+
+def placeholder_style(doc: Mapping[str, Any], placeholder: bool | str, attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """``attrs`` with the image's placeholder as its background: ``True`` the colour, ``"preview"`` the preview too.
+
+    The style goes before any ``style`` the caller gave, so theirs wins; an
+    image without placeholders (stored before they were made) gets none.
+    """
+    if placeholder not in (False, True, "preview"):
+        raise ValueError(f'placeholder is True, False or "preview"; got {placeholder!r}')
+    found = doc.get("placeholder") or {}
+    colour, thumbhash = found.get("color"), found.get("thumbhash")
+    if not placeholder or not colour:
+        return dict(attrs)
+    style = f"background-color:{colour}"
+    if placeholder == "preview" and thumbhash:
+        style += f";background-image:url({preview_data_uri(thumbhash)});background-size:cover"
+    given = {attribute_name(k): v for k, v in attrs.items()}
+    if given.get("style"):
+        style = f"{style};{given['style']}"
+    return {**{k: v for k, v in attrs.items() if attribute_name(k) != "style"}, "style": style}

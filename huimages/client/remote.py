@@ -115,6 +115,12 @@ class RemoteImages:
         record = self._call("PATCH", f"/images/{validate_id(image_id)}", body, "application/json", image_id)
         self._remember(record)
 
+    def set_focus(self, image_id: str, point: tuple[float, float] | None) -> Doc:
+        body = json.dumps({"focus": None if point is None else list(point)}).encode()
+        record = self._call("PATCH", f"/images/{validate_id(image_id)}", body, "application/json", image_id)
+        self._remember(record)
+        return record
+
     def delete(self, image_id: str) -> DeleteReport:
         answer = self._call("DELETE", f"/images/{validate_id(image_id)}", image_id=image_id)
         self._forget(image_id)

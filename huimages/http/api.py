@@ -32,6 +32,7 @@ from email.policy import HTTP
 from typing import Any
 
 from huimages.catalog.records import Doc
+from huimages.core.focus import check_focus, focus_of
 from huimages.core.ids import compute_id, validate_id
 from huimages.core.text import MAX_DEPTH, check_value
 from huimages.errors import InvalidText
@@ -43,7 +44,7 @@ from huimages.serving.service import ImageService
 _CHUNK = 64 * 1024
 _MAX_METADATA_BYTES = 64 * 1024  # a PATCH body
 #: The fields a PATCH may carry; any other answers 400 naming it.
-PATCHABLE = ("title", "references", "typ", "timestamp")
+PATCHABLE = ("title", "references", "typ", "timestamp", "focus")
 PAGE_LIMIT = 100
 MAX_PARTS = 100  # files and fields of one multipart/form-data body
 _TIMESTAMP = re.compile(r"\d{8}T\d{6}(\.\d{1,6})?")
@@ -103,7 +104,12 @@ class ImagesApi:
                     "400 Bad Request",
                     f"unknown field {unknown[0]!r}: a PATCH takes {', '.join(PATCHABLE)}; nothing changed",
                 )
-            self.service.update_metadata(image_id, **_metadata(fields))
+            metadata = _metadata(fields)  # checked before anything is written
+            if "focus" in fields:  # [x, y] set by hand; null: back to the one found at upload
+                focus = fields["focus"]
+                self.service.set_focus(image_id, None if focus is None else check_focus(focus))
+            if set(fields) - {"focus"}:
+                self.service.update_metadata(image_id, **metadata)
         elif request.method == "DELETE":
             report = self.service.delete(image_id)
             if not report.finished:  # the rest is recorded and finished later: say what is left
@@ -193,6 +199,8 @@ class ImagesApi:
                 "content_type": doc.get("content_type"),
                 "length": doc.get("length"),
                 "frames": doc.get("frames"),  # an animation's frames; 1: a still; None: not counted yet
+                "focus": focus_of(doc).as_record(),
+                "placeholder": doc.get("placeholder"),  # None: stored before placeholders (huimages focus --all)
                 "urls": {name: urls[name][image_id] for name in names},
             }
             if full:

@@ -26,6 +26,7 @@ from huimages.errors import (
     FormatNotServed,
     HuImagesError,
     ImageNotFound,
+    InvalidFocus,
     InvalidImage,
     InvalidImageId,
     InvalidPath,
@@ -68,6 +69,7 @@ _CHUNK = 256 * 1024
 # Most specific first: the first matching class decides the status.
 _STATUS: tuple[tuple[type[HuImagesError], str], ...] = (
     (InvalidSize, "400 Bad Request"),
+    (InvalidFocus, "400 Bad Request"),
     (InvalidImageId, "400 Bad Request"),
     (InvalidPath, "400 Bad Request"),
     (InvalidText, "400 Bad Request"),

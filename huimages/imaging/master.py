@@ -1,4 +1,4 @@
-"""Storing an original: one decode checks it completely and makes its master.
+"""Storing an original: one decode checks it completely, makes its master, finds its focus and placeholders.
 
 A master is the image upright, in sRGB, at most the master side on its long
 edge; every derivative it covers is rendered from it. An animation's master
@@ -15,6 +15,7 @@ import logging
 from PIL import Image
 
 from huimages.config import Limits
+from huimages.core.focus import Focus
 from huimages.core.sizes import fit_dimensions
 from huimages.errors import ImageTooLarge
 from huimages.imaging.checks import (
@@ -26,10 +27,11 @@ from huimages.imaging.checks import (
     open_counted,
     pillow_errors,
     verify_checksums,
-    verify_decodes,
     verify_frames,
 )
 from huimages.imaging.colour import to_srgb
+from huimages.imaging.focus import FACE_SIDE, find_focus
+from huimages.imaging.placeholder import placeholder
 from huimages.imaging.render import REDUCING_GAP, RESAMPLE, to_rgb
 
 logger = logging.getLogger(__name__)
@@ -42,10 +44,13 @@ MASTER_QUALITY = 92
 
 @dataclasses.dataclass(frozen=True)
 class Ingested:
-    """What storing an original learnt and made: its description, and its master (None: masters are off)."""
+    """What storing an original learnt and made: its description, its master (None: masters are off),
+    its focus and its placeholders (``{"color", "thumbhash"}``)."""
 
     info: ImageInfo
     master: bytes | None
+    focus: Focus
+    placeholder: dict[str, str]
 
 
 def master_dimensions(width: int, height: int, side: int, content_type: str = "") -> tuple[int, int]:
@@ -70,8 +75,9 @@ def ingest(data: bytes, limits: Limits, master_side: int) -> Ingested:
     The decode that proves the file is complete and uncorrupted (at the
     smallest JPEG scale that still covers the master) is the one the master
     is made from: the image upright, in RGB (RGBA when it has transparency),
-    fitted into ``master_side`` pixels. ``master_side`` 0: no master, the
-    verify decode runs at the smallest scale. Raises ``InvalidImage`` or
+    fitted into ``master_side`` pixels. The focus and the placeholders come
+    from the same pixels. ``master_side`` 0: no master, the verify decode
+    delivers just what the focus needs. Raises ``InvalidImage`` or
     ``ImageTooLarge`` saying what is wrong.
     """
     if len(data) > limits.max_upload_bytes:
@@ -89,9 +95,16 @@ def ingest(data: bytes, limits: Limits, master_side: int) -> Ingested:
         if frames > 1:
             verify_frames(im, frames)  # an animation is served whole: every frame must decode
         if master_side <= 0:
-            verify_decodes(im)
-            return Ingested(info, None)
-        return Ingested(info, _make_master(im, info, master_side))
+            upright = _upright(im, info, fit_dimensions(info.width, info.height, FACE_SIDE, FACE_SIDE))
+            return Ingested(info, None, find_focus(upright), placeholder(upright))
+        upright = _upright(im, info, master_dimensions(info.width, info.height, master_side, info.content_type))
+        with pillow_errors():
+            out = io.BytesIO()
+            if upright.mode == "RGBA":
+                upright.save(out, "PNG", compress_level=3)
+            else:
+                upright.save(out, "JPEG", quality=MASTER_QUALITY)
+        return Ingested(info, out.getvalue(), find_focus(upright), placeholder(upright))
 
 
 def ingest_stored(data: bytes, limits: Limits, master_side: int) -> Ingested:
@@ -107,13 +120,16 @@ def make_master(data: bytes, limits: Limits, master_side: int) -> bytes:
     return master
 
 
-def _make_master(im: Image.Image, info: ImageInfo, side: int) -> bytes:
+def _upright(im: Image.Image, info: ImageInfo, size: tuple[int, int]) -> Image.Image:
+    """The image decoded whole (the check that it is complete), upright, in sRGB, at ``size`` (its displayed size).
+
+    A JPEG is decoded at the smallest DCT scale that still covers ``size``.
+    """
     swap = info.orientation in SWAPS_AXES
-    master_w, master_h = master_dimensions(info.width, info.height, side, info.content_type)
-    raw = (master_h, master_w) if swap else (master_w, master_h)
+    raw = (size[1], size[0]) if swap else size
     with pillow_errors():
         if im.format in ("JPEG", "MPO"):
-            im.draft(None, raw)  # the smallest DCT scale that still covers the master
+            im.draft(None, raw)
         icc = im.info.get("icc_profile")
         im.load()
         pixels, icc = to_rgb(im, icc, keep_alpha=True)
@@ -121,13 +137,7 @@ def _make_master(im: Image.Image, info: ImageInfo, side: int) -> bytes:
             pixels = pixels.resize(raw, RESAMPLE, reducing_gap=REDUCING_GAP)
         if info.orientation in TRANSPOSE:
             pixels = pixels.transpose(TRANSPOSE[info.orientation])
-        pixels = to_srgb(pixels, icc)  # a master is sRGB without a profile, like every derivative
-        out = io.BytesIO()
-        if pixels.mode == "RGBA":
-            pixels.save(out, "PNG", compress_level=3)
-        else:
-            pixels.save(out, "JPEG", quality=MASTER_QUALITY)
-        return out.getvalue()
+        return to_srgb(pixels, icc)  # a master is sRGB without a profile, like every derivative
 
 
 def probe(data: bytes, limits: Limits) -> ImageInfo:

@@ -14,6 +14,7 @@ import time
 from PIL import Image, ImageChops
 
 from huimages.config import Limits
+from huimages.core.focus import to_stored
 from huimages.core.formats import JPEG, PNG, Encoding
 from huimages.core.sizes import Size, crop_box, decode_target, output_dimensions
 from huimages.errors import AnimationTooLarge, EncodeFailed, InvalidSize, RenderTimeout
@@ -121,7 +122,7 @@ def render(
         need_w, need_h = decode_target(size, src_w, src_h)
         if frames > 1 and encoding.format.animates:
             source = source_size or (src_w, src_h)
-            return animate(im, frames, orientation, (out_w, out_h), size.crop, encoding, limits, deadline, source)
+            return animate(im, frames, orientation, (out_w, out_h), size, encoding, limits, deadline, source)
         started = time.perf_counter()
         with pillow_errors():
             if im.format in ("JPEG", "MPO"):
@@ -138,7 +139,8 @@ def render(
         # resample from the exact content, or every derivative is shifted and stretched by part of a pixel.
         scale = max(1, round(stored_w / rgb.width))
         content_w, content_h = stored_w / scale, stored_h / scale
-        box = crop_box(content_w, content_h, *raw_out) if size.crop else (0.0, 0.0, content_w, content_h)
+        focus = to_stored(size.focus_at, orientation)
+        box = crop_box(content_w, content_h, *raw_out, focus) if size.crop else (0.0, 0.0, content_w, content_h)
         if rgb.size != raw_out or box != (0.0, 0.0, rgb.width, rgb.height):
             box_size = (box[2] - box[0], box[3] - box[1])
             rgb = rgb.resize(raw_out, resample_filter(box_size, raw_out), box=box, reducing_gap=REDUCING_GAP)
@@ -154,7 +156,7 @@ def animate(
     frames: int,
     orientation: int,
     out: tuple[int, int],
-    crop: bool,
+    size: Size,
     encoding: Encoding,
     limits: Limits,
     deadline: Deadline,
@@ -164,7 +166,8 @@ def animate(
 
     Pillow hands over each frame as the browser shows it (GIF disposal, APNG
     dispose and blend ops and WebP blending resolved onto the canvas), so
-    every frame is the whole picture: each gets the same box, the same
+    every frame is the whole picture: each gets the same box (around the
+    size's focus), the same
     filter and the same orientation; durations and the loop count are kept.
     """
     out_w, out_h = out
@@ -178,7 +181,9 @@ def animate(
             pixels,
         )
     raw_out = (out_h, out_w) if orientation in SWAPS_AXES else (out_w, out_h)
-    box = crop_box(im.width, im.height, *raw_out) if crop else (0.0, 0.0, float(im.width), float(im.height))
+    focus = to_stored(size.focus_at, orientation)
+    whole = (0.0, 0.0, float(im.width), float(im.height))
+    box = crop_box(im.width, im.height, *raw_out, focus) if size.crop else whole
     flt = resample_filter((box[2] - box[0], box[3] - box[1]), raw_out)
     icc = im.info.get("icc_profile")
     loop = im.info.get("loop", 1 if im.format == "GIF" else 0)  # a GIF without a loop count plays once

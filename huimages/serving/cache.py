@@ -15,6 +15,7 @@ import errno
 import fcntl
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -70,8 +71,9 @@ class DerivativeCache:
     def path(self, size_token: str, image_id: str, fmt: Format = JPEG) -> Path:
         """The cache file for a derivative.
 
-        Both parts must be plain names (``[A-Za-z0-9!]`` and a valid ID), so the
-        result can never leave the cache folder, whatever the caller passes.
+        Both parts must be plain names (``[A-Za-z0-9!]``, with a focus
+        ``@x-y``, and a valid ID), so the result can never leave the cache
+        folder, whatever the caller passes.
         """
         validate_id(image_id)
         if not _is_plain_token(size_token):
@@ -99,6 +101,8 @@ class DerivativeCache:
         """
         path = self.path(size_token, image_id, fmt)
         try:
+            if "@" in size_token:
+                self._note_focused(size_token, image_id)
             return CachedFile.of(atomic_write_open(path, data))
         except OSError as exc:
             if is_disk_full(exc):
@@ -195,17 +199,44 @@ class DerivativeCache:
                 os.replace(entry, into / entry.name)
         folder.rmdir()
 
+    def _note_focused(self, size_token: str, image_id: str) -> None:
+        """Note that a crop around a focus of the image is cached in ``size_token``'s folder, before it is written.
+
+        Focus folders are many (one per crop size and focus), so a delete
+        reads this note instead of trying every folder.
+        """
+        note = self._focused_note(image_id)
+        try:
+            if size_token in note.read_text().split():
+                return
+        except FileNotFoundError:
+            note.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(note, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, f"{size_token}\n".encode("ascii"))
+        finally:
+            os.close(fd)
+
+    def _focused_note(self, image_id: str) -> Path:
+        return self.state_folder("focused") / image_id[:2] / image_id
+
     def remove_image(self, image_id: str) -> int:
-        """Delete every cached derivative of one image (every size and format) here; returns how many were removed."""
+        """Delete every cached derivative of one image (every size, focus and format) here; how many were removed."""
         validate_id(image_id)
+        note = self._focused_note(image_id)
+        try:
+            focused = [t for t in dict.fromkeys(note.read_text().split()) if _is_plain_token(t)]
+        except FileNotFoundError:
+            focused = []
         removed = 0
-        for folder in self.sizes():
+        for folder in [*(f for f in self.sizes() if "@" not in f), *focused]:
             for fmt in FORMATS.values():
                 try:
                     (self.root / folder / f"{image_id}.{fmt.extension}").unlink()
                     removed += 1
                 except FileNotFoundError:
                     continue
+        note.unlink(missing_ok=True)
         return removed
 
     def sizes(self) -> list[str]:
@@ -241,16 +272,22 @@ class DerivativeCache:
         atomic_write(self.root / _STATE_DIR / name, value.encode())
 
     def remove_size(self, size_token: str) -> int:
-        """Delete every cached file of one size; returns how many were removed."""
-        folder = self.root / size_token
-        if not _is_plain_token(size_token) or folder.is_symlink() or not folder.is_dir():
+        """Delete every cached file of one size (a crop's with every focus); returns how many were removed."""
+        if not _is_plain_token(size_token):
             return 0
-        if not is_within(self.root, folder):
-            return 0
-        count = sum(1 for fmt in FORMATS.values() for _ in folder.glob(f"*.{fmt.extension}"))
-        shutil.rmtree(folder, ignore_errors=True)
+        focused = [f for f in self.sizes() if f.startswith(f"{size_token}@")] if "@" not in size_token else []
+        count = 0
+        for name in [size_token, *focused]:
+            folder = self.root / name
+            if folder.is_symlink() or not folder.is_dir() or not is_within(self.root, folder):
+                continue
+            count += sum(1 for fmt in FORMATS.values() for _ in folder.glob(f"*.{fmt.extension}"))
+            shutil.rmtree(folder, ignore_errors=True)
         return count
 
 
+_PLAIN_TOKEN = re.compile(r"[A-Za-z0-9!]{1,20}(@[0-9]{1,3}-[0-9]{1,3})?")
+
+
 def _is_plain_token(token: str) -> bool:
-    return 0 < len(token) <= 20 and all(c.isascii() and (c.isalnum() or c == "!") for c in token)
+    return _PLAIN_TOKEN.fullmatch(token) is not None

@@ -19,12 +19,13 @@ from huimages.catalog.records import Doc, format_timestamp
 from huimages.cdn import CdnPublisher, QueueStore, open_publisher, open_queue
 from huimages.cdn.records import QueueStats
 from huimages.config import Settings
+from huimages.core.focus import Focus, focus_of, known_points, set_automatic, set_manual
 from huimages.core.formats import ANIMATED_TYPES, JPEG, Encoding, Format, served_format, split_format
 from huimages.core.ids import compute_id, validate_id
 from huimages.core.sizes import Size, decode_target, output_dimensions, parse_size
 from huimages.core.text import check_metadata
 from huimages.core.urls import image_path
-from huimages.errors import ConfigurationError, HuImagesError, ImageNotFound, InvalidImage
+from huimages.errors import ConfigurationError, HuImagesError, ImageNotFound, InvalidImage, UnknownFocus
 from huimages.imaging import (
     Deadline,
     Ingested,
@@ -182,6 +183,8 @@ class ImageService:
                 typ=typ,
                 filename=filename,
                 frames=info.frames,
+                focus=ingested.focus,
+                placeholder=ingested.placeholder,
             )
         except HuImagesError:
             if wrote:  # no original without a record: removed now, or by a sweep in a few minutes
@@ -224,6 +227,34 @@ class ImageService:
         check_metadata(**metadata)
         stamp = None if timestamp is None else format_timestamp(timestamp)
         return self.catalog.update_metadata(image_id, timestamp=stamp, **metadata)
+
+    def set_focus(self, image_id: str, point: tuple[float, float] | None) -> Doc:
+        """Set an image's focus by hand (x, y as fractions of the upright image), or (None) go back to the found one.
+
+        Its crops get new URLs (``huimages.core.focus``); the URLs of the
+        focus before keep answering, from the cache or rendered as they were.
+        """
+        focus = None if point is None else Focus(float(point[0]), float(point[1]), "manual")
+        doc = self.catalog.update(validate_id(image_id), lambda doc: set_manual(doc, focus))
+        logger.info("focus of %s set to %s", image_id, focus_of(doc).as_record())
+        return doc
+
+    def analyse(self, image_id: str) -> Doc:
+        """Find a stored image's focus and placeholders from one decode of its original (its master too, if missing)."""
+        doc = self.catalog.get_live(validate_id(image_id))
+        original = self.originals.get(image_id)
+        side = self.settings.master_side
+        ingested = ingest_stored(original, self.settings.limits, side)
+        if ingested.master is not None and self.originals.get_master(image_id, side) is None:
+            self.originals.put_master(image_id, side, ingested.master)
+        placeholder = ingested.placeholder
+
+        def analysed(doc: Doc) -> Doc:
+            return {**set_automatic(doc, ingested.focus), "placeholder": placeholder}
+
+        doc = self.catalog.update(image_id, analysed)
+        logger.info("focus of %s found: %s", image_id, focus_of(doc).as_record())
+        return doc
 
     def delete(self, image_id: str) -> DeleteReport:
         """Delete an image: its record, this host's derivatives, its CDN objects and queue items, its original.
@@ -350,6 +381,9 @@ class ImageService:
         cached = self.cache.open(size.spec, validate_id(image_id), fmt)
         if cached is not None:
             return cached
+        # A focus the image has (or had) is allowed as its centred crop is; no other is rendered.
+        if size.focus is not None and size.focus not in known_points(self.catalog.get_live(image_id)):
+            raise UnknownFocus(image_id, size.token)
         signed = self.policy.check(size, image_path(size.spec, image_id, fmt), signature)
         if client is None or signed or self.policy.is_free(size):
             return self.derivative(size, image_id, fmt)
@@ -490,9 +524,10 @@ class ImageService:
             "length": len(original),
             "content_type": info.content_type,
             "frames": info.frames,
+            "placeholder": ingested.placeholder,
         }
         logger.info("brought the huImages record of %s up to date: %dx%d", image_id, info.width, info.height)
-        return self.catalog.update(image_id, lambda doc: {**doc, **fields})
+        return self.catalog.update(image_id, lambda doc: set_automatic({**doc, **fields}, ingested.focus))
 
     def master(self, image_id: str) -> bytes:
         """The image's master, made from the original and stored if this store has none yet."""

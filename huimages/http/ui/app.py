@@ -26,6 +26,7 @@ from markupsafe import escape
 
 from huimages.catalog.records import Doc, alt_text, original_filename
 from huimages.client import Client
+from huimages.core.focus import check_focus, focus_of
 from huimages.core.formats import JPEG
 from huimages.core.ids import validate_id
 from huimages.core.sizes import output_dimensions
@@ -44,6 +45,8 @@ from huimages.serving.service import ImageService
 PAGE_SIZE = 24
 THUMB = "small"  # the grid's thumbnails: a named size, so never refused by the size policy
 PREVIEW = "medium"
+#: The crops the focus section previews as the focus moves: (name, width, height) in CSS pixels.
+FOCUS_PREVIEWS = (("square", 120, 120), ("banner (4:1)", 240, 60), ("tall (1:2)", 60, 120))
 _MAX_FORM_BYTES = 64 * 1024
 
 #: What the upload page says it takes, from the one table of accepted formats.
@@ -55,6 +58,7 @@ NOTICES = {
     "deleted": "The image was deleted.",
     "deleting": "The image was deleted. A store did not answer: what it keeps goes at the next queue run.",
     "title": "The title was saved.",
+    "focus": "The focus was saved: the crops' URLs name it now (the old ones keep answering).",
     "requeued": "Parked CDN items were queued again.",
     "signedout": "You are signed out.",
     "empty": "There are no images yet: upload some.",
@@ -143,6 +147,15 @@ class WebInterface:
         self.service.update_metadata(image_id, timestamp=None, title=title)
         return page.redirect(f"/ui/images/{image_id}?done=title")
 
+    def _focus(self, page: _Page, request: Request) -> Iterable[bytes]:
+        image_id = validate_id(request.params["id"])
+        form = page.form()
+        if "auto" in form:
+            self.service.set_focus(image_id, None)
+        else:
+            self.service.set_focus(image_id, check_focus([form.get("x", ""), form.get("y", "")]))
+        return page.redirect(f"/ui/images/{image_id}?done=focus#focus-heading")
+
     def _delete(self, page: _Page, request: Request) -> Iterable[bytes]:
         image_id = validate_id(request.params["id"])
         if request.method == "POST":
@@ -209,8 +222,17 @@ class WebInterface:
             "ctime": doc.get("ctime", ""),
         }
         preview = self._path(PREVIEW, image_id)
+        focus = focus_of(doc)
         return page.render(
-            "image.html", image=self._card(doc), record=record, sizes=sizes, preview=preview, width=width, height=height
+            "image.html",
+            image=self._card(doc),
+            record=record,
+            sizes=sizes,
+            preview=preview,
+            width=width,
+            height=height,
+            focus={"x": round(focus.x, 3), "y": round(focus.y, 3), "source": focus.source},
+            crops=FOCUS_PREVIEWS,
         )
 
     def _upload(self, page: _Page, request: Request) -> Iterable[bytes]:
@@ -283,7 +305,9 @@ class WebInterface:
         titles = doc.get("title") or []
         label = alt_text(doc) or f"image {image_id}"
         width, height = output_dimensions(self.client.parse_size(THUMB), int(doc["width"]), int(doc["height"]))
+        placeholder = doc.get("placeholder") or {}
         return {
+            "color": str(placeholder.get("color") or ""),
             "id": image_id,
             "title": titles[-1] if titles else "",
             "alt": label,

@@ -38,5 +38,6 @@ def interface_routes(interface: Callable[[], WebInterface]) -> list[Route]:
         Route("/ui/images/<id>", ("GET",), signed_in("image")),
         Route("/ui/images/<id>/<direction:next|previous>", ("GET",), signed_in("neighbour")),
         Route("/ui/images/<id>/title", ("POST",), signed_in("title")),
+        Route("/ui/images/<id>/focus", ("POST",), signed_in("focus")),
         Route("/ui/images/<id>/delete", ("GET", "POST"), signed_in("delete")),
     ]

@@ -62,6 +62,7 @@ for _command in (
     images.info,
     images.delete,
     images.prerender,
+    images.focus,
     images.masters,
     health.check,
     health.settings,

@@ -45,6 +45,9 @@ def check(check_all: bool, originals: bool, orphans: bool, delete_orphans: bool)
                 f"indexes   being brought up to date: {', '.join(behind)}; newest-first listings, counts and"
                 " the queue's figures answer from them as they stand until then"
             )
+    from huimages.imaging.focus import detector
+
+    click.echo(f"focus     found at upload by: {detector()}")
     store = open_primary(service.settings)
     if isinstance(store, S3Store) and report["originals"]["ok"]:
         checked, public = store.public_ids(None if check_all else 100)

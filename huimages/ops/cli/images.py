@@ -1,4 +1,4 @@
-"""Images: ``upload``, ``url``, ``tag``, ``info``, ``delete``, ``prerender``, ``masters build``."""
+"""Images: ``upload``, ``url``, ``tag``, ``info``, ``delete``, ``prerender``, ``focus``, ``masters build``."""
 
 from __future__ import annotations
 
@@ -142,7 +142,10 @@ def masters_build(workers: int) -> None:
     def build(image_id: str) -> str:
         if service.originals.get_master(image_id, side) is not None:
             return "already"
-        service.master(image_id)
+        if "placeholder" not in service.record(image_id):  # stored before focus: one decode makes both
+            service.analyse(image_id)
+        else:
+            service.master(image_id)
         return "made"
 
     _bring_up_to_date(service.catalog)  # a listing of every image, not of the index as it stands
@@ -162,4 +165,73 @@ def masters_build(workers: int) -> None:
                     already += 1
                 bar.update(1)
     click.echo(f"masters made: {made}, already there: {already}, failed: {len(failed)}")
+    _exit_on_failures(failed)
+
+
+@click.command()
+@click.argument("image_id", required=False)
+@click.argument("point", nargs=2, type=click.FloatRange(0, 1), required=False)
+@click.option("--auto", "automatic", is_flag=True, help="Back to the focus found at upload.")
+@click.option("--all", "every", is_flag=True, help="Find the focus of every image that has none yet; resumable.")
+@click.option("--again", is_flag=True, help="With --all: find it again for every image (a new detector).")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Images at once.")
+def focus(
+    image_id: str | None, point: tuple[float, float] | None, automatic: bool, every: bool, again: bool, workers: int
+) -> None:
+    """Show or set where IMAGE_ID's crops are placed: X Y as fractions (0 to 1) of the upright image.
+
+    `huimages focus ID` prints the focus; `huimages focus ID 0.4 0.3` sets it
+    by hand; `huimages focus ID --auto` goes back to the found one. With
+    --all, every image stored before focus points gets its focus and
+    placeholders (one decode of its original each); images that have them are
+    skipped, so an interrupted run goes on where it stopped. Crops get new
+    URLs when a focus changes; the old ones keep answering.
+    """
+    if every:
+        if image_id or point or automatic:
+            raise click.UsageError("--all takes no ID, point or --auto")
+        _focus_all(again, workers)
+        return
+    if image_id is None:
+        raise click.UsageError("give an image ID (and X Y, or --auto), or --all")
+    client = _client()
+    if point and automatic:
+        raise click.UsageError("give X Y or --auto, not both")
+    if point or automatic:
+        found = client.set_focus(image_id, None if automatic or point is None else (point[0], point[1]))
+    else:
+        from huimages.core.focus import focus_of
+
+        found = focus_of(client.get_imagedoc(image_id)).as_record()
+    click.echo(json.dumps(found, sort_keys=True))
+
+
+def _focus_all(again: bool, workers: int) -> None:
+    import concurrent.futures
+
+    from huimages.ops.migrate import each
+
+    service = _service()
+
+    def find(image_id: str) -> str:
+        if not again and "placeholder" in service.record(image_id):
+            return "already"
+        return str(service.analyse(image_id)["focus"]["source"])
+
+    _bring_up_to_date(service.catalog)
+    counts: dict[str, int] = {}
+    failed: dict[str, str] = {}
+    with (
+        _bar(service.catalog.count(), "finding focus points") as bar,
+        concurrent.futures.ThreadPoolExecutor(workers) as pool,
+    ):
+        for docs in service.catalog.pages():
+            for image_id, outcome in each(pool, find, [str(doc["_id"]) for doc in docs]):
+                if isinstance(outcome, HuImagesError):
+                    failed[image_id] = str(outcome)
+                else:
+                    counts[str(outcome)] = counts.get(str(outcome), 0) + 1
+                bar.update(1)
+    found = ", ".join(f"{name}: {count}" for name, count in sorted(counts.items())) or "no images"
+    click.echo(f"focus points {found}; failed: {len(failed)}")
     _exit_on_failures(failed)

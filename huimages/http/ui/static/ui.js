@@ -1,4 +1,5 @@
-// huimages web interface: drag and drop uploads with a progress bar per file, and copy buttons.
+// huimages web interface: drag and drop uploads with a progress bar per file, copy buttons, the focus
+// picker with its crop previews, and placeholder colours behind the grid's thumbnails.
 // The pages work without it: the upload form posts, the copy fields can be selected by hand.
 "use strict";
 
@@ -120,7 +121,64 @@ function setUpCopyButtons() {
   });
 }
 
+// Where a crop of boxW x boxH is cut from a picture of imageW x imageH around the focus (fx, fy):
+// the same placement as huimages.core.sizes.crop_box (centred on the focus, kept inside the picture).
+function cropPlacement(imageW, imageH, boxW, boxH, fx, fy) {
+  const scale = Math.max(boxW / imageW, boxH / imageH);
+  const width = imageW * scale, height = imageH * scale;
+  const left = Math.min(Math.max(fx * width - boxW / 2, 0), width - boxW);
+  const top = Math.min(Math.max(fy * height - boxH / 2, 0), height - boxH);
+  return { width, height, left, top };
+}
+
+function setUpFocus() {
+  const image = document.getElementById("focus-image");
+  if (!image) return;
+  const mark = document.getElementById("focus-mark");
+  const inputX = document.getElementById("focus-x");
+  const inputY = document.getElementById("focus-y");
+  const crops = Array.from(document.querySelectorAll(".crop"));
+  const show = (fx, fy) => {
+    mark.style.display = "block";
+    mark.style.left = (fx * image.clientWidth) + "px";
+    mark.style.top = (fy * image.clientHeight) + "px";
+    for (const crop of crops) {
+      const boxW = Number(crop.dataset.width), boxH = Number(crop.dataset.height);
+      const place = cropPlacement(image.naturalWidth, image.naturalHeight, boxW, boxH, fx, fy);
+      crop.style.width = boxW + "px";
+      crop.style.height = boxH + "px";
+      crop.style.backgroundImage = "url(" + JSON.stringify(image.currentSrc || image.src) + ")";
+      crop.style.backgroundSize = place.width + "px " + place.height + "px";
+      crop.style.backgroundPosition = (-place.left) + "px " + (-place.top) + "px";
+    }
+  };
+  const current = () => show(Number(inputX.value), Number(inputY.value));
+  image.addEventListener("click", (event) => {
+    const box = image.getBoundingClientRect();
+    const fx = Math.min(1, Math.max(0, (event.clientX - box.left) / box.width));
+    const fy = Math.min(1, Math.max(0, (event.clientY - box.top) / box.height));
+    inputX.value = fx.toFixed(3);
+    inputY.value = fy.toFixed(3);
+    show(fx, fy);
+  });
+  inputX.addEventListener("input", current);
+  inputY.addEventListener("input", current);
+  if (image.complete && image.naturalWidth) current();
+  else image.addEventListener("load", current);
+  window.addEventListener("resize", current);
+}
+
+function setUpPlaceholders() {
+  // The average colour stored at upload stands in for a thumbnail until it loads (set here: the
+  // page's Content-Security-Policy allows no inline styles).
+  document.querySelectorAll("img[data-placeholder]").forEach((image) => {
+    if (/^#[0-9a-f]{6}$/.test(image.dataset.placeholder)) image.style.backgroundColor = image.dataset.placeholder;
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   setUpUpload();
   setUpCopyButtons();
+  setUpPlaceholders();
+  setUpFocus();
 });
