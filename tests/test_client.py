@@ -16,6 +16,7 @@ import pytest
 import huimages
 from huimages.client import Client
 from huimages.config import Settings
+from huimages.core.focus import focus_of
 from huimages.core.ids import compute_id
 from huimages.errors import (
     ConfigurationError,
@@ -81,7 +82,8 @@ def test_urls(client: Client) -> None:
     assert client.imageurl(image_id) == f"{base}o/{image_id}/DSC_0042.jpeg"
     assert client.imageurl(image_id, "small") == f"{base}240x160/{image_id}/DSC_0042.jpeg"
     assert client.scaled_imageurl(image_id) == f"{base}150x150/{image_id}/DSC_0042.jpeg"
-    assert client.scaled_imageurl(image_id, "square") == f"{base}75x75!/{image_id}/DSC_0042.jpeg"
+    focus = focus_of(client.get_imagedoc(image_id)).token  # a crop names the focus it is placed around
+    assert client.scaled_imageurl(image_id, "square") == f"{base}75x75!{focus}/{image_id}/DSC_0042.jpeg"
     client.set_title(image_id, "Blick über den Hafen")
     assert client.scaled_imageurl(image_id, "100x100") == f"{base}100x100/{image_id}/Blick-_ber-den-Hafen.jpeg"
     assert without_title_urls(client).scaled_imageurl(image_id, "small") == f"{base}240x160/{image_id}.jpeg"

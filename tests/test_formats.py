@@ -13,6 +13,7 @@ from PIL import Image, ImageChops, ImageDraw
 
 from huimages.client import Client
 from huimages.config import Settings, SigningSettings
+from huimages.core.focus import focus_of
 from huimages.core.formats import AVIF, JPEG, PNG, WEBP, Format
 from huimages.core.urls import image_path, parse_image_path
 from huimages.errors import ConfigurationError, FormatNotServed
@@ -194,10 +195,11 @@ def test_density_srcset(client: Client) -> None:
         f"http://img.test/240x160/{image_id}/Boat.jpeg 1x, http://img.test/480x320/{image_id}/Boat.jpeg 2x"
     )
     crop = client.scaled_srcset(image_id, "75x75!", (1, 2, 3), format="webp")
+    focus = focus_of(client.get_imagedoc(image_id)).token  # every density placed around the image's focus
     assert crop.split(", ") == [
-        f"http://img.test/75x75!/{image_id}/Boat.webp 1x",
-        f"http://img.test/150x150!/{image_id}/Boat.webp 2x",
-        f"http://img.test/225x225!/{image_id}/Boat.webp 3x",
+        f"http://img.test/75x75!{focus}/{image_id}/Boat.webp 1x",
+        f"http://img.test/150x150!{focus}/{image_id}/Boat.webp 2x",
+        f"http://img.test/225x225!{focus}/{image_id}/Boat.webp 3x",
     ]
     # densities the original is too small for are left out
     small = client.save_image(jpeg(300, 200))

@@ -10,6 +10,7 @@ from PIL import Image
 
 from huimages.client import Client
 from huimages.config import DEFAULT_SIZES, Limits, Settings
+from huimages.core.focus import focus_of
 from huimages.core.sizes import parse_size
 from huimages.errors import ConfigurationError, ImageNotFound
 from huimages.http.app import create_app
@@ -59,7 +60,9 @@ def test_derivatives_from_the_master_match_the_direct_render(tmp_path: Path, tok
     client = site(tmp_path, HUIMAGES_MASTER_SIDE="2048")
     original = encode(photo(3000, 2000), "JPEG", quality=92)
     image_id = client.save_image(original)
-    direct = decode(render(original, parse_size(token, DEFAULT_SIZES, 4096), 85, Limits()).data)
+    size = parse_size(token, DEFAULT_SIZES, 4096)
+    focus = focus_of(client.get_imagedoc(image_id)).point  # a crop is placed around the image's focus
+    direct = decode(render(original, size.focused(focus), 85, Limits()).data)
     served = decode(client.scaled_imagedata(image_id, token))
     assert served.size == direct.size == client.scaled_dimensions(image_id, token)
     assert ssim(served, direct) >= 0.98

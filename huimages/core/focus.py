@@ -49,6 +49,12 @@ class Focus:
         return _percent(self.x), _percent(self.y)
 
     @property
+    def point_fractions(self) -> tuple[float, float]:
+        """The point a URL names, as fractions: where its crops are placed."""
+        x, y = self.point
+        return x / STEPS, y / STEPS
+
+    @property
     def token(self) -> str:
         """What a crop URL adds after its size: ``@42-31``; nothing for the centre."""
         return point_token(self.point)

@@ -79,7 +79,7 @@ def parse_size(token: str, named: Mapping[str, str], max_side: int) -> Size:
     """Parse a URL size segment. Raises ``InvalidSize`` naming the problem."""
     if token == ORIGINAL:
         return Size(ORIGINAL)
-    if not isinstance(token, str) or not token or len(token) > 28 or not token.isascii():
+    if not isinstance(token, str) or not token or len(token.partition("@")[0]) > 20 or not token.isascii():
         raise InvalidSize(str(token), "a size is 'o', a size name or WxH[!] in ASCII")
     if "@" in token:
         return _parse_focused(token, named, max_side)
