@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 from PIL import Image, ImageChops, ImageDraw, ImageStat
 
@@ -168,3 +169,29 @@ def matrix_profile(primaries: tuple[tuple[float, float, float], ...], gamma: flo
 
 #: Adobe RGB (1998), D50-adapted colorants, gamma 563/256.
 ADOBE_RGB = ((0.6097, 0.3111, 0.0195), (0.2053, 0.6257, 0.0609), (0.1492, 0.0632, 0.7446))
+
+
+#: The astronaut of scikit-image's sample images (Eileen Collins, NASA, public domain), at 1.5 times its
+#: 512x512 pixels: her whole face, forehead to chin and ear to ear, labelled by hand (170, 45, 282, 188 at 1x).
+ASTRONAUT_FACE = (255, 68, 423, 282)
+
+
+def astronaut() -> Image.Image:
+    import skimage.data
+
+    picture = Image.open(Path(skimage.data.__file__).parent / "astronaut.png").convert("RGB")
+    return picture.resize((768, 768), Image.Resampling.LANCZOS)
+
+
+def backdrop(width: int, height: int) -> Image.Image:
+    """A quiet studio backdrop: a soft gradient, no face, nothing that stands out."""
+    return Image.linear_gradient("L").resize((width, height)).convert("RGB").point(lambda v: 90 + v // 4)
+
+
+def placed(width: int, height: int, left: int, top: int) -> tuple[bytes, tuple[float, float, float, float]]:
+    """The astronaut at (left, top) of a larger picture, as a JPEG; and her face's box as fractions of it."""
+    canvas = backdrop(width, height)
+    canvas.paste(astronaut(), (left, top))
+    x0, y0, x1, y1 = ASTRONAUT_FACE
+    face = ((left + x0) / width, (top + y0) / height, (left + x1) / width, (top + y1) / height)
+    return encode(canvas, "JPEG", quality=90), face

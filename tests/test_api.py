@@ -14,7 +14,7 @@ from huimages.client import Client
 from huimages.config import Settings
 from huimages.core.ids import compute_id
 from huimages.imaging import ACCEPTED_NAMES
-from tests.imagetools import decode, encode, jpeg, pattern
+from tests.imagetools import decode, encode, jpeg, pattern, placed
 from tests.servers import LOOPBACK, get, huimages_serve
 
 pytestmark = pytest.mark.integration
@@ -325,3 +325,41 @@ def test_a_search_reads_a_bounded_number_of_records_a_request_and_goes_on_from_i
         assert found or after, answer  # nothing yet, and a cursor to go on from
     assert [image["id"] for image in found] == [needle]
     assert requests >= 3  # 600 records, at most 20 pages' worth (here 100 to 199) read a request
+
+
+def test_a_focus_set_by_patch_names_new_crop_urls_and_the_old_ones_keep_answering(server: Server) -> None:
+    data, face = placed(1800, 900, 1000, 100)
+    status, _, stored = server.request("POST", "/images", data, {"Content-Type": "image/jpeg"})
+    assert status in (200, 201)
+    image_id = stored["id"]
+    record = server.request("GET", f"/images/{image_id}")[2]
+    found = record["focus"]
+    assert found["source"] == "face" and face[0] <= found["x"] <= face[2]
+    assert set(record["placeholder"]) == {"color", "thumbhash"}
+    old_url = record["urls"]["square"]
+    token = f"@{round(found['x'] * 100)}-{round(found['y'] * 100)}"
+    assert f"/75x75!{token}/" in old_url and "/240x160/" in record["urls"]["small"]
+    old_path = old_url.split(str(server.port), 1)[1]
+    status, _, first = get(server.port, old_path)
+    assert status == 200 and decode(first).size == (75, 75)
+
+    status, _, changed = server.request("PATCH", f"/images/{image_id}", json.dumps({"focus": [0.1, 0.5]}).encode())
+    assert status == 200 and changed["focus"] == {"x": 0.1, "y": 0.5, "source": "manual"}
+    assert "/75x75!@10-50/" in changed["urls"]["square"] and changed["focus_past"] == [token[1:]]
+    new_path = changed["urls"]["square"].split(str(server.port), 1)[1]
+    assert get(server.port, new_path)[0] == 200
+    for _ in range(2):  # the old URL: a hit (lighttpd's own, on that front), and again
+        status, _, again = get(server.port, old_path)
+        assert status == 200 and decode(again).size == (75, 75)
+    status, _, refused = get(server.port, f"/75x75!@33-33/{image_id}.jpeg")
+    assert status == 404 and b"no focus '33-33'" in refused
+    status, _, wrong = server.request("PATCH", f"/images/{image_id}", b'{"focus": [2, 0.5], "title": "x"}')
+    assert status == 400 and "[x, y]" in wrong["error"]
+    assert server.request("GET", f"/images/{image_id}")[2]["title"] == []  # nothing changed
+    status, _, back = server.request("PATCH", f"/images/{image_id}", b'{"focus": null}')
+    assert status == 200 and back["focus"]["source"] == "face" and back["urls"]["square"] == old_url
+    remote = Client(
+        Settings.from_env({"IMAGESERVERURL": f"http://127.0.0.1:{server.port}/", "HUIMAGES_UPLOAD_TOKEN": TOKEN})
+    )
+    assert remote.set_focus(image_id, (0.9, 0.1))["source"] == "manual"
+    assert "/75x75!@90-10/" in remote.scaled_imageurl(image_id, "square")

@@ -20,7 +20,7 @@ from huimages.config import Settings
 from huimages.core.ids import compute_id
 from huimages.http.app import ImageApp, create_app
 from huimages.ops.cli import main
-from tests.imagetools import decode, jpeg
+from tests.imagetools import decode, jpeg, placed
 from tests.servers import FaultProxy, PouchCouch, SeaweedS3, wsgi_thread
 from tests.test_ui import post, sign_in
 from tests.wsgi import call
@@ -390,3 +390,40 @@ def test_a_listing_and_a_batch_of_ids_read_the_catalog_once_and_the_queue_once(s
         if "ids=" in path:
             assert [image["id"] for image in images] == ids  # in the order asked for
             assert all(set(image["cdn"]) == {"240x160.jpeg"} for image in images if image["id"] in on_cdn)
+
+
+def test_a_new_focus_is_uploaded_under_a_new_url_and_the_old_object_stays(site: Site) -> None:
+    data, _ = placed(1800, 900, 1000, 100)
+    image_id = site.client.save_image(data)
+    old = site.client.scaled_imageurl(image_id, "square")
+    spec = old.split("/")[3]  # 75x75!@x-y: the crop around the focus found at upload
+    assert spec.startswith("75x75!@")
+    site.render(image_id, spec)
+    assert site.process()["uploaded"] == 1
+    old_cdn = f"{CDN}/{spec}/1/{image_id}.jpeg"
+    assert site.client.scaled_imageurl(image_id, "square") == old_cdn
+    site.client.set_focus(image_id, (0.1, 0.5))
+    assert site.client.scaled_imageurl(image_id, "square") == f"http://img.test/75x75!@10-50/{image_id}/image.jpeg"
+    site.render(image_id, "75x75!@10-50")  # its first request queues it, as every new derivative
+    assert site.render(image_id, spec)  # the old URL still answers here, from the cache
+    assert site.process()["uploaded"] == 1
+    assert site.client.scaled_imageurl(image_id, "square") == f"{CDN}/75x75!@10-50/1/{image_id}.jpeg"
+    assert site.keys() == sorted([f"{spec}/1/{image_id}.jpeg", f"75x75!@10-50/1/{image_id}.jpeg"])  # old one kept
+    site.client.delete_image(image_id)  # every object of every focus goes
+    assert site.keys() == []
+
+
+def test_a_flush_covers_the_size_with_every_focus(site: Site) -> None:
+    data, _ = placed(1800, 900, 1000, 100)
+    image_id = site.client.save_image(data)
+    site.client.set_focus(image_id, (0.1, 0.5))
+    site.render(image_id, "75x75!@10-50")
+    site.render(image_id, "square")  # huImages' centred URL
+    assert site.process()["uploaded"] == 2
+    assert site.client.scaled_imageurl(image_id, "square") == f"{CDN}/75x75!@10-50/1/{image_id}.jpeg"
+    result = CliRunner(env=site.env).invoke(main, ["flush", "square"])
+    assert result.exit_code == 0 and "2 cached files removed" in result.stdout, result.output
+    assert site.client.scaled_imageurl(image_id, "square") == f"http://img.test/75x75!@10-50/{image_id}/image.jpeg"
+    site.render(image_id, "75x75!@10-50")  # rendered anew and queued at the size's version 2
+    assert site.process()["uploaded"] == 1
+    assert site.client.scaled_imageurl(image_id, "square") == f"{CDN}/75x75!@10-50/2/{image_id}.jpeg"

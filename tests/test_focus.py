@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw, ImageOps
@@ -17,36 +19,20 @@ from huimages.core.sizes import crop_box, parse_size
 from huimages.errors import InvalidFocus, InvalidSize, UnknownFocus
 from huimages.imaging import focus as detection
 from huimages.imaging.placeholder import average_colour, decode_thumbhash, encode_thumbhash, preview_data_uri
-from tests.imagetools import assert_similar, decode, encode, with_orientation
+from huimages.ops.cli import main
+from tests.imagetools import (
+    assert_similar,
+    astronaut,
+    backdrop,
+    decode,
+    encode,
+    placed,
+    with_orientation,
+)
 
 NAMED = {"square": "75x75!", "small": "240x160"}
-
-#: The astronaut of scikit-image's sample images (Eileen Collins, NASA, public domain), at 1.5 times its
-#: 512x512 pixels: her whole face, forehead to chin and ear to ear, labelled by hand (170, 45, 282, 188 at 1x).
-ASTRONAUT_FACE = (255, 68, 423, 282)
 #: The crop shapes sites ask for: a square, a 4:1 banner, a 1:2 tall card.
 SHAPES = ((300, 300), (800, 200), (200, 400))
-
-
-def astronaut() -> Image.Image:
-    import skimage.data
-
-    picture = Image.open(Path(skimage.data.__file__).parent / "astronaut.png").convert("RGB")
-    return picture.resize((768, 768), Image.Resampling.LANCZOS)
-
-
-def backdrop(width: int, height: int) -> Image.Image:
-    """A quiet studio backdrop: a soft gradient, no face, nothing that stands out."""
-    return Image.linear_gradient("L").resize((width, height)).convert("RGB").point(lambda v: 90 + v // 4)
-
-
-def placed(width: int, height: int, left: int, top: int) -> tuple[bytes, tuple[float, float, float, float]]:
-    """The astronaut at (left, top) of a larger picture, as a JPEG; and her face's box as fractions of it."""
-    canvas = backdrop(width, height)
-    canvas.paste(astronaut(), (left, top))
-    x0, y0, x1, y1 = ASTRONAUT_FACE
-    face = ((left + x0) / width, (top + y0) / height, (left + x1) / width, (top + y1) / height)
-    return encode(canvas, "JPEG", quality=90), face
 
 
 def holds(region: tuple[float, float, float, float], box: tuple[float, float, float, float]) -> bool:
@@ -330,3 +316,54 @@ def test_an_oriented_photo_gets_its_focus_upright(focused_client: Client) -> Non
     rendered = decode(focused_client.scaled_imagedata(image_id, "300x300!"))
     ideal = ideal_crop(canvas, (300, 300), focus.point_fractions)
     assert_similar(rendered, ideal, 8)
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+def forget_focus(client: Client, image_id: str) -> None:
+    """Make the record look as it did before focus points (a store from an earlier release)."""
+    fields = ("focus", "auto_focus", "focus_past", "placeholder")
+    client.service.catalog.update(image_id, lambda doc: {k: v for k, v in doc.items() if k not in fields})
+
+
+def test_the_focus_command_shows_sets_and_finds_for_every_image(tmp_path: Path) -> None:
+    env = {"HUIMAGES_HOME": str(tmp_path), "IMAGESERVERURL": "http://img.test/"}
+    client = Client(Settings.from_env(env))
+    data, _ = placed(1800, 900, 1000, 100)
+    with_face = client.save_image(data)
+    plain = client.save_image(encode(backdrop(400, 300), "JPEG"))
+    runner = CliRunner(env=env)
+    shown = runner.invoke(main, ["focus", with_face])
+    assert shown.exit_code == 0 and json.loads(shown.stdout)["source"] == "face"
+    result = runner.invoke(main, ["focus", with_face, "0.25", "0.75"])
+    assert result.exit_code == 0 and json.loads(result.stdout) == {"source": "manual", "x": 0.25, "y": 0.75}
+    assert "/75x75!@25-75/" in runner.invoke(main, ["url", with_face, "--size", "square"]).stdout
+    assert json.loads(runner.invoke(main, ["focus", with_face, "--auto"]).stdout)["source"] == "face"
+    refused = runner.invoke(main, ["focus", with_face, "1.5", "0.2"])
+    assert refused.exit_code == 2 and "1.5" in refused.output
+    assert runner.invoke(main, ["focus"]).exit_code == 2
+
+    for image_id in (with_face, plain):  # stored before focus points
+        forget_focus(client, image_id)
+    assert "/75x75!/" in client.scaled_imageurl(with_face, "square")  # centred until it has one
+    result = runner.invoke(main, ["focus", "--all"])
+    assert result.exit_code == 0, result.output
+    assert "focus points centre: 1, face: 1; failed: 0" in result.stdout
+    assert "focus points already: 2; failed: 0" in runner.invoke(main, ["focus", "--all"]).stdout  # resumable
+    assert focus_of(client.get_imagedoc(with_face)).source == "face"
+    assert client.get_imagedoc(plain)["placeholder"]["color"].startswith("#")
+    checked = runner.invoke(main, ["check"])
+    assert "focus     found at upload by: OpenCV" in checked.stdout
+
+
+def test_masters_build_finds_the_focus_of_images_stored_before_both(tmp_path: Path) -> None:
+    env = {"HUIMAGES_HOME": str(tmp_path), "IMAGESERVERURL": "http://img.test/", "HUIMAGES_MASTER_SIDE": "0"}
+    before = Client(Settings.from_env(env))
+    image_id = before.save_image(placed(1800, 900, 1000, 100)[0])
+    forget_focus(before, image_id)
+    result = CliRunner(env={**env, "HUIMAGES_MASTER_SIDE": "1024"}).invoke(main, ["masters", "build"])
+    assert result.exit_code == 0 and "masters made: 1" in result.stdout, result.output
+    after = Client(Settings.from_env({**env, "HUIMAGES_MASTER_SIDE": "1024"}))
+    assert after.service.originals.get_master(image_id, 1024) is not None
+    assert focus_of(after.get_imagedoc(image_id)).source == "face"

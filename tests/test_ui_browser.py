@@ -20,7 +20,7 @@ import pytest
 from huimages.client import Client
 from huimages.config import Settings
 from huimages.core.ids import compute_id
-from tests.imagetools import encode, photo
+from tests.imagetools import encode, photo, placed
 from tests.servers import huimages_serve
 from tests.test_browser import chromium_binary
 
@@ -188,3 +188,58 @@ def walk(page: Any, base: str, client: Client, photos: list[bytes], ids: list[st
     states = page.eval_on_selector_all("section:first-of-type tbody td:last-child", "c => c.map(x => x.textContent)")
     assert states == ["answers", "answers"]
     assert "240x160 (small)" in (page.text_content("section:last-of-type table") or "")
+
+
+def test_a_click_moves_the_focus_and_its_crop_previews_and_the_grid_shows_placeholders(
+    site: tuple[str, Client, str],
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    base, client, front = site
+    image_id = client.save_image(placed(1800, 900, 1000, 100)[0], title="Astronaut, off the centre")
+    found = client.get_imagedoc(image_id)
+    colour = found["placeholder"]["color"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_binary(), args=["--no-sandbox"])
+        page = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
+        try:
+            page.goto(f"{base}/ui/signin")
+            page.fill("#token", ADMIN)
+            page.keyboard.press("Enter")
+            page.wait_for_url(f"{base}/ui/")
+            # the grid: the average colour behind each thumbnail until it loads
+            shown = page.eval_on_selector(f'a[data-id="{image_id}"] img', "i => getComputedStyle(i).backgroundColor")
+            red, green, blue = (int(colour[k : k + 2], 16) for k in (1, 3, 5))
+            assert shown == f"rgb({red}, {green}, {blue})"
+
+            page.goto(f"{base}/ui/images/{image_id}")
+            until(page, "document.getElementById('focus-image').naturalWidth > 0")
+            positions = "() => [...document.querySelectorAll('.crop')].map(c => c.style.backgroundPosition)"
+            before = page.evaluate(positions)
+            assert float(page.input_value("#focus-x")) == round(found["focus"]["x"], 3) and before[0] != "0px 0px"
+            picture = page.locator("#focus-image")
+            box = picture.bounding_box()
+            assert box is not None
+            picture.click(position={"x": box["width"] * 0.1, "y": box["height"] * 0.5})
+            assert abs(float(page.input_value("#focus-x")) - 0.1) < 0.01
+            assert abs(float(page.input_value("#focus-y")) - 0.5) < 0.01
+            after = page.evaluate(positions)
+            # the square (120x120 of a 2:1 picture) now starts at its left edge; the banner keeps the whole
+            # width and moves to the middle; the tall card moves to the left edge as well
+            assert after[0].startswith("0px") and after[2].startswith("0px") and after != before
+            page.get_by_role("button", name="Save focus").click()
+            page.wait_for_url(re.compile(r".*\?done=focus#focus-heading$"))
+            focus = client.get_imagedoc(image_id)["focus"]
+            assert focus["source"] == "manual" and abs(focus["x"] - 0.1) < 0.01 and abs(focus["y"] - 0.5) < 0.01
+            urls = page.eval_on_selector_all("td .copy input", "fields => fields.map(f => f.value)")
+            assert f"/75x75!@10-50/{image_id}/" in " ".join(urls)  # the sizes table names the new crops
+            page.get_by_role("button", name="Back to the found focus").click()
+            page.wait_for_url(re.compile(r".*\?done=focus#focus-heading$"))
+            assert client.get_imagedoc(image_id)["focus"]["source"] == "face"
+        except Exception as exc:
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            shot = ARTIFACTS / f"ui-focus-{front}-failure.png"
+            page.screenshot(path=str(shot), full_page=True)
+            pytest.fail(f"{exc!r} at {page.url}; screenshot: {shot}")
+        finally:
+            browser.close()
