@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 from huimages.core.formats import DEFAULT_FORMATS, FORMATS, Encoding, available, parse_formats, split_format
 from huimages.errors import ConfigurationError
 
+#: HUIMAGES_FOCUS: faces (where the faces extra is installed) then saliency; saliency alone; none (centred crops).
+FOCUS_MODES = ("auto", "saliency", "centre")
 DEFAULT_SIZES: dict[str, str] = {
     "mini": "23x40",
     "thumb": "50x200",
@@ -199,6 +201,7 @@ class Settings:
     avif_quality: int = 67
     avif_speed: int = 9
     master_side: int = 2048
+    focus: str = "auto"  # how uploads find the focus crops are placed around (huimages.imaging.focus)
     prerender: tuple[str, ...] = ()
     sizes: Mapping[str, str] = dataclasses.field(default_factory=lambda: dict(DEFAULT_SIZES))
     limits: Limits = dataclasses.field(default_factory=Limits)
@@ -433,6 +436,12 @@ SETTINGS_SPECS: tuple[_Spec, ...] = (
     _Spec("HUIMAGES_AVIF_QUALITY", "avif_quality", int, "AVIF quality of derivatives, 1-100"),
     _Spec("HUIMAGES_AVIF_SPEED", "avif_speed", int, "AVIF encoder speed, 0 (smallest files) to 10 (fastest)"),
     _Spec("HUIMAGES_MASTER_SIDE", "master_side", _non_negative_int, "long side of each image's master; 0: none"),
+    _Spec(
+        "HUIMAGES_FOCUS",
+        "focus",
+        str,
+        "how uploads find the focus of crops: auto (faces with the faces extra, then saliency), saliency, centre",
+    ),
     _Spec("HUIMAGES_PRERENDER", "prerender", _csv_list, "sizes rendered at ingest: small,square,small.avif"),
     _Spec("HUIMAGES_MAX_SIDE", "limits.max_side", _positive_int, "largest width or height a URL may ask for"),
     _Spec("HUIMAGES_MAX_PIXELS", "limits.max_pixels", _positive_int, "largest original, in pixels"),
@@ -624,6 +633,8 @@ def _validate(settings: Settings) -> None:
                 "CDN_URL", f"{cdn.url!r} must be a fully qualified URL, e.g. https://images.example.com"
             )
     signing = settings.signing
+    if settings.focus not in FOCUS_MODES:
+        raise ConfigurationError("HUIMAGES_FOCUS", f"{settings.focus!r} is none of {', '.join(FOCUS_MODES)}")
     if signing.policy not in ("open", "named"):
         raise ConfigurationError("HUIMAGES_SIZE_POLICY", f"{signing.policy!r} is neither 'open' nor 'named'")
     for key in signing.keys:

@@ -30,6 +30,7 @@ from PIL import Image, ImageDraw, ImageFilter
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_focus
 import bench_inputs
 import bench_lookups
 import bench_ops
@@ -739,6 +740,7 @@ _SECTIONS = [
     "lookups",
     "inputs",
     "quality",
+    "focus",
     "upload",
     "scale",
     "thumbor",
@@ -827,6 +829,8 @@ def main() -> None:
             bench_lookups.bench_lookups(_free_port, _wait_port)
         if "upload" in sections:  # an upload's cost against a bare decode and against ipx's renders
             bench_upload.bench_upload(photos, args.repeat, _server, _free_port)
+        if "focus" in sections:  # what focus points and placeholders cost an upload, and the crops they save
+            bench_focus.bench_focus(photos, args.repeat)
         if "quality" in sections:  # detail kept at every size against the ideal render
             bench_quality.bench_quality(photos)
         if "inputs" in sections:  # HEIC and AVIF originals, animations, PNG for graphics

@@ -16,7 +16,7 @@ from huimages.client import Client
 from huimages.config import Settings
 from huimages.core.focus import CENTRE, Focus, focus_of, known_points, set_automatic, set_manual, to_stored
 from huimages.core.sizes import crop_box, parse_size
-from huimages.errors import InvalidFocus, InvalidSize, UnknownFocus
+from huimages.errors import ConfigurationError, InvalidFocus, InvalidSize, UnknownFocus
 from huimages.imaging import focus as detection
 from huimages.imaging.placeholder import average_colour, decode_thumbhash, encode_thumbhash, preview_data_uri
 from huimages.ops.cli import main
@@ -367,3 +367,21 @@ def test_masters_build_finds_the_focus_of_images_stored_before_both(tmp_path: Pa
     after = Client(Settings.from_env({**env, "HUIMAGES_MASTER_SIDE": "1024"}))
     assert after.service.originals.get_master(image_id, 1024) is not None
     assert focus_of(after.get_imagedoc(image_id)).source == "face"
+
+
+def test_the_focus_setting_chooses_how_uploads_find_it(tmp_path: Path) -> None:
+    data, _ = placed(1800, 900, 1000, 100)
+    for mode, source in (("saliency", "saliency"), ("centre", "centre")):
+        client = Client(Settings.at(tmp_path / mode, server_url="http://img.test/", focus=mode))
+        image_id = client.save_image(data)
+        assert focus_of(client.get_imagedoc(image_id)).source == source
+        assert (
+            mode
+            in CliRunner(env={"HUIMAGES_HOME": str(tmp_path / mode), "HUIMAGES_FOCUS": mode})
+            .invoke(main, ["check"])
+            .stdout
+        )
+    assert "/75x75!/" in client.scaled_imageurl(image_id, "square")  # centre: crops as huImages cut them
+    assert "placeholder" in client.get_imagedoc(image_id)  # placeholders are made whatever the focus
+    with pytest.raises(ConfigurationError, match="HUIMAGES_FOCUS"):
+        Settings.from_env({"HUIMAGES_HOME": str(tmp_path), "HUIMAGES_FOCUS": "faces"})

@@ -158,7 +158,8 @@ class ImagesApi:
     def store(self, uploads: list[Upload], metadata: Mapping[str, Any]) -> tuple[list[dict[str, Any]], bool]:
         """Check every file (decode it completely), then store each; their summaries, and whether any is new."""
         for upload in uploads:  # every file decodes, or nothing is stored
-            upload.ingested = ingest(upload.data, self.service.settings.limits, self.service.settings.master_side)
+            settings = self.service.settings
+            upload.ingested = ingest(upload.data, settings.limits, settings.master_side, settings.focus)
         answers, created = [], False
         for upload in uploads:
             image_id = compute_id(upload.data)

@@ -30,7 +30,7 @@ from huimages.imaging.checks import (
     verify_frames,
 )
 from huimages.imaging.colour import to_srgb
-from huimages.imaging.focus import FACE_SIDE, find_focus
+from huimages.imaging.focus import FACE_SIDE, find_focus, shrink
 from huimages.imaging.placeholder import placeholder
 from huimages.imaging.render import REDUCING_GAP, RESAMPLE, to_rgb
 
@@ -69,15 +69,16 @@ def master_dimensions(width: int, height: int, side: int, content_type: str = ""
     return fit_dimensions(width, height, side, side)
 
 
-def ingest(data: bytes, limits: Limits, master_side: int) -> Ingested:
+def ingest(data: bytes, limits: Limits, master_side: int, focus: str = "auto") -> Ingested:
     """Check an original completely and make its master, from one decode.
 
     The decode that proves the file is complete and uncorrupted (at the
     smallest JPEG scale that still covers the master) is the one the master
     is made from: the image upright, in RGB (RGBA when it has transparency),
-    fitted into ``master_side`` pixels. The focus and the placeholders come
-    from the same pixels. ``master_side`` 0: no master, the verify decode
-    delivers just what the focus needs. Raises ``InvalidImage`` or
+    fitted into ``master_side`` pixels. The focus (found as ``focus``,
+    ``HUIMAGES_FOCUS``, says) and the placeholders come from the same
+    pixels. ``master_side`` 0: no master, the verify decode delivers just
+    what the focus needs. Raises ``InvalidImage`` or
     ``ImageTooLarge`` saying what is wrong.
     """
     if len(data) > limits.max_upload_bytes:
@@ -96,7 +97,7 @@ def ingest(data: bytes, limits: Limits, master_side: int) -> Ingested:
             verify_frames(im, frames)  # an animation is served whole: every frame must decode
         if master_side <= 0:
             upright = _upright(im, info, fit_dimensions(info.width, info.height, FACE_SIDE, FACE_SIDE))
-            return Ingested(info, None, find_focus(upright), placeholder(upright))
+            return Ingested(info, None, find_focus(upright, focus), placeholder(upright))  # (already small)
         upright = _upright(im, info, master_dimensions(info.width, info.height, master_side, info.content_type))
         with pillow_errors():
             out = io.BytesIO()
@@ -104,13 +105,14 @@ def ingest(data: bytes, limits: Limits, master_side: int) -> Ingested:
                 upright.save(out, "PNG", compress_level=3)
             else:
                 upright.save(out, "JPEG", quality=MASTER_QUALITY)
-        return Ingested(info, out.getvalue(), find_focus(upright), placeholder(upright))
+        small = shrink(upright)  # the focus and the placeholders come from one small copy
+        return Ingested(info, out.getvalue(), find_focus(small, focus), placeholder(small))
 
 
-def ingest_stored(data: bytes, limits: Limits, master_side: int) -> Ingested:
+def ingest_stored(data: bytes, limits: Limits, master_side: int, focus: str = "auto") -> Ingested:
     """``ingest`` of an original already stored (whatever upload and ratio limits held when it came)."""
     stored = dataclasses.replace(limits, max_upload_bytes=max(len(data), 1), max_pixels_per_byte=0)
-    return ingest(data, stored, master_side)
+    return ingest(data, stored, master_side, focus)
 
 
 def make_master(data: bytes, limits: Limits, master_side: int) -> bytes:

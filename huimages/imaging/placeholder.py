@@ -23,9 +23,10 @@ HASH_SIDE = 32  # the reference allows 100; the hash keeps frequencies up to 7, 
 
 
 def placeholder(upright: Image.Image) -> dict[str, str]:
-    """The record's ``placeholder`` field: ``{"color": "#rrggbb", "thumbhash": base64}``."""
-    small = upright.convert("RGBA")
-    small.thumbnail((HASH_SIDE, HASH_SIDE), Image.Resampling.BOX, reducing_gap=None)
+    """The record's ``placeholder`` field: ``{"color": "#rrggbb", "thumbhash": base64}``, from the image at any size."""
+    small = upright.copy()
+    small.thumbnail((HASH_SIDE, HASH_SIDE), Image.Resampling.BOX, reducing_gap=2.0)
+    small = small.convert("RGBA")
     return {"color": average_colour(small), "thumbhash": base64.b64encode(encode_thumbhash(small)).decode("ascii")}
 
 

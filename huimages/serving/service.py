@@ -158,7 +158,7 @@ class ImageService:
         """
         check_metadata(title=title, references=references, typ=typ, filename=filename)
         # ``prepared``: the check of these bytes already made (an upload checks every file before storing one)
-        ingested = prepared or ingest(bytes(data), self.settings.limits, self.settings.master_side)
+        ingested = prepared or ingest(bytes(data), self.settings.limits, self.settings.master_side, self.settings.focus)
         info = ingested.info
         image_id = compute_id(data)
         if content_type_hint and content_type_hint.lower() != info.content_type:
@@ -244,7 +244,7 @@ class ImageService:
         doc = self.catalog.get_live(validate_id(image_id))
         original = self.originals.get(image_id)
         side = self.settings.master_side
-        ingested = ingest_stored(original, self.settings.limits, side)
+        ingested = ingest_stored(original, self.settings.limits, side, self.settings.focus)
         if ingested.master is not None and self.originals.get_master(image_id, side) is None:
             self.originals.put_master(image_id, side, ingested.master)
         placeholder = ingested.placeholder
@@ -514,7 +514,7 @@ class ImageService:
         size, the length and the content type.
         """
         original = self.originals.get(image_id)  # a legacy attachment is copied to the primary store here
-        ingested = ingest_stored(original, self.settings.limits, self.settings.master_side)
+        ingested = ingest_stored(original, self.settings.limits, self.settings.master_side, self.settings.focus)
         assert ingested.master is not None
         self.originals.put_master(image_id, self.settings.master_side, ingested.master)
         info = ingested.info

@@ -47,7 +47,7 @@ def check(check_all: bool, originals: bool, orphans: bool, delete_orphans: bool)
             )
     from huimages.imaging.focus import detector
 
-    click.echo(f"focus     found at upload by: {detector()}")
+    click.echo(f"focus     found at upload by: {detector(service.settings.focus)}")
     store = open_primary(service.settings)
     if isinstance(store, S3Store) and report["originals"]["ok"]:
         checked, public = store.public_ids(None if check_all else 100)
