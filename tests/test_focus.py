@@ -385,3 +385,18 @@ def test_the_focus_setting_chooses_how_uploads_find_it(tmp_path: Path) -> None:
     assert "placeholder" in client.get_imagedoc(image_id)  # placeholders are made whatever the focus
     with pytest.raises(ConfigurationError, match="HUIMAGES_FOCUS"):
         Settings.from_env({"HUIMAGES_HOME": str(tmp_path), "HUIMAGES_FOCUS": "faces"})
+
+
+def test_the_template_tags_take_the_placeholder(focused_client: Client) -> None:
+    import jinja2
+
+    from huimages.jinja import install
+
+    image_id = focused_client.save_image(encode(Image.new("RGB", (300, 200), (40, 120, 200)), "PNG"))
+    environment = jinja2.Environment(autoescape=True)
+    install(environment, focused_client)
+    page = environment.from_string('{{ scaled_tag(id, "small", placeholder=True) }}').render(id=image_id)
+    assert 'style="background-color:#2878c8"' in page
+    unknown = "A" * 32 + "01"  # huImages' fallback tag for an image it cannot read: no placeholder to show
+    page = environment.from_string('{{ scaled_tag(id, "small", placeholder=True) }}').render(id=unknown)
+    assert "placeholder" not in page and "style" not in page and unknown in page

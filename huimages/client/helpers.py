@@ -97,6 +97,7 @@ def tag_or_fallback(client: Client, imageid: str, size: str, args: tuple[str, ..
         doc = {}
     width, height = dimensions_or_none(client, imageid, size)
     alt = alt_text(doc, client.settings.alt_addition)
+    attrs = {k: v for k, v in attrs.items() if k != "placeholder"}  # nothing known to show
     return img_tag(client.scaled_imageurl(imageid, size), width, height, alt, args, attrs)
 
 
