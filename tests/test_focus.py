@@ -13,13 +13,14 @@ from hypothesis import strategies as st
 from PIL import Image, ImageDraw, ImageOps
 
 from huimages.client import Client
-from huimages.config import Settings
-from huimages.core.focus import CENTRE, Focus, focus_of, known_points, set_automatic, set_manual, to_stored
+from huimages.config import Settings, SigningSettings
+from huimages.core.focus import CENTRE, Focus, check_focus, focus_of, known_points, set_automatic, set_manual, to_stored
 from huimages.core.sizes import crop_box, parse_size
-from huimages.errors import ConfigurationError, InvalidFocus, InvalidSize, UnknownFocus
+from huimages.errors import ConfigurationError, InvalidFocus, InvalidSize, SizeNotAllowed, UnknownFocus
 from huimages.imaging import focus as detection
 from huimages.imaging.placeholder import average_colour, decode_thumbhash, encode_thumbhash, preview_data_uri
 from huimages.ops.cli import main
+from huimages.serving.census import census
 from tests.imagetools import (
     assert_similar,
     astronaut,
@@ -400,3 +401,29 @@ def test_the_template_tags_take_the_placeholder(focused_client: Client) -> None:
     unknown = "A" * 32 + "01"  # huImages' fallback tag for an image it cannot read: no placeholder to show
     page = environment.from_string('{{ scaled_tag(id, "small", placeholder=True) }}').render(id=unknown)
     assert "placeholder" not in page and "style" not in page and unknown in page
+
+
+@pytest.mark.parametrize("wrong", [[2, 0.5], [0.5], [0.1, 0.2, 0.3], "0.5,0.5", [True, False], [float("nan"), 0.5], {}])
+def test_a_focus_is_two_fractions(wrong: object) -> None:
+    with pytest.raises(InvalidFocus, match=r"\[x, y\]"):
+        check_focus(wrong)
+    assert check_focus([0, 1]) == (0.0, 1.0) and check_focus((0.25, "0.5")) == (0.25, 0.5)
+
+
+def test_signed_crops_sign_their_focus_and_the_cache_counts_them_with_their_size(tmp_path: Path) -> None:
+    key = "k" * 32
+    client = Client(Settings.at(tmp_path / "data", server_url="http://img.test/", signing=SigningSettings(keys=(key,))))
+    service = client.service
+    image_id = client.save_image(placed(1800, 900, 1000, 100)[0])
+    token = focus_of(client.get_imagedoc(image_id)).token
+    url = client.scaled_imageurl(image_id, "300x100!")  # not a named size: signed, over the path with its focus
+    path, _, signature = url.removeprefix("http://img.test").partition("?s=")
+    assert f"/300x100!{token}/" in path and signature
+    size = service.parse_size(f"300x100!{token}")
+    assert decode(service.serve(size, image_id, signature).read()).size == (300, 100)
+    with pytest.raises(SizeNotAllowed, match="does not match"):  # the same signature for the centred crop
+        service.serve(service.parse_size("300x100!"), image_id, signature)
+    assert "?s=" not in client.scaled_imageurl(image_id, "square")  # a named crop around its focus is free
+    service.serve(service.parse_size(f"square{token}"), image_id, None).close()
+    shelves = census(service.cache.root).shelves
+    assert shelves[("300x100!", "jpeg")].files == 1 and shelves[("75x75!", "jpeg")].files == 1

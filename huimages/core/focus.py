@@ -107,8 +107,10 @@ def parse_point(text: str) -> FocusPoint:
 def check_focus(value: Any) -> tuple[float, float]:
     """A focus as given by a caller (``[x, y]``, fractions from 0 to 1); ``InvalidFocus`` saying what is wrong."""
     try:
+        if isinstance(value, (str, bytes, dict)) or any(isinstance(v, bool) for v in value):
+            raise ValueError
         x, y = (float(v) for v in value)
-        if isinstance(value, (str, bytes)) or not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+        if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
             raise ValueError
     except (TypeError, ValueError):
         raise InvalidFocus(

@@ -84,11 +84,11 @@ class Census:
             self.temporary.add(stat)
             self.stale += self.made - stat.st_mtime >= TEMP_MAX_AGE
         elif not name.startswith(".") and folder != ".":
-            self.shelves.setdefault((folder, name.rpartition(".")[2]), Shelf()).add(stat)
+            self.shelves.setdefault(_shelf(folder, name), Shelf()).add(stat)
 
     def remove(self, folder: str, name: str, size: int) -> None:
         """Count off a file a prune removed (its shelf's oldest stays as the walk saw it)."""
-        shelf = self.shelves.get((folder, name.rpartition(".")[2]))
+        shelf = self.shelves.get(_shelf(folder, name))
         if shelf is not None:
             shelf.files -= 1
             shelf.bytes -= size
@@ -187,3 +187,8 @@ def census(root: Path, *, walk_anew: bool = False, now: float | None = None) -> 
     if counted.files >= RECORD_FROM:
         record(root, counted)
     return counted
+
+
+def _shelf(folder: str, name: str) -> tuple[str, str]:
+    """A file's (size, extension): a crop's files around every focus (``75x75!@42-31``) count with its size."""
+    return folder.partition("@")[0], name.rpartition(".")[2]
