@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from huimages.errors import HuImagesError
 from huimages.ops.cli.common import _bar, _bring_up_to_date, _client, _exit_on_failures, _service
+
+if TYPE_CHECKING:
+    from huimages.serving.service import ImageService
 
 
 @click.command()
@@ -130,10 +135,6 @@ def masters() -> None:
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Images at once.")
 def masters_build(workers: int) -> None:
     """Make the master of every image that has none (images stored before masters); resumable."""
-    import concurrent.futures
-
-    from huimages.ops.migrate import each
-
     service = _service()
     side = service.settings.master_side
     if not side:
@@ -148,24 +149,32 @@ def masters_build(workers: int) -> None:
             service.master(image_id)
         return "made"
 
+    counts, failed = _every_image(service, build, workers, "building masters")
+    click.echo(f"masters made: {counts.get('made', 0)}, already there: {counts.get('already', 0)}, ", nl=False)
+    click.echo(f"failed: {len(failed)}")
+    _exit_on_failures(failed)
+
+
+def _every_image(
+    service: ImageService, work: Callable[[str], str], workers: int, label: str
+) -> tuple[dict[str, int], dict[str, str]]:
+    """``work`` for every image of the catalog, ``workers`` at once, with a progress bar: outcomes counted, failures."""
+    import concurrent.futures
+
+    from huimages.ops.migrate import each
+
     _bring_up_to_date(service.catalog)  # a listing of every image, not of the index as it stands
-    made = already = 0
+    counts: dict[str, int] = {}
     failed: dict[str, str] = {}
-    with (
-        _bar(service.catalog.count(), "building masters") as bar,
-        concurrent.futures.ThreadPoolExecutor(workers) as pool,
-    ):
+    with _bar(service.catalog.count(), label) as bar, concurrent.futures.ThreadPoolExecutor(workers) as pool:
         for docs in service.catalog.pages():
-            for image_id, outcome in each(pool, build, [str(doc["_id"]) for doc in docs]):
+            for image_id, outcome in each(pool, work, [str(doc["_id"]) for doc in docs]):
                 if isinstance(outcome, HuImagesError):
                     failed[image_id] = str(outcome)
-                elif outcome == "made":
-                    made += 1
                 else:
-                    already += 1
+                    counts[outcome] = counts.get(outcome, 0) + 1
                 bar.update(1)
-    click.echo(f"masters made: {made}, already there: {already}, failed: {len(failed)}")
-    _exit_on_failures(failed)
+    return counts, failed
 
 
 @click.command()
@@ -207,10 +216,6 @@ def focus(
 
 
 def _focus_all(again: bool, workers: int) -> None:
-    import concurrent.futures
-
-    from huimages.ops.migrate import each
-
     service = _service()
 
     def find(image_id: str) -> str:
@@ -218,20 +223,7 @@ def _focus_all(again: bool, workers: int) -> None:
             return "already"
         return str(service.analyse(image_id)["focus"]["source"])
 
-    _bring_up_to_date(service.catalog)
-    counts: dict[str, int] = {}
-    failed: dict[str, str] = {}
-    with (
-        _bar(service.catalog.count(), "finding focus points") as bar,
-        concurrent.futures.ThreadPoolExecutor(workers) as pool,
-    ):
-        for docs in service.catalog.pages():
-            for image_id, outcome in each(pool, find, [str(doc["_id"]) for doc in docs]):
-                if isinstance(outcome, HuImagesError):
-                    failed[image_id] = str(outcome)
-                else:
-                    counts[str(outcome)] = counts.get(str(outcome), 0) + 1
-                bar.update(1)
+    counts, failed = _every_image(service, find, workers, "finding focus points")
     found = ", ".join(f"{name}: {count}" for name, count in sorted(counts.items())) or "no images"
     click.echo(f"focus points {found}; failed: {len(failed)}")
     _exit_on_failures(failed)
