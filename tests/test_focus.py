@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw, ImageOps
 from huimages.client import Client
 from huimages.config import Settings, SigningSettings
 from huimages.core.focus import CENTRE, Focus, check_focus, focus_of, known_points, set_automatic, set_manual, to_stored
+from huimages.core.formats import WEBP
 from huimages.core.sizes import crop_box, parse_size
 from huimages.errors import ConfigurationError, InvalidFocus, InvalidSize, SizeNotAllowed, UnknownFocus
 from huimages.imaging import focus as detection
@@ -427,3 +428,14 @@ def test_signed_crops_sign_their_focus_and_the_cache_counts_them_with_their_size
     service.serve(service.parse_size(f"square{token}"), image_id, None).close()
     shelves = census(service.cache.root).shelves
     assert shelves[("300x100!", "jpeg")].files == 1 and shelves[("75x75!", "jpeg")].files == 1
+
+
+def test_prerendered_crops_are_cut_around_the_focus_a_new_one_too(tmp_path: Path) -> None:
+    client = Client(Settings.at(tmp_path / "data", server_url="http://img.test/", prerender=("square", "small.webp")))
+    image_id = client.save_image(placed(1800, 900, 1000, 100)[0])
+    token = focus_of(client.get_imagedoc(image_id)).token
+    cache = client.service.cache
+    assert cache.exists(f"75x75!{token}", image_id) and cache.exists("240x160", image_id, WEBP)
+    assert not cache.exists("75x75!", image_id)  # the centred crop, which no helper names, is not made
+    client.set_focus(image_id, (0.1, 0.5))
+    assert cache.exists("75x75!@10-50", image_id)

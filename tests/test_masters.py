@@ -96,9 +96,10 @@ def test_prerender_at_ingest_and_for_a_store(tmp_path: Path) -> None:
     client = site(tmp_path, HUIMAGES_PRERENDER="small,square,150x150,small.avif,75x75!.webp")
     image_id = client.save_image(encode(pattern(900, 600), "JPEG"))
     cache = tmp_path / "cache"
-    for folder in ("240x160", "75x75!", "150x150"):
+    square = f"75x75!{focus_of(client.get_imagedoc(image_id)).token}"  # a crop around the image's focus
+    for folder in ("240x160", square, "150x150"):
         assert (cache / folder / f"{image_id}.jpeg").is_file(), folder
-    assert (cache / "240x160" / f"{image_id}.avif").is_file() and (cache / "75x75!" / f"{image_id}.webp").is_file()
+    assert (cache / "240x160" / f"{image_id}.avif").is_file() and (cache / square / f"{image_id}.webp").is_file()
     with pytest.raises(ConfigurationError, match="'png' is not a format served here"):
         Settings.from_env({"HUIMAGES_PRERENDER": "small.png", "HUIMAGES_FORMATS": "jpeg,webp"})
 
@@ -108,7 +109,8 @@ def test_prerender_at_ingest_and_for_a_store(tmp_path: Path) -> None:
     result = runner.invoke(main, ["prerender", "medium", "50x50!", "--all-images"])
     assert result.exit_code == 0, result.output
     assert "4 derivatives rendered, 0 were cached already, 0 failed" in result.output
-    assert (cache / "480x320" / f"{other}.jpeg").is_file() and (cache / "50x50!" / f"{image_id}.jpeg").is_file()
+    crop = f"50x50!{focus_of(client.get_imagedoc(image_id)).token}"
+    assert (cache / "480x320" / f"{other}.jpeg").is_file() and (cache / crop / f"{image_id}.jpeg").is_file()
     result = runner.invoke(main, ["prerender", "medium", "--id", other])
     assert "0 derivatives rendered, 1 were cached already" in result.output
     result = runner.invoke(main, ["prerender", "medium.webp", "--id", other])

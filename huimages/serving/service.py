@@ -208,17 +208,21 @@ class ImageService:
         """Render the sizes a site shows new uploads in, so no page waits for them; a failure is logged only."""
         for token in self.settings.prerender:
             try:
-                size, fmt = self.parse_derivative(token)
-                self.derivative(size, image_id, fmt).close()
+                self.prerender(image_id, [self.parse_derivative(token)])
             except HuImagesError as exc:
                 logger.warning("could not prerender %s of %s: %s", token, image_id, exc)
 
     def prerender(self, image_id: str, derivatives: list[tuple[Size, Format]]) -> int:
-        """Render these sizes (in these formats) of an image unless cached; returns how many were rendered."""
+        """Render these sizes (in these formats) of an image unless cached; returns how many were rendered.
+
+        A crop is rendered around the image's focus, as the helpers name it.
+        """
         made = 0
+        point = focus_of(self.catalog.get_live(image_id)).point
         for size, fmt in derivatives:
-            if not self.cache.exists(size.spec, image_id, fmt):
-                self.derivative(size, image_id, fmt).close()
+            placed = size.focused(point) if size.crop and size.focus is None else size
+            if not self.cache.exists(placed.spec, image_id, fmt):
+                self.derivative(placed, image_id, fmt).close()
                 made += 1
         return made
 
@@ -231,12 +235,14 @@ class ImageService:
     def set_focus(self, image_id: str, point: tuple[float, float] | None) -> Doc:
         """Set an image's focus by hand (x, y as fractions of the upright image), or (None) go back to the found one.
 
-        Its crops get new URLs (``huimages.core.focus``); the URLs of the
-        focus before keep answering, from the cache or rendered as they were.
+        Its crops get new URLs (``huimages.core.focus``), rendered at once for
+        the sizes of ``HUIMAGES_PRERENDER``; the URLs of the focus before keep
+        answering, from the cache or rendered as they were.
         """
         focus = None if point is None else Focus(float(point[0]), float(point[1]), "manual")
         doc = self.catalog.update(validate_id(image_id), lambda doc: set_manual(doc, focus))
         logger.info("focus of %s set to %s", image_id, focus_of(doc).as_record())
+        self._prerender(image_id)  # the new crops of HUIMAGES_PRERENDER, so no page waits for them
         return doc
 
     def analyse(self, image_id: str) -> Doc:
