@@ -166,3 +166,20 @@ def test_a_gif_without_a_loop_plays_once(site: tuple[Client, ImageApp]) -> None:
     assert "loop" not in Image.open(io.BytesIO(data)).info
     image_id = client.save_image(data)
     assert decode(call(app, f"/240x160/{image_id}.webp").body).info.get("loop") == 1
+
+
+def test_an_animated_crop_is_cut_around_the_focus_in_every_frame(client: Client) -> None:
+    from huimages.core.sizes import crop_box
+
+    image_id = client.save_image(animation("GIF"))
+    client.set_focus(image_id, (0.5, 0.2))  # above the middle: the sky the disc moves across, not the ground
+    url = client.scaled_imageurl(image_id, "200x100!", format="webp")
+    assert "/200x100!@50-20/" in url
+    size = client.service.parse_size("200x100!@50-20")
+    served = decode(client.service.derivative(size, image_id, WEBP).read())
+    frames = [frame.convert("RGB") for frame in ImageSequence.Iterator(served)]
+    assert len(frames) == len(FRAMES)
+    box = crop_box(320, 240, 200, 100, (0.5, 0.2))
+    assert box[1] == 0.0  # the top edge: around y = 20 %, kept inside the picture
+    for shown, made in zip(frames, FRAMES, strict=True):
+        assert_similar(shown, made.resize((200, 100), Image.Resampling.LANCZOS, box=box), 10)

@@ -363,6 +363,7 @@ def test_masters_build_finds_the_focus_of_images_stored_before_both(tmp_path: Pa
     env = {"HUIMAGES_HOME": str(tmp_path), "IMAGESERVERURL": "http://img.test/", "HUIMAGES_MASTER_SIDE": "0"}
     before = Client(Settings.from_env(env))
     image_id = before.save_image(placed(1800, 900, 1000, 100)[0])
+    assert focus_of(before.get_imagedoc(image_id)).source == "face"  # without masters too, from a small decode
     forget_focus(before, image_id)
     result = CliRunner(env={**env, "HUIMAGES_MASTER_SIDE": "1024"}).invoke(main, ["masters", "build"])
     assert result.exit_code == 0 and "masters made: 1" in result.stdout, result.output
