@@ -54,8 +54,9 @@ def _full_decode(data: bytes) -> None:
 
 def bench_upload(photos: list[Path], repeat: int, serve: Callable[..., Any], free_port: Callable[[], int]) -> None:
     binary = ipx_binary()
-    print(f"\n## Uploads, best of {repeat}: huimages' upload against Pillow's bare full decode and against")
-    print("## ipx 3's three cold renders (240x160, 150x150 cover, 1024x768) of the same photo; ms")
+    focus = os.environ.get("HUIMAGES_FOCUS", "auto")  # HUIMAGES_FOCUS=saliency: uploads without the face search
+    print(f"\n## Uploads (HUIMAGES_FOCUS={focus}), best of {repeat}: huimages' upload against Pillow's bare full")
+    print("## decode and against ipx 3's three cold renders (240x160, 150x150 cover, 1024x768) of the photo; ms")
     header = f"{'photo':<16}{'decode':>8}{'upload':>8}{'/decode':>8}{'3 renders':>10}{'ipx 3':>8}{'upload/ipx':>11}"
     print(header + f"{'renders/ipx':>12}")
     totals = [0.0, 0.0, 0.0, 0.0]
@@ -74,7 +75,7 @@ def bench_upload(photos: list[Path], repeat: int, serve: Callable[..., Any], fre
                 decode = best_ms(functools.partial(_full_decode, data), repeat)
                 uploads, renders = [], []
                 for attempt in range(repeat):  # a new store each time: the upload writes the original and master
-                    client = Client(Settings.at(Path(tmp) / f"store-{n}-{attempt}"))
+                    client = Client(Settings.at(Path(tmp) / f"store-{n}-{attempt}", focus=focus))
                     uploads.append(best_ms(functools.partial(client.save_image, data), 1))
                     image_id = client.save_image(data)
                     renders.append(sum(best_ms(functools.partial(_render, client, t, image_id), 1) for t in IPX_URLS))
