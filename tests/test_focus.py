@@ -440,3 +440,11 @@ def test_prerendered_crops_are_cut_around_the_focus_a_new_one_too(tmp_path: Path
     assert not cache.exists("75x75!", image_id)  # the centred crop, which no helper names, is not made
     client.set_focus(image_id, (0.1, 0.5))
     assert cache.exists("75x75!@10-50", image_id)
+
+
+def test_a_placeholder_edited_by_hand_adds_no_css(focused_client: Client) -> None:
+    image_id = focused_client.save_image(encode(Image.new("RGB", (300, 200), (40, 120, 200)), "PNG"))
+    focused_client.service.catalog.update(
+        image_id, lambda doc: {**doc, "placeholder": {"color": "red;background:url(//x)", "thumbhash": "a)"}}
+    )
+    assert "style=" not in focused_client.scaled_tag(image_id, "small", placeholder="preview")

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from huimages.imaging.placeholder import preview_data_uri
+
+_COLOUR = re.compile(r"#[0-9a-f]{6}")
+_THUMBHASH = re.compile(r"[A-Za-z0-9+/]{8,64}={0,2}")
 
 
 def attribute_name(key: str) -> str:
@@ -64,11 +68,11 @@ def placeholder_style(doc: Mapping[str, Any], placeholder: bool | str, attrs: Ma
     if placeholder not in (False, True, "preview"):
         raise ValueError(f'placeholder is True, False or "preview"; got {placeholder!r}')
     found = doc.get("placeholder") or {}
-    colour, thumbhash = found.get("color"), found.get("thumbhash")
-    if not placeholder or not colour:
+    colour, thumbhash = str(found.get("color") or ""), str(found.get("thumbhash") or "")
+    if not placeholder or not _COLOUR.fullmatch(colour):  # (a record edited by hand cannot add CSS)
         return dict(attrs)
     style = f"background-color:{colour}"
-    if placeholder == "preview" and thumbhash:
+    if placeholder == "preview" and _THUMBHASH.fullmatch(thumbhash):
         style += f";background-image:url({preview_data_uri(thumbhash)});background-size:cover"
     given = {attribute_name(k): v for k, v in attrs.items()}
     if given.get("style"):
