@@ -215,11 +215,17 @@ def test_a_new_focus_names_new_urls_and_the_old_ones_keep_answering(focused_clie
     assert f"/75x75!{found.token}/" in focused_client.scaled_imageurl(image_id, "square")
     with pytest.raises(InvalidFocus):
         focused_client.set_focus(image_id, (1.5, 0.2))
-    # a delete removes every focus's files, named in the cache's note (not by a walk of every folder)
+    # a delete removes the files of every focus the record names (and of none it does not: no walk of them)
     focused = list(service.cache.root.glob(f"75x75!@*/{image_id}.jpeg"))
     assert len(focused) == 2
+    other = focused_client.save_image(encode(backdrop(400, 300), "JPEG"))
+    stray = service.cache.write("75x75!@33-33", other, b"x")  # a focus folder of another image only
+    stray.close()
     focused_client.delete_image(image_id)
     assert not any(path.exists() for path in focused)
+    assert service.cache.exists("75x75!@33-33", other)
+    # another host learns only the ID of a deleted image (its sweep): every focus folder is tried
+    assert service.cache.remove_image(other) == 1 and not service.cache.exists("75x75!@33-33", other)
 
 
 def difference_of(a: bytes, b: bytes) -> float:

@@ -20,10 +20,11 @@ import shutil
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from huimages.backends.files import atomic_write, atomic_write_open, is_disk_full, is_within
+from huimages.core.focus import FocusPoint, point_token
 from huimages.core.formats import FORMATS, JPEG, Format
 from huimages.core.ids import is_valid_id, validate_id
 from huimages.errors import DiskFull, RenderBusy, StorageError
@@ -101,8 +102,6 @@ class DerivativeCache:
         """
         path = self.path(size_token, image_id, fmt)
         try:
-            if "@" in size_token:
-                self._note_focused(size_token, image_id)
             return CachedFile.of(atomic_write_open(path, data))
         except OSError as exc:
             if is_disk_full(exc):
@@ -199,44 +198,27 @@ class DerivativeCache:
                 os.replace(entry, into / entry.name)
         folder.rmdir()
 
-    def _note_focused(self, size_token: str, image_id: str) -> None:
-        """Note that a crop around a focus of the image is cached in ``size_token``'s folder, before it is written.
+    def remove_image(self, image_id: str, points: Iterable[FocusPoint] | None = None) -> int:
+        """Delete every cached derivative of one image (every size, focus and format) here; how many were removed.
 
-        Focus folders are many (one per crop size and focus), so a delete
-        reads this note instead of trying every folder.
+        ``points``: the focus points the image's crops were cut around (its
+        record's: only those render), so only their folders are tried; without
+        them (the record is gone), every focus folder is.
         """
-        note = self._focused_note(image_id)
-        try:
-            if size_token in note.read_text().split():
-                return
-        except FileNotFoundError:
-            note.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(note, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            os.write(fd, f"{size_token}\n".encode("ascii"))
-        finally:
-            os.close(fd)
-
-    def _focused_note(self, image_id: str) -> Path:
-        return self.state_folder("focused") / image_id[:2] / image_id
-
-    def remove_image(self, image_id: str) -> int:
-        """Delete every cached derivative of one image (every size, focus and format) here; how many were removed."""
         validate_id(image_id)
-        note = self._focused_note(image_id)
-        try:
-            focused = [t for t in dict.fromkeys(note.read_text().split()) if _is_plain_token(t)]
-        except FileNotFoundError:
-            focused = []
+        folders = self.sizes()
+        if points is not None:
+            tokens = [point_token(p) for p in points]
+            crops = [f for f in folders if "!" in f and "@" not in f]
+            folders = [f for f in folders if "@" not in f] + [f + t for f in crops for t in tokens if t]
         removed = 0
-        for folder in [*(f for f in self.sizes() if "@" not in f), *focused]:
+        for folder in folders:
             for fmt in FORMATS.values():
                 try:
                     (self.root / folder / f"{image_id}.{fmt.extension}").unlink()
                     removed += 1
                 except FileNotFoundError:
                     continue
-        note.unlink(missing_ok=True)
         return removed
 
     def sizes(self) -> list[str]:

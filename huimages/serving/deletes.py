@@ -25,6 +25,7 @@ from typing import Any
 from huimages.catalog.base import Catalog
 from huimages.cdn import CdnPublisher, QueueStore
 from huimages.cdn.records import Derivative
+from huimages.core.focus import FocusPoint, known_points
 from huimages.core.ids import validate_id
 from huimages.errors import BackendUnavailable, HuImagesError
 from huimages.originals.base import OriginalsStore
@@ -149,10 +150,15 @@ class Deleter:
                 return False
             return True
 
+        try:  # the focus points its crops were cut around: their folders are the ones to clear here
+            points: set[FocusPoint] | None = known_points(self.catalog.get(image_id))
+        except HuImagesError as exc:  # gone already (a delete finished later), or the catalog does not answer
+            points = None
+            down.extend([True] if isinstance(exc, BackendUnavailable) else [])  # one timeout, not two
         existed: list[bool] = []
         done("the catalog record", lambda: existed.append(self.catalog.delete(image_id)))
         report.existed = any(existed)
-        report.cached = self.cache.remove_image(image_id)
+        report.cached = self.cache.remove_image(image_id, points)
         self.failures.forget(image_id)
         items: list[Derivative] = []
         done("the CDN objects", lambda: items.extend(self.queue.derivatives_of(image_id)))
