@@ -427,3 +427,7 @@ def test_a_flush_covers_the_size_with_every_focus(site: Site) -> None:
     site.render(image_id, "75x75!@10-50")  # rendered anew and queued at the size's version 2
     assert site.process()["uploaded"] == 1
     assert site.client.scaled_imageurl(image_id, "square") == f"{CDN}/75x75!@10-50/2/{image_id}.jpeg"
+    left = site.keys()
+    assert f"75x75!@10-50/1/{image_id}.jpeg" in left  # the flush left version 1's objects
+    site.client.delete_image(image_id)  # the delete takes those too: nothing of the image stays on the CDN
+    assert site.keys() == []

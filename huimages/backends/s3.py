@@ -160,6 +160,22 @@ class Bucket:
         with self.errors(f"delete {key}"):
             self.client.delete_object(Bucket=self.name, Key=key)
 
+    def delete_many(self, keys: list[str]) -> None:
+        """Delete these objects (missing ones are not an error), 1,000 a request; ``StorageError`` naming a failure."""
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            with self.errors(f"delete {len(chunk)} objects"):
+                answer = self.client.delete_objects(
+                    Bucket=self.name, Delete={"Objects": [{"Key": key} for key in chunk], "Quiet": True}
+                )
+            failed = answer.get("Errors") or []
+            if failed:
+                first = failed[0]
+                raise StorageError(
+                    self.backend,
+                    f"{self.where}: {len(failed)} objects not deleted, {first.get('Key')}: {first.get('Message')}",
+                )
+
     def ping(self) -> None:
         """Raise unless the bucket exists and the credentials may use it."""
         with self.errors("reach the bucket"):

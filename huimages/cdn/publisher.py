@@ -128,8 +128,11 @@ class CdnPublisher:
                 del self._lookups[key]
 
     def delete_object(self, item: Derivative) -> None:
-        """Remove a derivative's object from the CDN bucket (one that is not there is not an error)."""
-        self.bucket.delete(item.key)
+        """Remove a derivative's objects from the CDN bucket: at its version and the versions flushes left behind.
+
+        One that is not there is not an error.
+        """
+        self.bucket.delete_many(item.keys_so_far)
 
     # -- queue runs -----------------------------------------------------------
 

@@ -65,6 +65,11 @@ class Derivative:
         return f"{self.size}/{self.version}/{self.image_id}.{self.format}"
 
     @property
+    def keys_so_far(self) -> list[str]:
+        """Its key at this version and at every version before: a flush leaves the older objects in the bucket."""
+        return [f"{self.size}/{version}/{self.image_id}.{self.format}" for version in range(1, self.version + 1)]
+
+    @property
     def record_key(self) -> str:
         return derivative_key(self.size, self.image_id, self.format)
 
