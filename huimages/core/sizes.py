@@ -3,9 +3,10 @@
 A size is ``o`` (the original), a named size (``small``), ``WxH`` (fit inside
 the box, keep the aspect ratio, never upscale) or ``WxH!`` (scale and crop to
 exactly WxH, upscaling if need be), centred, or placed around a focus named
-after it in percents (``WxH!@42-31``, ``square@42-31``: ``huimages.core.focus``). Everything here is a pure
-function of its arguments, so it can be property-tested and shared by the
-renderer and ``scaled_dimensions``: the two can never disagree.
+after it in percents (``WxH!@42-31``, ``square@42-31``: ``huimages.core.focus``).
+Everything here is a pure function of its arguments, so it can be
+property-tested and shared by the renderer and ``scaled_dimensions``: the two
+can never disagree.
 """
 
 from __future__ import annotations

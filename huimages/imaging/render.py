@@ -167,8 +167,8 @@ def animate(
     Pillow hands over each frame as the browser shows it (GIF disposal, APNG
     dispose and blend ops and WebP blending resolved onto the canvas), so
     every frame is the whole picture: each gets the same box (around the
-    size's focus), the same
-    filter and the same orientation; durations and the loop count are kept.
+    size's focus), the same filter and the same orientation; durations and
+    the loop count are kept.
     """
     out_w, out_h = out
     pixels = frames * out_w * out_h

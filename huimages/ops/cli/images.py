@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from huimages.errors import HuImagesError
 from huimages.ops.cli.common import _bar, _bring_up_to_date, _client, _exit_on_failures, _service
 
 if TYPE_CHECKING:
+    from huimages.catalog.records import Doc
     from huimages.serving.service import ImageService
 
 
@@ -140,10 +142,11 @@ def masters_build(workers: int) -> None:
     if not side:
         raise click.ClickException("masters are off (HUIMAGES_MASTER_SIDE=0)")
 
-    def build(image_id: str) -> str:
+    def build(doc: Doc) -> str:
+        image_id = str(doc["_id"])
         if service.originals.get_master(image_id, side) is not None:
             return "already"
-        if "placeholder" not in service.record(image_id):  # stored before focus: one decode makes both
+        if "placeholder" not in doc:  # stored before focus: one decode makes both
             service.analyse(image_id)
         else:
             service.master(image_id)
@@ -155,10 +158,15 @@ def masters_build(workers: int) -> None:
     _exit_on_failures(failed)
 
 
+def _on_record(work: Callable[[Doc], str], page: dict[str, Doc], image_id: str) -> str:
+    return work(page[image_id])
+
+
 def _every_image(
-    service: ImageService, work: Callable[[str], str], workers: int, label: str
+    service: ImageService, work: Callable[[Doc], str], workers: int, label: str
 ) -> tuple[dict[str, int], dict[str, str]]:
-    """``work`` for every image of the catalog, ``workers`` at once, with a progress bar: outcomes counted, failures."""
+    """``work`` for every image's record (as the listing read it), ``workers`` at once, with a progress bar:
+    its outcomes counted, and the failures."""
     import concurrent.futures
 
     from huimages.ops.migrate import each
@@ -168,7 +176,8 @@ def _every_image(
     failed: dict[str, str] = {}
     with _bar(service.catalog.count(), label) as bar, concurrent.futures.ThreadPoolExecutor(workers) as pool:
         for docs in service.catalog.pages():
-            for image_id, outcome in each(pool, work, [str(doc["_id"]) for doc in docs]):
+            page = {str(doc["_id"]): doc for doc in docs}
+            for image_id, outcome in each(pool, functools.partial(_on_record, work, page), list(page)):
                 if isinstance(outcome, HuImagesError):
                     failed[image_id] = str(outcome)
                 else:
@@ -207,7 +216,7 @@ def focus(
     if point and automatic:
         raise click.UsageError("give X Y or --auto, not both")
     if point or automatic:
-        found = client.set_focus(image_id, None if automatic or point is None else (point[0], point[1]))
+        found = client.set_focus(image_id, None if automatic else point)
     else:
         from huimages.core.focus import focus_of
 
@@ -218,10 +227,10 @@ def focus(
 def _focus_all(again: bool, workers: int) -> None:
     service = _service()
 
-    def find(image_id: str) -> str:
-        if not again and "placeholder" in service.record(image_id):
+    def find(doc: Doc) -> str:
+        if not again and "placeholder" in doc:
             return "already"
-        return str(service.analyse(image_id)["focus"]["source"])
+        return str(service.analyse(str(doc["_id"]))["focus"]["source"])
 
     counts, failed = _every_image(service, find, workers, "finding focus points")
     found = ", ".join(f"{name}: {count}" for name, count in sorted(counts.items())) or "no images"
