@@ -128,6 +128,15 @@ def photo(width: int, height: int, seed: int = 0) -> Image.Image:
     return im
 
 
+def gravel(width: int, height: int) -> Image.Image:
+    """Fine detail everywhere, two pixels across (gravel, foliage, film grain): what mild resampling filters lose."""
+    from PIL import ImageFilter
+
+    noise = Image.effect_noise((width // 2, height // 2), 90).resize((width, height), Image.Resampling.BICUBIC)
+    im = Image.merge("RGB", (noise, noise.point(lambda v: v * 0.8 + 20), noise.point(lambda v: v * 0.6 + 40)))
+    return im.filter(ImageFilter.GaussianBlur(0.6))
+
+
 def matrix_profile(primaries: tuple[tuple[float, float, float], ...], gamma: float, name: str) -> bytes:
     """An ICC v2 RGB display profile made of a matrix and a gamma curve (what Adobe RGB and Display P3 are).
 
