@@ -7,11 +7,18 @@ full, upright, scaled with LANCZOS straight to the output size. What JPEG
 itself loses is taken out by encoding the ideal at the same quality: the
 figure is that encoded ideal's SSIM minus the derivative's, so 0 means the
 pipeline (master, DCT scaling, filters) lost nothing JPEG would not.
+
+Then the bytes: each derivative's size against the bytes the ideal render
+needs as JPEG (optimised, qualities 66 to 97, interpolated) to reach the
+same SSIM, for the derivative served from the master and for the same one
+rendered straight from the original (a store without masters); their ratio
+is what the master costs in bytes at equal SSIM.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import tempfile
 from pathlib import Path
 
@@ -40,6 +47,29 @@ def _jpeg(im: Image.Image, quality: int) -> Image.Image:
     return Image.open(io.BytesIO(out.getvalue())).convert("RGB")
 
 
+#: The qualities the ideal render is encoded at, for the bytes it needs to reach a given SSIM.
+CURVE_QUALITIES = (66, 72, 78, 82, 85, 88, 91, 94, 97)
+
+
+def bytes_at_equal_ssim(served: bytes, reference: Image.Image, curve: list[tuple[float, int]]) -> float:
+    """``served``'s bytes against what the ideal render needs, encoded as JPEG, for the same SSIM (interpolated)."""
+    score = ssim(Image.open(io.BytesIO(served)).convert("RGB"), reference)
+    for (low_ssim, low_bytes), (high_ssim, high_bytes) in itertools.pairwise(curve):
+        if low_ssim <= score <= high_ssim:
+            need = low_bytes + (high_bytes - low_bytes) * (score - low_ssim) / (high_ssim - low_ssim)
+            return len(served) / need
+    return float("nan")  # outside the curve (below quality 66 or above 97)
+
+
+def ideal_curve(reference: Image.Image) -> list[tuple[float, int]]:
+    points = []
+    for quality in CURVE_QUALITIES:
+        out = io.BytesIO()
+        reference.save(out, "JPEG", quality=quality, optimize=True)
+        points.append((ssim(Image.open(io.BytesIO(out.getvalue())).convert("RGB"), reference), len(out.getvalue())))
+    return sorted(points)
+
+
 def bench_quality(photos: list[Path]) -> None:
     with tempfile.TemporaryDirectory() as home:
         settings = Settings.from_env({"HUIMAGES_HOME": home})  # HUIMAGES_MASTER_SIDE=3072 ... tries another side
@@ -47,10 +77,13 @@ def bench_quality(photos: list[Path]) -> None:
         quality = client.settings.jpeg_quality
         print(f"\n## Detail kept: SSIM lost beyond JPEG q{quality} of the ideal render (full decode, LANCZOS),")
         print(f"## as served with masters of {client.settings.master_side} px; worst and mean over the photos")
+        direct = Client(Settings.at(Path(home) / "direct", master_side=0, limits=LIMITS))
         losses: dict[str, list[tuple[float, str]]] = {token: [] for token in TOKENS}
+        sizes: dict[str, list[tuple[float, float]]] = {token: [] for token in TOKENS}
         for path in photos:
             data = path.read_bytes()
             image_id = client.save_image(data)
+            direct.save_image(data)
             with Image.open(io.BytesIO(data)) as opened:
                 upright = ImageOps.exif_transpose(opened).convert("RGB")
             for token in TOKENS:
@@ -59,6 +92,11 @@ def bench_quality(photos: list[Path]) -> None:
                 derivative = Image.open(io.BytesIO(served)).convert("RGB")
                 loss = ssim(_jpeg(reference, quality), reference) - ssim(derivative, reference)
                 losses[token].append((loss, path.stem))
+                curve = ideal_curve(reference)
+                unmastered = direct.service.derivative_bytes(token, image_id)
+                sizes[token].append(
+                    (bytes_at_equal_ssim(served, reference, curve), bytes_at_equal_ssim(unmastered, reference, curve))
+                )
     print(f"{'size':>12}{'worst':>9}{'mean':>9}  worst photo")
     for token, found in losses.items():
         worst = max(found)
@@ -66,3 +104,20 @@ def bench_quality(photos: list[Path]) -> None:
         print(f"{token:>12}{worst[0]:>9.4f}{mean:>9.4f}  {worst[1]}")
     everything = [loss for found in losses.values() for loss, _ in found]
     print(f"{'all':>12}{max(everything):>9.4f}{sum(everything) / len(everything):>9.4f}")
+    _print_bytes(sizes)
+
+
+def _print_bytes(sizes: dict[str, list[tuple[float, float]]]) -> None:
+    print("\n## Bytes at equal SSIM: each derivative's bytes against what the ideal render needs as JPEG for the")
+    print("## same SSIM; served (from the master) and rendered straight from the original (no master); mean, worst")
+    print(f"{'size':>12}{'served':>9}{'worst':>8}{'direct':>9}{'worst':>8}{'served/direct':>15}")
+    for token, found in sizes.items():
+        kept = [pair for pair in found if pair[0] == pair[0] and pair[1] == pair[1]]  # (not NaN)
+        if not kept:
+            continue
+        served, direct = [p[0] for p in kept], [p[1] for p in kept]
+        ratio = sum(served) / sum(direct)
+        print(
+            f"{token:>12}{sum(served) / len(kept):>9.3f}{max(served):>8.3f}{sum(direct) / len(kept):>9.3f}"
+            f"{max(direct):>8.3f}{ratio:>14.3f}x"
+        )

@@ -59,7 +59,8 @@ _MILD_MIN_PIXELS = 500_000
 # A master of this many bits a pixel or more is full of fine detail (grain, foliage, gravel): there HAMMING,
 # and a DCT-scaled decode that leaves LANCZOS little to do, lose up to 0.044 SSIM (Debian's wallpapers: 1024x768
 # from a 1280-pixel master), so its renders decode at twice the output or more and use LANCZOS throughout.
-# Below it (the masters of the benchmark photos hold 0.5 to 1.43) both cost at most 0.0035 (docs/benchmarks.md).
+# Below it (the benchmark photos' masters hold 0.8 to 1.2, the smoother wallpapers' 0.5 to 1.4) both cost
+# at most 0.0035 (docs/benchmarks.md).
 DETAILED_BITS_PER_PIXEL = 1.6
 
 
