@@ -183,7 +183,7 @@ def test_migrate_copies_verifies_and_resumes(prod: Settings, seaweed: SeaweedS3)
 @pytest.mark.faults
 def test_migration_killed_midway_then_rerun(prod: Settings, seaweed: SeaweedS3) -> None:
     ids = {legacy_image(prod, jpeg(300 + n, 200)) for n in range(60)}
-    env = {**os.environ, **settings_env(prod, seaweed)}
+    env = {**os.environ, **settings_env(prod, seaweed), "PYTHONFAULTHANDLER": "1"}  # a crash shows its stack
     argv = [sys.executable, "-m", "huimages", "migrate", "--delete-attachments", "--batch", "10", "--workers", "2"]
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     client = seaweed.client()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
 from typing import Any
 
 from PIL import Image, ImageFilter
@@ -82,8 +83,16 @@ def detect_faces(small: Image.Image) -> list[tuple[int, int, int, int]]:
     return [(int(x), int(y), int(w), int(h)) for x, y, w, h in found]
 
 
-@functools.cache
+_LOADING = threading.Lock()
+
+
 def _cascade() -> Any:
+    with _LOADING:  # uploads and migrate's workers ask at once: OpenCV is imported and its cascade read once
+        return _load_cascade()
+
+
+@functools.cache
+def _load_cascade() -> Any:
     try:
         import cv2
     except ImportError:
