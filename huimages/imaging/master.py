@@ -8,9 +8,11 @@ animate are rendered from the original (docs/formats.md says why).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import logging
+from collections.abc import Iterator
 
 from PIL import Image
 
@@ -81,6 +83,37 @@ def ingest(data: bytes, limits: Limits, master_side: int, focus: str = "auto") -
     what the focus needs. Raises ``InvalidImage`` or
     ``ImageTooLarge`` saying what is wrong.
     """
+    with _checked_upright(data, limits, master_side) as (info, upright):
+        if master_side <= 0:
+            return Ingested(info, None, find_focus(upright, focus), placeholder(upright))  # (already small)
+        small = shrink(upright)  # the focus and the placeholders come from one small copy
+        return Ingested(info, _encode_master(upright), find_focus(small, focus), placeholder(small))
+
+
+def ingest_stored(data: bytes, limits: Limits, master_side: int, focus: str = "auto") -> Ingested:
+    """``ingest`` of an original already stored (whatever upload and ratio limits held when it came)."""
+    return ingest(data, _stored_limits(data, limits), master_side, focus)
+
+
+def make_master(data: bytes, limits: Limits, master_side: int) -> bytes:
+    """The master of a stored original (for images stored before masters, or a host that lost one).
+
+    Only the master: a render that finds none, and ``huimages migrate``,
+    need no focus or placeholders (the record has them, or
+    ``huimages focus --all`` finds them).
+    """
+    with _checked_upright(data, _stored_limits(data, limits), master_side) as (_, upright):
+        return _encode_master(upright)
+
+
+def _stored_limits(data: bytes, limits: Limits) -> Limits:
+    return dataclasses.replace(limits, max_upload_bytes=max(len(data), 1), max_pixels_per_byte=0)
+
+
+@contextlib.contextmanager
+def _checked_upright(data: bytes, limits: Limits, master_side: int) -> Iterator[tuple[ImageInfo, Image.Image]]:
+    """The original checked completely and decoded once, upright: at its master's size, or (``master_side`` 0)
+    at the size the focus search needs. The pixels are valid inside the ``with`` only."""
     if len(data) > limits.max_upload_bytes:
         raise ImageTooLarge(
             f"the file has {len(data)} bytes, more than the limit of {limits.max_upload_bytes}",
@@ -96,30 +129,20 @@ def ingest(data: bytes, limits: Limits, master_side: int, focus: str = "auto") -
         if frames > 1:
             verify_frames(im, frames)  # an animation is served whole: every frame must decode
         if master_side <= 0:
-            upright = _upright(im, info, fit_dimensions(info.width, info.height, FACE_SIDE, FACE_SIDE))
-            return Ingested(info, None, find_focus(upright, focus), placeholder(upright))  # (already small)
-        upright = _upright(im, info, master_dimensions(info.width, info.height, master_side, info.content_type))
-        with pillow_errors():
-            out = io.BytesIO()
-            if upright.mode == "RGBA":
-                upright.save(out, "PNG", compress_level=3)
-            else:
-                upright.save(out, "JPEG", quality=MASTER_QUALITY)
-        small = shrink(upright)  # the focus and the placeholders come from one small copy
-        return Ingested(info, out.getvalue(), find_focus(small, focus), placeholder(small))
+            size = fit_dimensions(info.width, info.height, FACE_SIDE, FACE_SIDE)
+        else:
+            size = master_dimensions(info.width, info.height, master_side, info.content_type)
+        yield info, _upright(im, info, size)
 
 
-def ingest_stored(data: bytes, limits: Limits, master_side: int, focus: str = "auto") -> Ingested:
-    """``ingest`` of an original already stored (whatever upload and ratio limits held when it came)."""
-    stored = dataclasses.replace(limits, max_upload_bytes=max(len(data), 1), max_pixels_per_byte=0)
-    return ingest(data, stored, master_side, focus)
-
-
-def make_master(data: bytes, limits: Limits, master_side: int) -> bytes:
-    """The master of a stored original (for images stored before masters, or a host that lost one)."""
-    master = ingest_stored(data, limits, master_side).master
-    assert master is not None
-    return master
+def _encode_master(upright: Image.Image) -> bytes:
+    with pillow_errors():
+        out = io.BytesIO()
+        if upright.mode == "RGBA":
+            upright.save(out, "PNG", compress_level=3)
+        else:
+            upright.save(out, "JPEG", quality=MASTER_QUALITY)
+        return out.getvalue()
 
 
 def _upright(im: Image.Image, info: ImageInfo, size: tuple[int, int]) -> Image.Image:

@@ -134,6 +134,9 @@ def render(
                 f"{encoding.format.name} holds at most {encoding.format.max_side} pixels a side and this would be"
                 f" {out_w}x{out_h}; ask for a smaller size or another format",
             )
+        if frames > 1 and encoding.format.animates:
+            source = source_size or (src_w, src_h)
+            return animate(im, frames, orientation, (out_w, out_h), size, encoding, limits, deadline, source)
         need_w, need_h = decode_target(size, src_w, src_h)
         # A master's bits a pixel measure its detail (it is always quality 92); an original's also grow with its
         # quality, so only its large renders (sizes beyond its master) take the careful path on that measure.
@@ -141,9 +144,6 @@ def render(
         detailed = careful and im.format in ("JPEG", "MPO") and is_detailed(len(data), im.size)
         if detailed:  # a DCT-scaled decode leaves LANCZOS at least 2x to do
             need_w, need_h = min(src_w, 2 * need_w), min(src_h, 2 * need_h)
-        if frames > 1 and encoding.format.animates:
-            source = source_size or (src_w, src_h)
-            return animate(im, frames, orientation, (out_w, out_h), size, encoding, limits, deadline, source)
         started = time.perf_counter()
         with pillow_errors():
             if im.format in ("JPEG", "MPO"):
