@@ -763,6 +763,9 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=1_000_000, help="cache files the scale section grows to")
     parser.add_argument("--couch-images", type=int, default=100_000, help="images of the scale section's CouchDB")
     parser.add_argument("--samples", type=int, default=200, help="requests timed per row of the scale section")
+    parser.add_argument(
+        "--against", metavar="REV", help="with --only quality: also serve every size by git revision REV and compare"
+    )
     parser.add_argument("--peak-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.peak_child:
@@ -833,6 +836,8 @@ def main() -> None:
             bench_focus.bench_focus(photos, args.repeat)
         if "quality" in sections:  # detail kept at every size against the ideal render
             bench_quality.bench_quality(photos)
+            if args.against:
+                bench_quality.bench_against(photos, args.against)
         if "inputs" in sections:  # HEIC and AVIF originals, animations, PNG for graphics
             bench_inputs.bench_inputs(photos, args.repeat)
         if "scale" in sections:  # only when named: it fills a million records and a million files

@@ -13,12 +13,20 @@ needs as JPEG (optimised, qualities 66 to 97, interpolated) to reach the
 same SSIM, for the derivative served from the master and for the same one
 rendered straight from the original (a store without masters); their ratio
 is what the master costs in bytes at equal SSIM.
+
+With ``--against REV`` the same sizes are also served by another git
+revision (a worktree of it, through scripts/render_sizes.py) and compared
+with this one's, photo by photo: the bytes at equal SSIM and the loss, so a
+change to the pipeline shows what it did to both.
 """
 
 from __future__ import annotations
 
 import io
 import itertools
+import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -72,7 +80,7 @@ def ideal_curve(reference: Image.Image) -> list[tuple[float, int]]:
 
 def bench_quality(photos: list[Path]) -> None:
     with tempfile.TemporaryDirectory() as home:
-        settings = Settings.from_env({"HUIMAGES_HOME": home})  # HUIMAGES_MASTER_SIDE=3072 ... tries another side
+        settings = Settings.from_env({**os.environ, "HUIMAGES_HOME": home})  # HUIMAGES_MASTER_SIDE=3072 ... too
         client = Client(Settings.at(Path(home), master_side=settings.master_side, limits=LIMITS))
         quality = client.settings.jpeg_quality
         print(f"\n## Detail kept: SSIM lost beyond JPEG q{quality} of the ideal render (full decode, LANCZOS),")
@@ -120,4 +128,48 @@ def _print_bytes(sizes: dict[str, list[tuple[float, float]]]) -> None:
         print(
             f"{token:>12}{sum(served) / len(kept):>9.3f}{max(served):>8.3f}{sum(direct) / len(kept):>9.3f}"
             f"{max(direct):>8.3f}{ratio:>14.3f}x"
+        )
+
+
+def bench_against(photos: list[Path], revision: str) -> None:
+    """Every size served by ``revision`` and by this tree, both from a fresh store; compared photo by photo."""
+    root = Path(__file__).resolve().parent.parent
+    settings = Settings.from_env({**os.environ, "HUIMAGES_HOME": tempfile.gettempdir()})
+    side, quality = settings.master_side, settings.jpeg_quality
+    print(f"\n## Against {revision}: bytes at equal SSIM and SSIM lost beyond JPEG, served then and now")
+    with tempfile.TemporaryDirectory() as tmp:
+        tree, out = Path(tmp) / "tree", Path(tmp) / "out"
+        subprocess.run(
+            ["git", "-C", str(root), "worktree", "add", "--detach", "--quiet", str(tree), revision], check=True
+        )
+        try:
+            for name, source in (("then", tree), ("now", root)):
+                command = [sys.executable, str(root / "scripts" / "render_sizes.py"), str(out / name), str(side)]
+                command += [",".join(TOKENS), *(str(path.resolve()) for path in photos)]
+                subprocess.run(command, env={**os.environ, "PYTHONPATH": str(source)}, cwd=source, check=True)
+        finally:
+            subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(tree)], check=False)
+        found: dict[str, list[tuple[float, float, float, float, str]]] = {token: [] for token in TOKENS}
+        for path in photos:
+            with Image.open(path) as opened:
+                upright = ImageOps.exif_transpose(opened).convert("RGB")
+            for index, token in enumerate(TOKENS):
+                reference = ideal(upright, token)
+                curve, jpeg_score = ideal_curve(reference), ssim(_jpeg(reference, quality), reference)
+                then, now = ((out / name / path.stem / f"{index}.bin").read_bytes() for name in ("then", "now"))
+                loss_then, loss_now = (
+                    jpeg_score - ssim(Image.open(io.BytesIO(data)).convert("RGB"), reference) for data in (then, now)
+                )
+                then_bytes, now_bytes = (bytes_at_equal_ssim(data, reference, curve) for data in (then, now))
+                found[token].append((then_bytes, now_bytes, loss_then, loss_now, path.stem))
+    heading = f"{'size':>12}{'then':>8}{'now':>8}{'now/then':>10}{'worst':>8}"
+    print(f"{heading}  {'loss: worst then':>16}{'now':>8}{'mean then':>11}{'now':>8}")
+    for token, rows in found.items():
+        kept = [row for row in rows if row[0] == row[0] and row[1] == row[1]]  # (not NaN)
+        then_sum, now_sum = sum(row[0] for row in kept), sum(row[1] for row in kept)
+        worst = max(row[1] / row[0] for row in kept)
+        print(
+            f"{token:>12}{then_sum / len(kept):>8.3f}{now_sum / len(kept):>8.3f}{now_sum / then_sum:>9.3f}x"
+            f"{worst:>7.3f}x  {max(row[2] for row in rows):>16.4f}{max(row[3] for row in rows):>8.4f}"
+            f"{sum(row[2] for row in rows) / len(rows):>11.4f}{sum(row[3] for row in rows) / len(rows):>8.4f}"
         )

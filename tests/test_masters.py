@@ -28,8 +28,8 @@ def site(tmp_path: Path, **env: str) -> Client:
     return Client(site_settings(tmp_path, **{"HUIMAGES_MASTER_SIDE": str(SIDE), **env}))
 
 
-def master_of(client: Client, image_id: str) -> Image.Image:
-    data = client.service.originals.get_master(image_id, SIDE)
+def master_of(client: Client, image_id: str, side: int = SIDE) -> Image.Image:
+    data = client.service.originals.get_master(image_id, side)
     assert data is not None
     return decode(data)
 
@@ -53,6 +53,26 @@ def test_ingest_makes_an_upright_master(tmp_path: Path) -> None:
     plain = off.save_image(encode(photo(600, 400), "JPEG"))
     assert off.service.originals.get_master(plain, 2048) is None
     assert decode(off.scaled_imagedata(plain, "small")).size == (240, 160)
+
+
+def test_an_upload_decodes_the_original_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check, the colour conversion, the master, the focus and the placeholders all come from one decode."""
+    client = site(tmp_path, HUIMAGES_MASTER_SIDE="2048")
+    jpeg, png = encode(photo(3000, 2000), "JPEG", quality=92), encode(photo(1200, 800), "PNG")
+    decoders: list[str] = []
+    real = Image._getdecoder
+
+    def counted(mode: str, decoder_name: str, args: object, extra: tuple[object, ...] = ()) -> object:
+        decoders.append(decoder_name)
+        return real(mode, decoder_name, args, extra)
+
+    monkeypatch.setattr(Image, "_getdecoder", counted)
+    jpeg_id = client.save_image(jpeg)
+    assert decoders.count("jpeg") == 1  # at the master's DCT scale (1/2 here), and nothing decoded again
+    assert master_of(client, jpeg_id, 2048).size == (1500, 1000)
+    decoders.clear()
+    client.save_image(png)
+    assert decoders.count("zip") == 1  # (the CRC check reads the chunks, it does not inflate the pixels again)
 
 
 @pytest.mark.parametrize("token", ["240x160", "150x150!", "480x320", "1024x768", "75x75!", "33x999"])
