@@ -145,7 +145,7 @@ def bench_against(photos: list[Path], revision: str) -> None:
         try:
             for name, source in (("then", tree), ("now", root)):
                 command = [sys.executable, str(root / "scripts" / "render_sizes.py"), str(out / name), str(side)]
-                command += [",".join(TOKENS), *(str(path.resolve()) for path in photos)]
+                command += [",".join(TOKENS), *(str(path.absolute()) for path in photos)]
                 subprocess.run(command, env={**os.environ, "PYTHONPATH": str(source)}, cwd=source, check=True)
         finally:
             subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(tree)], check=False)
