@@ -59,8 +59,9 @@ _MILD_MIN_PIXELS = 500_000
 # A master of this many bits a pixel or more is full of fine detail (grain, foliage, gravel): there HAMMING,
 # and a DCT-scaled decode that leaves LANCZOS little to do, lose up to 0.044 SSIM (Debian's wallpapers: 1024x768
 # from a 1280-pixel master), so its renders decode at twice the output or more and use LANCZOS throughout.
-# Below it (the benchmark photos' masters hold 0.8 to 1.2, the smoother wallpapers' 0.5 to 1.4) both cost
-# at most 0.0035 (docs/benchmarks.md).
+# Below it (the benchmark photos' masters hold 0.8 to 1.2, the smoother wallpapers' 0.5 to 1.4) HAMMING costs
+# at most 0.0021 SSIM more than LANCZOS at 1024x768, but for fine periodic patterns, which compress well and which the
+# measure misses (ripples at 1.15 bits: 0.0096; docs/benchmarks.md).
 DETAILED_BITS_PER_PIXEL = 1.6
 
 
