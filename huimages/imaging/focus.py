@@ -84,26 +84,48 @@ def detect_faces(small: Image.Image) -> list[tuple[int, int, int, int]]:
 
 
 _LOADING = threading.Lock()
+_THIS_THREAD = threading.local()
 
 
 def _cascade() -> Any:
-    with _LOADING:  # uploads and migrate's workers ask at once: OpenCV is imported and its cascade read once
-        return _load_cascade()
+    """This thread's cascade, or None without a detector.
+
+    A cascade keeps the state of the image it searches (its scales and
+    sums), so threads never share one: uploads and migrate's workers
+    searching images of different sizes at once through one cascade fail
+    (OpenCV's assertion on ``getScaleData``). Each thread reads its own
+    from the cascade file once.
+    """
+    cascade = getattr(_THIS_THREAD, "cascade", _UNREAD)
+    if cascade is _UNREAD:
+        with _LOADING:  # OpenCV is imported, and the file looked for, once
+            path = _cascade_file()
+        cascade = _THIS_THREAD.cascade = None if path is None else _read_cascade(path)
+    return cascade
+
+
+_UNREAD = object()
 
 
 @functools.cache
-def _load_cascade() -> Any:
+def _cascade_file() -> str | None:
     try:
         import cv2
     except ImportError:
         return None
     cv2.setNumThreads(1)  # a render slot is one core
     path = os.path.join(getattr(getattr(cv2, "data", None), "haarcascades", ""), "haarcascade_frontalface_alt2.xml")
-    cascade = cv2.CascadeClassifier(path) if os.path.exists(path) else None
-    if cascade is None or cascade.empty():
+    if not os.path.exists(path) or _read_cascade(path) is None:
         logger.warning("OpenCV %s has no frontal-face cascade at %s; faces are not looked for", cv2.__version__, path)
         return None
-    return cascade
+    return path
+
+
+def _read_cascade(path: str) -> Any:
+    import cv2
+
+    cascade = cv2.CascadeClassifier(path)
+    return None if cascade.empty() else cascade
 
 
 def _faces_focus(faces: list[tuple[int, int, int, int]], size: tuple[int, int]) -> Focus:
