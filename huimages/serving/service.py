@@ -19,7 +19,7 @@ from huimages.catalog.records import Doc, format_timestamp
 from huimages.cdn import CdnPublisher, QueueStore, open_publisher, open_queue
 from huimages.cdn.records import QueueStats
 from huimages.config import Settings
-from huimages.core.focus import Focus, focus_of, known_points, set_automatic, set_manual
+from huimages.core.focus import Focus, FocusPoint, focus_of, known_points, set_automatic, set_manual
 from huimages.core.formats import ANIMATED_TYPES, JPEG, Encoding, Format, served_format, split_format
 from huimages.core.ids import compute_id, validate_id
 from huimages.core.sizes import Size, decode_target, output_dimensions, parse_size
@@ -204,11 +204,21 @@ class ImageService:
         except ImageNotFound:
             return None
 
-    def _prerender(self, image_id: str) -> None:
-        """Render the sizes a site shows new uploads in, so no page waits for them; a failure is logged only."""
+    def _prerender(self, image_id: str, doc: Doc | None = None) -> None:
+        """Render the sizes a site shows new uploads in, so no page waits for them; a failure is logged only.
+
+        ``doc``: the image's record, when it is at hand (its focus places the crops).
+        """
+        if not self.settings.prerender:
+            return
+        try:
+            point = focus_of(doc or self.catalog.get_live(image_id)).point
+        except HuImagesError as exc:
+            logger.warning("could not prerender %s: %s", image_id, exc)
+            return
         for token in self.settings.prerender:
             try:
-                self.prerender(image_id, [self.parse_derivative(token)])
+                self._render_unless_cached(image_id, self.parse_derivative(token), point)
             except HuImagesError as exc:
                 logger.warning("could not prerender %s of %s: %s", token, image_id, exc)
 
@@ -217,14 +227,16 @@ class ImageService:
 
         A crop is rendered around the image's focus, as the helpers name it.
         """
-        made = 0
         point = focus_of(self.catalog.get_live(image_id)).point
-        for size, fmt in derivatives:
-            placed = size.focused(point) if size.crop and size.focus is None else size
-            if not self.cache.exists(placed.spec, image_id, fmt):
-                self.derivative(placed, image_id, fmt).close()
-                made += 1
-        return made
+        return sum(self._render_unless_cached(image_id, derivative, point) for derivative in derivatives)
+
+    def _render_unless_cached(self, image_id: str, derivative: tuple[Size, Format], point: FocusPoint) -> bool:
+        size, fmt = derivative
+        placed = size.focused(point) if size.crop and size.focus is None else size
+        if self.cache.exists(placed.spec, image_id, fmt):
+            return False
+        self.derivative(placed, image_id, fmt).close()
+        return True
 
     def update_metadata(self, image_id: str, *, timestamp: datetime.datetime | str | None, **metadata: Any) -> Doc:
         """Merge title, references and type into an image's record, as saving it again would."""
@@ -242,7 +254,7 @@ class ImageService:
         focus = None if point is None else Focus(float(point[0]), float(point[1]), "manual")
         doc = self.catalog.update(validate_id(image_id), lambda doc: set_manual(doc, focus))
         logger.info("focus of %s set to %s", image_id, focus_of(doc).as_record())
-        self._prerender(image_id)  # the new crops of HUIMAGES_PRERENDER, so no page waits for them
+        self._prerender(image_id, doc)  # the new crops of HUIMAGES_PRERENDER, so no page waits for them
         return doc
 
     def analyse(self, image_id: str) -> Doc:
